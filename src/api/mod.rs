@@ -1,0 +1,290 @@
+//! The REST API under `/api/v1`: the listener and connection loop ([`serve`]), the request
+//! pipeline ([`handle`]: route → authenticate → authorise → handler → render → metrics,
+//! request log, audit log), and one module of thin handlers per resource group.
+
+pub mod auth;
+pub mod query;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod status;
+pub mod tls;
+pub mod users;
+
+use crate::app::App;
+use crate::error::{ApiError, ErrorCode};
+use crate::store::audit::{self, AuditEntry};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use request::Request;
+use response::{Body, Reply};
+use router::{Access, Lookup, Route, Router};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+pub const PREFIX: &str = "/api/v1";
+
+/// The whole route table.
+pub fn routes() -> Router {
+    let mut r = Router::default();
+    auth::routes(&mut r);
+    users::routes(&mut r);
+    status::routes(&mut r);
+    r
+}
+
+/// Accepts connections until `shutdown` resolves, then lets in-flight requests finish for
+/// up to `shutdown_grace_secs`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tls::Acceptor>,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(app.config.http.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    log::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => serve_connection(s, peer, app, watcher).await,
+                    Err(e) => log::debug!("{peer}: TLS handshake failed: {e}"),
+                },
+                None => serve_connection(stream, peer, app, watcher).await,
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
+    log::info!(
+        "shutting down: finishing in-flight requests (up to {}s)",
+        grace.as_secs()
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        log::warn!("grace period over; closing remaining connections");
+    }
+}
+
+async fn serve_connection<IO>(
+    io: IO,
+    peer: SocketAddr,
+    app: Arc<App>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let header_timeout = Duration::from_secs(app.config.http.header_read_timeout_secs);
+    let service = service_fn(move |req| handle(app.clone(), peer, req));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn).await {
+        log::debug!("{peer}: connection: {e}");
+    }
+}
+
+/// One request through the pipeline. Never fails: every error becomes an error envelope.
+pub async fn handle(
+    app: Arc<App>,
+    peer: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let mut request = Request {
+        method: parts.method,
+        path: path.clone(),
+        params: Vec::new(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body: Some(body),
+        client_ip: canonical_ip(peer),
+        principal: None,
+        audit_target: None,
+        audit_username: None,
+        max_body: app.config.http.max_body_bytes,
+    };
+    let lookup = match path.strip_prefix(PREFIX) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            app.router.lookup(&request.method, rest)
+        }
+        _ => Lookup::NotFound,
+    };
+    let (result, route) = match lookup {
+        Lookup::Found(route, params) => {
+            request.params = params;
+            (dispatch(&app, route, &mut request).await, Some(route))
+        }
+        Lookup::MethodNotAllowed(allow) => {
+            let mut e = ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{} is not allowed here", request.method),
+            );
+            e.allow = Some(allow);
+            (Err(e), None)
+        }
+        Lookup::NotFound => (Err(ApiError::not_found("endpoint")), None),
+    };
+    let (response, error) = match result {
+        Ok(reply) => (reply.into_response(), None),
+        Err(e) => (response::error_response(&e), Some(e)),
+    };
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    app.metrics.record(elapsed, status);
+    log::info!(
+        "{} {} {} {} {:.1}ms",
+        request.client_ip,
+        request.method,
+        path,
+        status,
+        elapsed.as_secs_f64() * 1000.0
+    );
+    if let Some(route) = route.filter(|_| is_mutating(&request.method)) {
+        record_audit(&app, route, &request, status, error).await;
+    }
+    Ok(response)
+}
+
+/// Authenticate and authorise per the route's [`Access`], then run the handler.
+async fn dispatch(app: &Arc<App>, route: &Route, req: &mut Request) -> Result<Reply, ApiError> {
+    if route.access != Access::Public {
+        let token = req
+            .bearer_token()
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?
+            .to_string();
+        let principal = crate::auth::authenticate(app, &token).await?;
+        let allowed = match route.access {
+            Access::Require(p) => principal.role.allows(p),
+            _ => true,
+        };
+        req.principal = Some(principal);
+        if !allowed {
+            return Err(ApiError::forbidden());
+        }
+    }
+    (route.handler)(app.clone(), req).await
+}
+
+fn is_mutating(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
+}
+
+async fn record_audit(app: &App, route: &Route, req: &Request, status: u16, err: Option<ApiError>) {
+    let who = req.principal.as_ref();
+    let outcome = match &err {
+        None => "ok".to_string(),
+        Some(e) => format!("{}: {}", e.code.as_str(), e.message),
+    };
+    let entry = AuditEntry {
+        ts: crate::time::now(),
+        level: audit::level_for_status(status),
+        module: route.module.to_string(),
+        action: route.action.to_string(),
+        message: format!("{} {} -> {status} ({outcome})", req.method, req.path),
+        user_id: who.map(|p| p.user_id),
+        username: who
+            .map(|p| p.username.clone())
+            .or_else(|| req.audit_username.clone()),
+        ip: req.client_ip.to_string(),
+        user_agent: req.user_agent(),
+        method: req.method.to_string(),
+        path: req.path.clone(),
+        target: req
+            .audit_target
+            .clone()
+            .or_else(|| target_from_path(&req.path)),
+        status,
+    };
+    let max = app.config.audit.max_entries;
+    if let Err(e) = app.store.call(move |c| audit::insert(c, &entry, max)).await {
+        log::error!("audit log write failed: {e}");
+    }
+}
+
+/// `/api/v1/users/5/reset-password` → `users/5`: the resource a request acted on.
+fn target_from_path(path: &str) -> Option<String> {
+    let rest = path.strip_prefix(PREFIX)?.trim_matches('/');
+    let mut segs = rest.split('/');
+    let kind = segs.next().filter(|s| !s.is_empty())?;
+    Some(match segs.next() {
+        Some(id) if id.bytes().all(|b| b.is_ascii_digit()) && !id.is_empty() => {
+            format!("{kind}/{id}")
+        }
+        _ => kind.to_string(),
+    })
+}
+
+/// IPv4 clients of a dual-stack socket appear as `::ffff:a.b.c.d`; log them as IPv4.
+fn canonical_ip(peer: SocketAddr) -> std::net::IpAddr {
+    match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(Into::into).unwrap_or(v6.into()),
+        ip => ip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_targets() {
+        assert_eq!(
+            target_from_path("/api/v1/users/5/reset-password").as_deref(),
+            Some("users/5")
+        );
+        assert_eq!(target_from_path("/api/v1/users").as_deref(), Some("users"));
+        assert_eq!(
+            target_from_path("/api/v1/auth/login").as_deref(),
+            Some("auth")
+        );
+        assert_eq!(target_from_path("/api/v1/").as_deref(), None);
+    }
+
+    #[test]
+    fn mapped_ipv4_is_shown_as_ipv4() {
+        let p: SocketAddr = "[::ffff:127.0.0.1]:5".parse().expect("addr");
+        assert_eq!(canonical_ip(p).to_string(), "127.0.0.1");
+        let p: SocketAddr = "[::1]:5".parse().expect("addr");
+        assert_eq!(canonical_ip(p).to_string(), "::1");
+    }
+}

@@ -1,0 +1,169 @@
+//! Query strings and pagination. Parameters are taken by name; whatever is left when a
+//! handler calls [`Query::finish`] is an unknown parameter and a 422, like unknown JSON
+//! fields, so a typo such as `?sise=50` is not silently ignored.
+
+use crate::error::{ApiError, ApiResult};
+use serde::Serialize;
+use std::str::FromStr;
+
+#[derive(Debug, Default)]
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    pub fn parse(raw: &str) -> ApiResult<Query> {
+        Ok(Query {
+            pairs: form_urlencoded::parse(raw.as_bytes())
+                .into_owned()
+                .collect(),
+        })
+    }
+
+    /// The last value given for `name` (an empty value counts as absent).
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        let mut found = None;
+        self.pairs.retain(|(k, v)| {
+            if k == name {
+                found = Some(v.clone());
+                false
+            } else {
+                true
+            }
+        });
+        found.filter(|v| !v.is_empty())
+    }
+
+    /// `take` and parse; a value that does not parse is a 422 naming the parameter.
+    pub fn take_parsed<T: FromStr>(&mut self, name: &str, what: &str) -> ApiResult<Option<T>> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::validation(name, format!("{name} must be {what}"))),
+        }
+    }
+
+    /// Errors on the first parameter no one took.
+    pub fn finish(self) -> ApiResult<()> {
+        match self.pairs.into_iter().next() {
+            Some((k, _)) => Err(ApiError::validation(
+                k.clone(),
+                format!("unknown query parameter {k:?}"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `page` (≥ 1, default 1) and `size` (1–100, default 20) of a list request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub page: u32,
+    pub size: u32,
+}
+
+pub const DEFAULT_SIZE: u32 = 20;
+pub const MAX_SIZE: u32 = 100;
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PageMeta {
+    pub page: u32,
+    pub size: u32,
+    pub total: u64,
+    pub pages: u64,
+}
+
+impl Page {
+    pub fn from_query(q: &mut Query) -> ApiResult<Page> {
+        let page = q.take_parsed::<u32>("page", "an integer ≥ 1")?.unwrap_or(1);
+        if page == 0 {
+            return Err(ApiError::validation("page", "page must be an integer ≥ 1"));
+        }
+        let size = q
+            .take_parsed::<u32>("size", "an integer from 1 to 100")?
+            .unwrap_or(DEFAULT_SIZE);
+        if !(1..=MAX_SIZE).contains(&size) {
+            return Err(ApiError::validation(
+                "size",
+                "size must be an integer from 1 to 100",
+            ));
+        }
+        Ok(Page { page, size })
+    }
+
+    pub fn offset(&self) -> u64 {
+        u64::from(self.page - 1) * u64::from(self.size)
+    }
+
+    pub fn meta(&self, total: u64) -> PageMeta {
+        PageMeta {
+            page: self.page,
+            size: self.size,
+            total,
+            pages: total.div_ceil(u64::from(self.size)),
+        }
+    }
+
+    /// `{"<key>": items, "pagination": {…}}` — the contract's list shape.
+    pub fn render<T: Serialize>(&self, key: &str, items: Vec<T>, total: u64) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert(key.into(), serde_json::to_value(items).unwrap_or_default());
+        m.insert(
+            "pagination".into(),
+            serde_json::to_value(self.meta(total)).unwrap_or_default(),
+        );
+        serde_json::Value::Object(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(q: &str) -> ApiResult<Page> {
+        let mut q = Query::parse(q)?;
+        let p = Page::from_query(&mut q)?;
+        q.finish()?;
+        Ok(p)
+    }
+
+    fn field(r: ApiResult<Page>) -> String {
+        r.unwrap_err().details.map(|d| d.field).unwrap_or_default()
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        assert_eq!(page("").expect("ok"), Page { page: 1, size: 20 });
+        assert_eq!(
+            page("page=3&size=100").expect("ok"),
+            Page { page: 3, size: 100 }
+        );
+        assert_eq!(page("size=1").expect("ok").size, 1);
+        assert_eq!(field(page("page=0")), "page");
+        assert_eq!(field(page("page=-1")), "page");
+        assert_eq!(field(page("page=x")), "page");
+        assert_eq!(field(page("size=0")), "size");
+        assert_eq!(field(page("size=101")), "size");
+        assert_eq!(field(page("size=99999999999")), "size");
+        assert_eq!(field(page("sise=5")), "sise");
+    }
+
+    #[test]
+    fn meta_counts_pages() {
+        let p = Page { page: 2, size: 20 };
+        assert_eq!(p.offset(), 20);
+        assert_eq!(p.meta(0).pages, 0);
+        assert_eq!(p.meta(20).pages, 1);
+        assert_eq!(p.meta(21).pages, 2);
+    }
+
+    #[test]
+    fn decoding_and_last_value_wins() {
+        let mut q = Query::parse("search=a%20b+c&role=x&role=user").expect("parse");
+        assert_eq!(q.take("search").as_deref(), Some("a b c"));
+        assert_eq!(q.take("role").as_deref(), Some("user"));
+        assert!(q.finish().is_ok());
+    }
+}

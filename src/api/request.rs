@@ -1,0 +1,250 @@
+//! The request as handlers see it: path parameters, query, JSON body (content type, size
+//! limit and unknown-field checks live here, once), the caller, and what the audit log
+//! should name as the request's target.
+
+use super::query::Query;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use hyper::{HeaderMap, Method};
+use serde::de::DeserializeOwned;
+use std::net::IpAddr;
+
+pub struct Request {
+    pub method: Method,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Option<Incoming>,
+    pub client_ip: IpAddr,
+    /// Set by the router for routes that require authentication.
+    pub principal: Option<Principal>,
+    /// What the audit log records as the target (default: the request path).
+    pub audit_target: Option<String>,
+    /// Who the audit log names when there is no principal (the username of a login attempt).
+    pub audit_username: Option<String>,
+    pub max_body: usize,
+}
+
+impl Request {
+    /// The caller; only routes declared with an access requirement have one.
+    pub fn principal(&self) -> ApiResult<&Principal> {
+        self.principal
+            .as_ref()
+            .ok_or_else(|| ApiError::unauthorized("authentication required"))
+    }
+
+    /// A path parameter that must be an integer id, e.g. `{id}` in `/users/{id}`.
+    pub fn id(&self, name: &str) -> ApiResult<i64> {
+        let raw = self
+            .params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        raw.parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| ApiError::validation(name, format!("{name} must be a positive integer")))
+    }
+
+    pub fn query(&self) -> ApiResult<Query> {
+        Query::parse(self.query.as_deref().unwrap_or(""))
+    }
+
+    pub fn user_agent(&self) -> Option<String> {
+        self.headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect())
+    }
+
+    /// The bearer token of the `Authorization` header, if any.
+    pub fn bearer_token(&self) -> Option<&str> {
+        let v = self
+            .headers
+            .get(hyper::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }
+
+    /// The whole body, at most `max_body` bytes (413 beyond).
+    pub async fn body_bytes(&mut self) -> ApiResult<bytes::Bytes> {
+        let too_large = || {
+            ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("request body exceeds {} bytes", self.max_body),
+            )
+        };
+        let declared = self
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body as u64) {
+            return Err(too_large());
+        }
+        let Some(body) = self.body.take() else {
+            return Ok(bytes::Bytes::new());
+        };
+        match Limited::new(body, self.max_body).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Err(_) => Err(ApiError::bad_request("could not read the request body")),
+        }
+    }
+
+    /// Parses the body as JSON into `T`. `T` should be `#[serde(deny_unknown_fields)]`.
+    /// Wrong content type or broken JSON: 400. Unknown field, missing field, wrong type: 422
+    /// naming the field.
+    pub async fn json<T: DeserializeOwned>(&mut self) -> ApiResult<T> {
+        let ct = self
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !is_json(ct) {
+            return Err(ApiError::bad_request(
+                "Content-Type must be application/json",
+            ));
+        }
+        let body = self.body_bytes().await?;
+        parse_json(&body)
+    }
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// JSON → `T` with the contract's error mapping (see [`Request::json`]).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "request body must be a JSON document",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        json_error(&path, &inner)
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+fn json_error(path: &str, e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data => {
+            let msg = strip_position(&e.to_string());
+            // serde_path_to_error's path already ends in an unknown field's name; a missing
+            // field is reported on the enclosing object and named only in backticks.
+            let missing = backticked(&msg).filter(|_| msg.starts_with("missing field"));
+            let field = match (path, missing) {
+                (".", Some(n)) => n.to_string(),
+                (".", None) => "body".to_string(),
+                (p, Some(n)) => format!("{p}.{n}"),
+                (p, None) => p.to_string(),
+            };
+            ApiError::validation(field, msg)
+        }
+        _ => ApiError::bad_request(format!("malformed JSON: {e}")),
+    }
+}
+
+fn backticked(msg: &str) -> Option<&str> {
+    let start = msg.find('`')? + 1;
+    let len = msg[start..].find('`')?;
+    Some(&msg[start..start + len])
+}
+
+/// serde_json appends " at line L column C"; useless for a one-field message.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// For `Option<Option<T>>` fields of PATCH bodies: absent = `None`, `null` = `Some(None)`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct In {
+        name: String,
+        n: Option<u32>,
+        #[serde(default, deserialize_with = "nullable")]
+        email: Option<Option<String>>,
+    }
+
+    fn err(body: &str) -> ApiError {
+        parse_json::<In>(body.as_bytes()).unwrap_err()
+    }
+
+    fn field(e: &ApiError) -> &str {
+        e.details.as_ref().map(|d| d.field.as_str()).unwrap_or("")
+    }
+
+    #[test]
+    fn syntax_errors_are_400() {
+        for b in ["", "  ", "{", "{\"name\":", "nope", "{\"name\":\"a\"} x"] {
+            assert_eq!(err(b).code, ErrorCode::BadRequest, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn data_errors_are_422_with_field() {
+        let e = err(r#"{"name":"a","nmae":1}"#);
+        assert_eq!((e.code, field(&e)), (ErrorCode::Validation, "nmae"));
+        let e = err(r#"{"n":1}"#);
+        assert_eq!(field(&e), "name");
+        let e = err(r#"{"name":5}"#);
+        assert_eq!(field(&e), "name");
+        assert!(!e.message.contains("line"), "{}", e.message);
+        let e = err(r#"{"name":"a","n":-1}"#);
+        assert_eq!(field(&e), "n");
+        let e = err("5");
+        assert_eq!(field(&e), "body");
+    }
+
+    #[test]
+    fn nullable_tells_absent_from_null() {
+        let a: In = parse_json(br#"{"name":"a"}"#).expect("ok");
+        let b: In = parse_json(br#"{"name":"a","email":null}"#).expect("ok");
+        let c: In = parse_json(br#"{"name":"a","email":"x@y"}"#).expect("ok");
+        assert_eq!(a.email, None);
+        assert_eq!(b.email, Some(None));
+        assert_eq!(c.email, Some(Some("x@y".into())));
+    }
+
+    #[test]
+    fn content_type_essence() {
+        assert!(is_json("application/json"));
+        assert!(is_json("Application/JSON; charset=utf-8"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json(""));
+    }
+}

@@ -1,0 +1,155 @@
+//! Response rendering: the contract's success and error envelopes, and raw downloads.
+//! Handlers return a [`Reply`] or an [`ApiError`]; only this file builds HTTP bodies.
+
+use crate::error::ApiError;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+pub type Body = Full<Bytes>;
+
+/// A successful answer, already serialised.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Bytes,
+    pub content_type: &'static str,
+    /// Extra headers for downloads (`Content-Disposition`).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+#[derive(Serialize)]
+struct Success<'a, T: Serialize> {
+    success: bool,
+    data: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    success: bool,
+    error: ErrorBody<'a>,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'static str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a crate::error::Details>,
+}
+
+const JSON: &str = "application/json";
+
+impl Reply {
+    /// 200 with `data`.
+    pub fn ok<T: Serialize>(data: T) -> Reply {
+        Self::envelope(StatusCode::OK, data, None)
+    }
+
+    /// 200 with `data` and a human-readable `message`.
+    pub fn ok_with<T: Serialize>(data: T, message: &str) -> Reply {
+        Self::envelope(StatusCode::OK, data, Some(message))
+    }
+
+    /// 201 for a created resource.
+    pub fn created<T: Serialize>(data: T, message: &str) -> Reply {
+        Self::envelope(StatusCode::CREATED, data, Some(message))
+    }
+
+    /// 200 with only a message (`data` is `null`).
+    pub fn message(message: &str) -> Reply {
+        Self::envelope(StatusCode::OK, (), Some(message))
+    }
+
+    /// A file download with its own content type.
+    pub fn download(body: impl Into<Bytes>, content_type: &'static str, filename: &str) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body: body.into(),
+            content_type,
+            headers: vec![(
+                "content-disposition",
+                format!("attachment; filename=\"{filename}\""),
+            )],
+        }
+    }
+
+    fn envelope<T: Serialize>(status: StatusCode, data: T, message: Option<&str>) -> Reply {
+        let env = Success {
+            success: true,
+            data,
+            message,
+            timestamp: crate::time::rfc3339(crate::time::now()),
+        };
+        match serde_json::to_vec(&env) {
+            Ok(body) => Reply {
+                status,
+                body: body.into(),
+                content_type: JSON,
+                headers: Vec::new(),
+            },
+            Err(e) => {
+                log::error!("cannot serialise response: {e}");
+                let err = render_error_body(&ApiError::internal());
+                Reply {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    body: err,
+                    content_type: JSON,
+                    headers: Vec::new(),
+                }
+            }
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let mut r = Response::new(Full::new(self.body));
+        *r.status_mut() = self.status;
+        let h = r.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        }
+        r
+    }
+}
+
+fn render_error_body(e: &ApiError) -> Bytes {
+    let env = Failure {
+        success: false,
+        error: ErrorBody {
+            code: e.code.as_str(),
+            message: &e.message,
+            details: e.details.as_ref(),
+        },
+        timestamp: crate::time::rfc3339(crate::time::now()),
+    };
+    serde_json::to_vec(&env)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| Bytes::from_static(b"{\"success\":false}"))
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    let mut r = Response::new(Full::new(render_error_body(e)));
+    *r.status_mut() = e.status();
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+    if let Some(secs) = e.retry_after {
+        h.insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let Some(allow) = e
+        .allow
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        h.insert(ALLOW, allow);
+    }
+    r
+}

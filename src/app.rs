@@ -1,0 +1,130 @@
+//! Start-up and shutdown: everything the service runs, and how it is wired.
+//!
+//! ```text
+//!            SIGINT/SIGTERM ──► shutdown future
+//!                                   │
+//!  TcpListener ──accept──► api::serve ──spawn per connection──► hyper http1 ──► api::handle
+//!                                   │                                            │
+//!                                   │  (graceful: stop accepting, drain)         ├─► auth::authenticate
+//!                                   ▼                                            ├─► handler ─► domain ─► Store
+//!                              Store::close  ◄── after the server has drained    └─► audit log (Store)
+//!                                   │
+//!                      ipv6wgm-db thread (the one SQLite connection)
+//! ```
+//! `App` is the shared state handed (as `Arc<App>`) to every handler. Later components
+//! (WireGuard devices, BGP speaker, RPKI client) are started here too and put their handles
+//! and health checks in `App`.
+
+use crate::api::router::Router;
+use crate::auth::ratelimit::LoginLimiter;
+use crate::auth::token::{self, TokenService};
+use crate::config::Config;
+use crate::health::HealthCheck;
+use crate::metrics::HttpMetrics;
+use crate::store::Store;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub tokens: TokenService,
+    pub login_limiter: Mutex<LoginLimiter>,
+    /// Password hashes computed at once (each is ~tens of ms of one core's time).
+    pub hashing: Semaphore,
+    pub health: Vec<Box<dyn HealthCheck>>,
+    pub metrics: HttpMetrics,
+    pub router: Router,
+    pub started: Instant,
+}
+
+pub const DB_FILE: &str = "ipv6wgm.db";
+pub const KEY_FILE: &str = "jwt.key";
+
+impl App {
+    /// Opens the data dir (creating it, the database and the signing key as needed) and
+    /// makes sure an admin exists.
+    pub async fn open(config: Config) -> Result<App, String> {
+        crate::fsutil::ensure_private_dir(&config.data_dir)?;
+        let store = Store::open(&config.data_dir.join(DB_FILE))?;
+        let key = token::load_or_create_key(&config.data_dir.join(KEY_FILE))?;
+        let app = App {
+            tokens: TokenService::new(&key, config.auth.token_ttl_secs),
+            login_limiter: Mutex::new(LoginLimiter::new(
+                config.auth.login_max_failures,
+                config.auth.login_window_secs,
+            )),
+            hashing: Semaphore::new(2),
+            health: vec![
+                Box::new(crate::health::DatabaseCheck),
+                Box::new(crate::health::ApiCheck),
+            ],
+            metrics: HttpMetrics::default(),
+            router: crate::api::routes(),
+            started: Instant::now(),
+            store,
+            config,
+        };
+        let env_password = std::env::var("IPV6WGM_ADMIN_PASSWORD").ok();
+        crate::users::bootstrap_admin(&app, env_password).await?;
+        Ok(app)
+    }
+
+    /// Seconds since start, on the monotonic clock (immune to NTP steps).
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+}
+
+/// Runs the service until `shutdown` resolves, then drains requests and closes the
+/// database.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), String> {
+    let listener = bind(config.listen)?;
+    let tls = crate::api::tls::acceptor(&config.http)?;
+    let app = Arc::new(App::open(config).await?);
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    log::info!(
+        "ipv6wgm {} listening on {scheme}://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    crate::api::serve(listener, tls, app.clone(), shutdown).await;
+    app.store.close().await;
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Binds the API socket. `[::]` is made dual-stack explicitly (routers may set
+/// `bindv6only`); on a host without IPv6 it falls back to `0.0.0.0`.
+fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let open = |addr: SocketAddr| -> std::io::Result<Socket> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() && addr.ip().is_unspecified() {
+            s.set_only_v6(false)?;
+        }
+        s.set_reuse_address(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        s.listen(1024)?;
+        Ok(s)
+    };
+    let socket = match open(addr) {
+        Err(e)
+            if addr.is_ipv6()
+                && addr.ip().is_unspecified()
+                && e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+        {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+            log::warn!("IPv6 is unavailable on this host; listening on {v4} instead");
+            open(v4)
+        }
+        r => r,
+    }
+    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tokio::net::TcpListener::from_std(socket.into())
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}

@@ -1,0 +1,140 @@
+//! Command line. Hand-rolled: a handful of flags does not earn an argument-parser crate on a
+//! router with 8 MiB of flash.
+
+use crate::config::Overrides;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Serve,
+    /// Reset a user's password with the service stopped (or running), e.g. over SSH.
+    ResetPassword {
+        username: String,
+        from_stdin: bool,
+    },
+    Help,
+    Version,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Cli {
+    pub command: Command,
+    pub overrides: Overrides,
+}
+
+pub const USAGE: &str = "\
+ipv6wgm — IPv6-over-WireGuard access concentrator (REST API on /api/v1)
+
+USAGE:
+    ipv6wgm [serve] [OPTIONS]                      run the service (default)
+    ipv6wgm reset-password USER [--password-stdin] [OPTIONS]
+                                                   set a new password for USER (printed,
+                                                   or read from stdin), re-enable the account
+                                                   and sign out its sessions
+    ipv6wgm --help | --version
+
+OPTIONS:
+    --listen ADDR       API address, e.g. [::]:8000, 127.0.0.1:8000 or 8000  [env IPV6WGM_LISTEN]
+    --data-dir DIR      database, keys, initial admin password (default ./data)  [env IPV6WGM_DATA_DIR]
+    --config FILE       TOML configuration (see config/ipv6wgm.toml)  [env IPV6WGM_CONFIG]
+    --log FILTER        log filter: error|warn|info|debug|trace  [env IPV6WGM_LOG]
+    --tls-cert FILE     PEM certificate chain for HTTPS (build feature `tls`)  [env IPV6WGM_TLS_CERT]
+    --tls-key FILE      PEM private key for HTTPS  [env IPV6WGM_TLS_KEY]
+
+ENVIRONMENT:
+    IPV6WGM_ADMIN_PASSWORD   password of the 'admin' user created on first start; without it
+                             a random one is printed once and saved to DATA_DIR/initial-admin-password
+";
+
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
+    let mut ov = Overrides::default();
+    let mut positional = Vec::new();
+    let mut from_stdin = false;
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => {
+                return Ok(Cli {
+                    command: Command::Help,
+                    overrides: ov,
+                })
+            }
+            "-V" | "--version" => {
+                return Ok(Cli {
+                    command: Command::Version,
+                    overrides: ov,
+                })
+            }
+            "--listen" => ov.listen = Some(value("--listen")?),
+            "--data-dir" => ov.data_dir = Some(PathBuf::from(value("--data-dir")?)),
+            "--config" => ov.config = Some(PathBuf::from(value("--config")?)),
+            "--log" => ov.log = Some(value("--log")?),
+            "--tls-cert" => ov.tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
+            "--tls-key" => ov.tls_key = Some(PathBuf::from(value("--tls-key")?)),
+            "--password-stdin" => from_stdin = true,
+            f if f.starts_with('-') => return Err(format!("unknown option {f} (see --help)")),
+            _ => positional.push(arg),
+        }
+    }
+    let command = match positional.first().map(String::as_str) {
+        None | Some("serve") if positional.len() <= 1 && !from_stdin => Command::Serve,
+        Some("reset-password") if positional.len() == 2 => Command::ResetPassword {
+            username: positional[1].clone(),
+            from_stdin,
+        },
+        Some("reset-password") => return Err("usage: ipv6wgm reset-password USER".into()),
+        _ => return Err(format!("unexpected arguments {positional:?} (see --help)")),
+    };
+    Ok(Cli {
+        command,
+        overrides: ov,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Cli, String> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn serve_is_default_and_flags_parse_both_ways() {
+        let c = p(&[]).expect("ok");
+        assert_eq!(c.command, Command::Serve);
+        let c = p(&["--listen", "127.0.0.1:1", "--data-dir=/tmp/x", "serve"]).expect("ok");
+        assert_eq!(c.command, Command::Serve);
+        assert_eq!(c.overrides.listen.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(c.overrides.data_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn subcommands_and_errors() {
+        assert_eq!(p(&["--version"]).expect("ok").command, Command::Version);
+        assert_eq!(p(&["serve", "-h"]).expect("ok").command, Command::Help);
+        assert_eq!(
+            p(&["reset-password", "admin", "--password-stdin"])
+                .expect("ok")
+                .command,
+            Command::ResetPassword {
+                username: "admin".into(),
+                from_stdin: true
+            }
+        );
+        assert!(p(&["--listen"]).unwrap_err().contains("needs a value"));
+        assert!(p(&["--bogus"]).unwrap_err().contains("--bogus"));
+        assert!(p(&["frobnicate"]).is_err());
+        assert!(p(&["reset-password"]).is_err());
+    }
+}

@@ -1,0 +1,270 @@
+//! Configuration: built-in defaults < TOML file (`--config`) < `IPV6WGM_*` environment <
+//! command-line flags. Read once at start-up, validated, then passed down by reference; no
+//! component re-reads it. Unknown keys in the file are an error so typos do not pass silently.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listen address; `[::]:8000` also accepts IPv4 (dual-stack socket).
+    pub listen: SocketAddr,
+    /// Database, JWT key and initial admin password live here (flash on OpenWrt).
+    pub data_dir: PathBuf,
+    /// env_logger filter, e.g. `info` or `ipv6wgm=debug`.
+    pub log: String,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Connections served at once; further clients wait in the kernel backlog.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this many seconds (slowloris guard).
+    pub header_read_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish on SIGTERM before connections are cut.
+    pub shutdown_grace_secs: u64,
+    /// PEM certificate chain and key; both set = HTTPS (needs the `tls` cargo feature).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of an access token (the seeds' `expires_in`: 8 days).
+    pub token_ttl_secs: u64,
+    /// Failed logins from one IP address within `login_window_secs` before 429.
+    pub login_max_failures: u32,
+    pub login_window_secs: u64,
+    pub password_min_length: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The audit log keeps at most this many newest entries (bounded on flash).
+    pub max_entries: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0u16; 8], 8000)),
+            data_dir: PathBuf::from("./data"),
+            log: "info".into(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+            audit: AuditConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 1 << 20,
+            max_connections: 256,
+            header_read_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token_ttl_secs: 691_200,
+            login_max_failures: 5,
+            login_window_secs: 300,
+            password_min_length: 8,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            max_entries: 20_000,
+        }
+    }
+}
+
+/// Values given on the command line or in the environment; `None` = not given.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub log: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Overrides {
+    /// The `IPV6WGM_*` variables, read through `get` so tests need not touch the process env.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Self {
+        Overrides {
+            config: get("IPV6WGM_CONFIG").map(PathBuf::from),
+            listen: get("IPV6WGM_LISTEN"),
+            data_dir: get("IPV6WGM_DATA_DIR").map(PathBuf::from),
+            log: get("IPV6WGM_LOG"),
+            tls_cert: get("IPV6WGM_TLS_CERT").map(PathBuf::from),
+            tls_key: get("IPV6WGM_TLS_KEY").map(PathBuf::from),
+        }
+    }
+
+    /// `self` with every value that `over` sets replaced by it.
+    pub fn then(self, over: Overrides) -> Overrides {
+        Overrides {
+            config: over.config.or(self.config),
+            listen: over.listen.or(self.listen),
+            data_dir: over.data_dir.or(self.data_dir),
+            log: over.log.or(self.log),
+            tls_cert: over.tls_cert.or(self.tls_cert),
+            tls_key: over.tls_key.or(self.tls_key),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file named by `ov.config` (if any), then the other overrides.
+    pub fn load(ov: &Overrides) -> Result<Config, String> {
+        let mut cfg = match &ov.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+                Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(l) = &ov.listen {
+            cfg.listen = parse_listen(l)?;
+        }
+        if let Some(d) = &ov.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        if let Some(l) = &ov.log {
+            cfg.log = l.clone();
+        }
+        if ov.tls_cert.is_some() {
+            cfg.http.tls_cert = ov.tls_cert.clone();
+        }
+        if ov.tls_key.is_some() {
+            cfg.http.tls_key = ov.tls_key.clone();
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        basic_toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let h = &self.http;
+        if !(1024..=256 << 20).contains(&h.max_body_bytes) {
+            return Err("http.max_body_bytes must be between 1024 and 268435456".into());
+        }
+        if !(1..=65_536).contains(&h.max_connections) {
+            return Err("http.max_connections must be between 1 and 65536".into());
+        }
+        if h.header_read_timeout_secs == 0 {
+            return Err("http.header_read_timeout_secs must be at least 1".into());
+        }
+        if h.tls_cert.is_some() != h.tls_key.is_some() {
+            return Err("TLS needs both a certificate (--tls-cert) and a key (--tls-key)".into());
+        }
+        let a = &self.auth;
+        if a.token_ttl_secs == 0 || a.token_ttl_secs > 366 * 86_400 {
+            return Err("auth.token_ttl_secs must be between 1 and 31622400".into());
+        }
+        if a.login_max_failures == 0 || a.login_window_secs == 0 {
+            return Err("auth.login_max_failures and auth.login_window_secs must be > 0".into());
+        }
+        if !(1..=128).contains(&a.password_min_length) {
+            return Err("auth.password_min_length must be between 1 and 128".into());
+        }
+        if self.audit.max_entries < 100 {
+            return Err("audit.max_entries must be at least 100".into());
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err("data_dir must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// `8000`, `127.0.0.1:8000` or `[::1]:8000`. A bare port listens on all addresses.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([0u16; 8], port)));
+    }
+    s.parse().map_err(|_| {
+        format!("invalid listen address {s:?} (expected e.g. [::]:8000 or 127.0.0.1:8000)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_matches_defaults() {
+        let text = include_str!("../config/ipv6wgm.toml");
+        let cfg = Config::parse(text).expect("example config");
+        cfg.validate().expect("example config is valid");
+        assert_eq!(
+            cfg,
+            Config::default(),
+            "config/ipv6wgm.toml documents the defaults"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Config::parse("lissten = \"[::]:1\"").unwrap_err();
+        assert!(err.contains("lissten"), "{err}");
+        let err = Config::parse("[auth]\ntoken_ttl = 5").unwrap_err();
+        assert!(err.contains("token_ttl"), "{err}");
+    }
+
+    #[test]
+    fn precedence_is_file_then_env_then_flags() {
+        let env = Overrides::from_env(|k| match k {
+            "IPV6WGM_LISTEN" => Some("127.0.0.1:1".into()),
+            "IPV6WGM_LOG" => Some("debug".into()),
+            _ => None,
+        });
+        let flags = Overrides {
+            listen: Some("9000".into()),
+            ..Default::default()
+        };
+        let cfg = Config::load(&env.then(flags)).expect("loads");
+        assert_eq!(cfg.listen, "[::]:9000".parse().expect("addr"));
+        assert_eq!(cfg.log, "debug");
+    }
+
+    #[test]
+    fn invalid_values_are_explained() {
+        let mut ov = Overrides {
+            listen: Some("localhost".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&ov).unwrap_err().contains("listen"));
+        ov.listen = None;
+        ov.tls_cert = Some("c.pem".into());
+        assert!(Config::load(&ov).unwrap_err().contains("tls-key"));
+        let bad = Config::parse("[auth]\ntoken_ttl_secs = 0").expect("parses");
+        assert!(bad.validate().unwrap_err().contains("token_ttl_secs"));
+    }
+}

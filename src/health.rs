@@ -1,0 +1,108 @@
+//! Component health for `/status/health/detailed` and `/status/ready`. Each component
+//! registers a [`HealthCheck`]; later components (WireGuard, BGP, RPKI) add theirs to the
+//! same registry in `app.rs`. A check that does not answer within [`CHECK_TIMEOUT`] is
+//! reported unhealthy rather than stalling the endpoint.
+
+use crate::api::router::BoxFuture;
+use crate::app::App;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::time::{Duration, Instant};
+
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentHealth {
+    pub status: Status,
+    #[serde(flatten)]
+    pub details: Map<String, Value>,
+}
+
+pub trait HealthCheck: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn check<'a>(&'a self, app: &'a App) -> BoxFuture<'a, ComponentHealth>;
+}
+
+/// The database answers a round trip; `response_time` in milliseconds.
+pub struct DatabaseCheck;
+
+impl HealthCheck for DatabaseCheck {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    fn check<'a>(&'a self, app: &'a App) -> BoxFuture<'a, ComponentHealth> {
+        Box::pin(async move {
+            let t = Instant::now();
+            let r = app
+                .store
+                .call(
+                    |c| Ok(c.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))?),
+                )
+                .await;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            let (status, mut d) = match r {
+                Ok(users) => (Status::Healthy, json!({"users": users})),
+                Err(e) => (Status::Unhealthy, json!({"error": e.to_string()})),
+            };
+            d["type"] = json!("sqlite");
+            d["version"] = json!(rusqlite::version());
+            d["response_time"] = json!(round3(ms));
+            component(status, d)
+        })
+    }
+}
+
+/// The API's own request latency since start (from [`crate::metrics`]).
+pub struct ApiCheck;
+
+impl HealthCheck for ApiCheck {
+    fn name(&self) -> &'static str {
+        "api"
+    }
+
+    fn check<'a>(&'a self, app: &'a App) -> BoxFuture<'a, ComponentHealth> {
+        Box::pin(async move {
+            let s = app.metrics.summary();
+            component(Status::Healthy, serde_json::to_value(s).unwrap_or_default())
+        })
+    }
+}
+
+fn component(status: Status, details: Value) -> ComponentHealth {
+    let details = match details {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    ComponentHealth { status, details }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Runs every check (each bounded by [`CHECK_TIMEOUT`]); the overall status is the worst.
+pub async fn run_all(app: &App) -> (Status, Map<String, Value>) {
+    let mut overall = Status::Healthy;
+    let mut out = Map::new();
+    for check in &app.health {
+        let c = match tokio::time::timeout(CHECK_TIMEOUT, check.check(app)).await {
+            Ok(c) => c,
+            Err(_) => component(Status::Unhealthy, json!({"error": "check timed out"})),
+        };
+        overall = overall.max(c.status);
+        out.insert(
+            check.name().into(),
+            serde_json::to_value(&c).unwrap_or_default(),
+        );
+    }
+    (overall, out)
+}

@@ -1,0 +1,63 @@
+//! # ipv6wgm — architecture map
+//!
+//! One static binary that turns an OpenWrt router or a Linux host into an IPv6-over-WireGuard
+//! access concentrator, driven entirely through a REST API under `/api/v1`
+//! (`../shared/CONTRACT.md`).
+//!
+//! ## Bird's-eye view
+//! ```text
+//!  client ──HTTP/1.1──► api::serve ──► api::handle ──► router (matchit per method)
+//!                                          │               │ Access: Public | Authenticated | Require(Permission)
+//!                                          │               ▼
+//!                                          │         auth::authenticate ── token (JWT) + revocation + user row
+//!                                          │               ▼
+//!                                          │         api::<resource> handler (thin: parse → domain → Reply)
+//!                                          │               ▼
+//!                                          │         domain (users, auth::session, …) ──► Store ──► ipv6wgm-db thread ──► SQLite
+//!                                          ▼
+//!                         response envelope · metrics · request log · audit log
+//! ```
+//!
+//! ## Code map
+//! - `main.rs` — command line → [`config`] → [`app::run`]. Nothing else.
+//! - [`cli`] — flags and subcommands (`serve`, `reset-password`).
+//! - [`config`] — defaults < TOML < `IPV6WGM_*` env < flags; unknown keys are errors.
+//! - [`app`] — start-up and shutdown; [`app::App`], the state every handler shares.
+//! - [`api`] — listener, request pipeline, router, request/response helpers, one module per
+//!   resource group (`auth`, `users`, `status`).
+//! - [`auth`] — roles and permissions, password hashing, JWTs, login limiter (pure), and the
+//!   login/refresh/logout flows.
+//! - [`users`] — user validation, the "always an active admin" rule, first-start bootstrap.
+//! - [`store`] — SQLite: migrations and one query file per table. The only place with SQL.
+//! - [`health`], [`metrics`] — component health checks and request-latency histogram.
+//! - [`error`] — [`error::ApiError`], the one error type clients see.
+//! - [`time`], [`fsutil`] — RFC 3339 formatting; private (0600) atomic file writes.
+//!
+//! ## Invariants
+//! - Every response body is the contract's success or error envelope, rendered only by
+//!   `api::response`; every error is an [`error::ApiError`] whose code fixes the status.
+//! - Every route declares its access requirement in the route table; handlers never check
+//!   roles themselves except for "own record" exceptions (password change).
+//! - Every mutating request to a known route leaves one audit-log row, success or not.
+//! - No SQL outside `store/`; no blocking I/O or password hashing on async worker threads
+//!   (database work goes to the `ipv6wgm-db` thread, hashing to the blocking pool, bounded).
+//! - Pure logic (role table, password hash, token codec, rate limiter, validation, query and
+//!   pagination parsing, time formatting) does no I/O and takes time as a parameter.
+//! - Memory is bounded: request bodies (`http.max_body_bytes`), connections
+//!   (`http.max_connections`), the database queue, the login limiter, the latency histogram
+//!   and the audit log (`audit.max_entries`) all have fixed caps.
+//! - Secrets (JWT key, initial admin password) are written 0600, atomically; password
+//!   hashes and private keys never appear in API responses or logs.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod health;
+pub mod metrics;
+pub mod store;
+pub mod time;
+pub mod users;

@@ -1,0 +1,101 @@
+//! `ipv6wgm`: parse the command line, load the configuration, run. Nothing else lives here.
+
+use ipv6wgm::cli::{self, Command};
+use ipv6wgm::config::{Config, Overrides};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // The database and keys hold password hashes and private keys: nothing this process
+    // creates is readable by other local users.
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe { libc::umask(0o077) };
+    let cli = match cli::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let overrides = Overrides::from_env(|k| std::env::var(k).ok()).then(cli.overrides);
+    match cli.command {
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("ipv6wgm {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Serve => match Config::load(&overrides) {
+            Ok(cfg) => exit(serve(cfg)),
+            Err(e) => fail(&e),
+        },
+        Command::ResetPassword {
+            username,
+            from_stdin,
+        } => match Config::load(&overrides) {
+            Ok(cfg) => exit(reset_password(&cfg, &username, from_stdin)),
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+fn serve(cfg: Config) -> Result<(), String> {
+    env_logger::Builder::new()
+        .parse_filters(&cfg.log)
+        .format_timestamp_secs()
+        .init();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(8)
+        .thread_stack_size(256 * 1024)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    rt.block_on(ipv6wgm::app::run(cfg, shutdown_signal()))
+}
+
+/// Resolves on SIGINT or SIGTERM (procd stops services with SIGTERM).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM received"),
+        _ = int.recv() => log::info!("SIGINT received"),
+    }
+}
+
+fn reset_password(cfg: &Config, username: &str, from_stdin: bool) -> Result<(), String> {
+    let given = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("reading password from stdin: {e}"))?;
+        Some(line.trim_end_matches(['\r', '\n']).to_string())
+    } else {
+        None
+    };
+    let pw = ipv6wgm::users::admin_reset_password(&cfg.data_dir, username, given.clone())?;
+    if given.is_some() {
+        println!("password of {username:?} changed; its sessions were signed out");
+    } else {
+        println!("new password of {username:?}: {pw}");
+    }
+    Ok(())
+}
+
+fn exit(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("ipv6wgm: {msg}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,154 @@
+//! SQLite storage, `<data_dir>/ipv6wgm.db`.
+//!
+//! **Threading.** One dedicated OS thread owns the only `rusqlite::Connection`; async code
+//! sends it closures over a bounded channel and awaits the answer on a oneshot. So the tokio
+//! workers never block on disk I/O, writes are serialised without lock contention (SQLite
+//! allows one writer anyway), a closure can run a whole transaction atomically, and a full
+//! queue pushes back on callers instead of growing. A router has one or two cores; a pool of
+//! connections would buy nothing but memory.
+//!
+//! **Layout.** `schema` holds the versioned migrations; one file of queries per table
+//! (`users`, `tokens`, `audit`, `settings`). SQL lives only here.
+
+pub mod audit;
+pub mod schema;
+pub mod settings;
+pub mod tokens;
+pub mod users;
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Errors of the storage layer; `ApiError: From<StoreError>` maps them to HTTP once.
+#[derive(Debug)]
+pub enum StoreError {
+    /// A uniqueness rule: `field` already has that value.
+    Conflict {
+        field: String,
+        message: String,
+    },
+    NotFound(&'static str),
+    /// A domain invariant the change would break (e.g. removing the last admin).
+    Rule(String),
+    /// The database thread has stopped (shutdown in progress).
+    Closed,
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Conflict { message, .. } | StoreError::Rule(message) => {
+                f.write_str(message)
+            }
+            StoreError::NotFound(what) => write!(f, "{what} not found"),
+            StoreError::Closed => f.write_str("database closed"),
+            StoreError::Sqlite(e) => write!(f, "sqlite: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+enum Msg {
+    Run(Job),
+    Close,
+}
+
+/// Requests queued for the database thread before callers wait for room.
+const QUEUE_DEPTH: usize = 64;
+
+/// Cheap-to-share handle to the database thread.
+pub struct Store {
+    tx: mpsc::Sender<Msg>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, runs migrations, starts the thread.
+    pub fn open(path: &Path) -> Result<Store, String> {
+        let mut conn = open_connection(path)?;
+        schema::migrate(&mut conn)?;
+        Ok(Self::start(conn))
+    }
+
+    fn start(mut conn: Connection) -> Store {
+        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("ipv6wgm-db".into())
+            .spawn(move || {
+                while let Some(Msg::Run(job)) = rx.blocking_recv() {
+                    job(&mut conn);
+                }
+                // Jobs sent after this point are dropped; their callers get `Closed`.
+                rx.close();
+                // Fold the WAL back into the main file and close.
+                let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+                if let Err((_, e)) = conn.close() {
+                    log::error!("closing database: {e}");
+                }
+            })
+            .map(Some)
+            .unwrap_or_else(|e| {
+                log::error!("cannot start database thread: {e}");
+                None
+            });
+        Store {
+            tx,
+            thread: Mutex::new(thread),
+        }
+    }
+
+    /// Runs `f` on the database thread and returns its result.
+    pub async fn call<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = reply.send(f(conn));
+        });
+        self.tx
+            .send(Msg::Run(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Lets queued jobs finish, then closes the connection and joins the thread. Called once
+    /// at shutdown, after the HTTP server has drained.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Msg::Close).await;
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
+/// Open a connection with the pragmas every process touching the database uses (the
+/// server, and admin subcommands run over SSH while it may be running).
+pub fn open_connection(path: &Path) -> Result<Connection, String> {
+    let conn = Connection::open(path)
+        .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
+        .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
+        .and_then(|_| conn.pragma_update(None, "foreign_keys", "ON"))
+        .map_err(|e| format!("cannot configure database {}: {e}", path.display()))?;
+    Ok(conn)
+}

@@ -1,0 +1,111 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! `MIGRATIONS[i]` moves the schema from version `i` to `i + 1`; each runs in its own
+//! transaction together with the version bump. Append new ones, never edit old ones. A
+//! database whose version is newer than this binary knows (a downgrade) is refused, because
+//! an older binary would silently misread it.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: users, revoked tokens, settings, audit log.
+    r#"
+    CREATE TABLE users (
+        id                 INTEGER PRIMARY KEY,
+        username           TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+        email              TEXT,
+        full_name          TEXT,
+        role               TEXT    NOT NULL CHECK (role IN ('admin','manager','user','viewer')),
+        is_active          INTEGER NOT NULL DEFAULT 1 CHECK (is_active IN (0,1)),
+        password_hash      TEXT    NOT NULL,
+        -- a token is valid only while it carries this value (bumped by password reset,
+        -- deactivation or role change, which voids every token the user holds)
+        token_generation   INTEGER NOT NULL DEFAULT 0,
+        last_login         INTEGER,
+        created_at         INTEGER NOT NULL,
+        updated_at         INTEGER NOT NULL
+    );
+    CREATE TABLE revoked_tokens (
+        jti        TEXT    PRIMARY KEY,
+        user_id    INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX revoked_tokens_expiry ON revoked_tokens (expires_at);
+    CREATE TABLE settings (
+        key        TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_log (
+        id         INTEGER PRIMARY KEY,
+        ts         INTEGER NOT NULL,
+        level      TEXT    NOT NULL,
+        module     TEXT    NOT NULL,
+        action     TEXT    NOT NULL,
+        message    TEXT    NOT NULL,
+        user_id    INTEGER,
+        username   TEXT,
+        ip         TEXT    NOT NULL,
+        user_agent TEXT,
+        method     TEXT    NOT NULL,
+        path       TEXT    NOT NULL,
+        target     TEXT,
+        status     INTEGER NOT NULL
+    );
+    CREATE INDEX audit_log_ts ON audit_log (ts);
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| format!("cannot read schema version: {e}"))?;
+    if current > VERSION {
+        return Err(format!(
+            "database schema version {current} is newer than this ipv6wgm knows ({VERSION}); \
+             it was written by a newer release. Run that release, or restore a backup made \
+             for this one."
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let to = i as i64 + 1;
+        let tx = conn
+            .transaction()
+            .map_err(|e| format!("migration {to}: {e}"))?;
+        tx.execute_batch(sql)
+            .and_then(|_| tx.pragma_update(None, "user_version", to))
+            .and_then(|_| tx.commit())
+            .map_err(|e| format!("migration to schema version {to} failed: {e}"))?;
+        log::info!("database schema migrated to version {to}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_fresh_database_and_is_idempotent() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        migrate(&mut conn).expect("first");
+        migrate(&mut conn).expect("second run is a no-op");
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, VERSION);
+        conn.execute("SELECT count(*) FROM users", []).ok();
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .expect("set");
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(err.contains("newer"), "{err}");
+    }
+}

@@ -1,0 +1,297 @@
+//! Queries on `users`.
+
+use super::{StoreError, StoreResult};
+use crate::auth::Role;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub role: Role,
+    pub is_active: bool,
+    pub password_hash: String,
+    /// Tokens carry this; bumping it voids them all.
+    pub token_generation: i64,
+    pub last_login: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The fields a create or an update writes (all of them; updates merge first).
+#[derive(Debug, Clone)]
+pub struct UserFields {
+    pub username: String,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub role: Role,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    /// Case-insensitive substring of username, email or full name.
+    pub search: Option<String>,
+    pub role: Option<Role>,
+    pub is_active: Option<bool>,
+}
+
+const COLUMNS: &str = "id, username, email, full_name, role, is_active, password_hash, \
+                       token_generation, last_login, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
+    let role: String = r.get(4)?;
+    Ok(UserRow {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        email: r.get(2)?,
+        full_name: r.get(3)?,
+        role: role.parse().map_err(|_| {
+            rusqlite::Error::FromSqlConversionFailure(
+                4,
+                rusqlite::types::Type::Text,
+                format!("unknown role {role:?}").into(),
+            )
+        })?,
+        is_active: r.get(5)?,
+        password_hash: r.get(6)?,
+        token_generation: r.get(7)?,
+        last_login: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
+}
+
+fn username_taken(e: rusqlite::Error, username: &str) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            StoreError::Conflict {
+                field: "username".into(),
+                message: format!("username {username:?} is already taken"),
+            }
+        }
+        e => StoreError::Sqlite(e),
+    }
+}
+
+pub fn count(conn: &Connection) -> StoreResult<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+}
+
+pub fn insert(conn: &Connection, f: &UserFields, hash: &str, now: i64) -> StoreResult<UserRow> {
+    conn.execute(
+        "INSERT INTO users (username, email, full_name, role, is_active, password_hash, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            f.username,
+            f.email,
+            f.full_name,
+            f.role.as_str(),
+            f.is_active,
+            hash,
+            now
+        ],
+    )
+    .map_err(|e| username_taken(e, &f.username))?;
+    get(conn, conn.last_insert_rowid())?.ok_or(StoreError::NotFound("user"))
+}
+
+pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+pub fn get_by_username(conn: &Connection, username: &str) -> StoreResult<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE username = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([username], from_row)
+        .optional()?)
+}
+
+/// One page of users matching `filter`, ordered by id, and the total number matching.
+pub fn list(
+    conn: &Connection,
+    filter: &UserFilter,
+    limit: u32,
+    offset: u64,
+) -> StoreResult<(Vec<UserRow>, u64)> {
+    let pattern = filter
+        .search
+        .as_ref()
+        .map(|s| format!("%{}%", escape_like(s)));
+    let role = filter.role.map(Role::as_str);
+    let cond = "(?1 IS NULL OR username LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' \
+                OR full_name LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR role = ?2) \
+                AND (?3 IS NULL OR is_active = ?3)";
+    let total: u64 = conn.query_row(
+        &format!("SELECT count(*) FROM users WHERE {cond}"),
+        params![pattern, role, filter.is_active],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM users WHERE {cond} ORDER BY id LIMIT ?4 OFFSET ?5"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![pattern, role, filter.is_active, limit, offset as i64],
+            from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, total))
+}
+
+/// `%`, `_` and `\` in user input match themselves in a LIKE pattern.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Writes every field of `f`; `revoke_tokens` voids the user's existing tokens.
+pub fn update(
+    conn: &Connection,
+    id: i64,
+    f: &UserFields,
+    revoke_tokens: bool,
+    now: i64,
+) -> StoreResult<UserRow> {
+    let n = conn
+        .execute(
+            "UPDATE users SET username = ?2, email = ?3, full_name = ?4, role = ?5, \
+             is_active = ?6, updated_at = ?7, \
+             token_generation = token_generation + CASE WHEN ?8 THEN 1 ELSE 0 END \
+             WHERE id = ?1",
+            params![
+                id,
+                f.username,
+                f.email,
+                f.full_name,
+                f.role.as_str(),
+                f.is_active,
+                now,
+                revoke_tokens
+            ],
+        )
+        .map_err(|e| username_taken(e, &f.username))?;
+    if n == 0 {
+        return Err(StoreError::NotFound("user"));
+    }
+    get(conn, id)?.ok_or(StoreError::NotFound("user"))
+}
+
+/// New password hash; every token the user holds stops working.
+pub fn set_password(conn: &Connection, id: i64, hash: &str, now: i64) -> StoreResult<()> {
+    let n = conn.execute(
+        "UPDATE users SET password_hash = ?2, token_generation = token_generation + 1, \
+         updated_at = ?3 WHERE id = ?1",
+        params![id, hash, now],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("user"));
+    }
+    Ok(())
+}
+
+pub fn record_login(conn: &Connection, id: i64, now: i64) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE users SET last_login = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+pub fn delete(conn: &Connection, id: i64) -> StoreResult<()> {
+    if conn.execute("DELETE FROM users WHERE id = ?1", [id])? == 0 {
+        return Err(StoreError::NotFound("user"));
+    }
+    Ok(())
+}
+
+/// Active admins other than `except`.
+pub fn count_other_active_admins(conn: &Connection, except: i64) -> StoreResult<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND is_active = 1 AND id != ?1",
+        [except],
+        |r| r.get(0),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().expect("db");
+        crate::store::schema::migrate(&mut c).expect("schema");
+        c
+    }
+
+    fn fields(name: &str, role: Role) -> UserFields {
+        UserFields {
+            username: name.into(),
+            email: Some(format!("{name}@example.com")),
+            full_name: None,
+            role,
+            is_active: true,
+        }
+    }
+
+    #[test]
+    fn usernames_are_unique_ignoring_case() {
+        let c = db();
+        insert(&c, &fields("alice", Role::User), "h", 1).expect("insert");
+        let err = insert(&c, &fields("ALICE", Role::User), "h", 1).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { ref field, .. } if field == "username"));
+    }
+
+    #[test]
+    fn list_filters_and_escapes_like_wildcards() {
+        let c = db();
+        for (n, r) in [
+            ("ann", Role::Admin),
+            ("bob_x", Role::User),
+            ("bobby", Role::Viewer),
+        ] {
+            insert(&c, &fields(n, r), "h", 1).expect("insert");
+        }
+        let page = |f: UserFilter| list(&c, &f, 10, 0).expect("list");
+        let (rows, total) = page(UserFilter {
+            search: Some("bob".into()),
+            ..Default::default()
+        });
+        assert_eq!((rows.len(), total), (2, 2));
+        let (rows, _) = page(UserFilter {
+            search: Some("b_".into()),
+            ..Default::default()
+        });
+        assert_eq!(rows.len(), 1, "'_' is literal");
+        assert_eq!(rows[0].username, "bob_x");
+        let (_, total) = page(UserFilter {
+            role: Some(Role::Viewer),
+            ..Default::default()
+        });
+        assert_eq!(total, 1);
+        let (rows, total) = list(&c, &UserFilter::default(), 1, 2).expect("list");
+        assert_eq!((rows[0].username.as_str(), total), ("bobby", 3));
+    }
+
+    #[test]
+    fn password_change_voids_older_tokens() {
+        let c = db();
+        let u = insert(&c, &fields("a", Role::User), "h1", 10).expect("insert");
+        set_password(&c, u.id, "h2", 20).expect("set");
+        let u = get(&c, u.id).expect("get").expect("exists");
+        assert_eq!((u.password_hash.as_str(), u.token_generation), ("h2", 1));
+    }
+}
