@@ -130,6 +130,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
             "request body must be a JSON document",
         ));
     }
+    // Syntax first (no allocation), so broken JSON is always a 400 even when its first
+    // part already fails the typed parse below.
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -210,7 +214,15 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_400() {
-        for b in ["", "  ", "{", "{\"name\":", "nope", "{\"name\":\"a\"} x"] {
+        for b in [
+            "",
+            "  ",
+            "{",
+            "{\"name\":",
+            "nope",
+            "{\"name\":\"a\"} x",
+            "{} x",
+        ] {
             assert_eq!(err(b).code, ErrorCode::BadRequest, "{b:?}");
         }
     }

@@ -1,0 +1,328 @@
+//! Test harness: starts the real `ipv6wgm` binary on 127.0.0.1:0 with a temporary data dir
+//! and talks plain HTTP/1.1 to it over a socket, like `curl` would.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_PW: &str = "admin-test-password";
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub child: Child,
+    pub dir: Arc<tempfile::TempDir>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+#[derive(Default, Clone)]
+pub struct Opts {
+    /// TOML written to a file passed with --config.
+    pub config: Option<String>,
+    /// IPV6WGM_ADMIN_PASSWORD; `None` = let the server generate one.
+    pub admin_password: Option<String>,
+    /// Reuse a data dir (restart tests).
+    pub dir: Option<Arc<tempfile::TempDir>>,
+    /// `--listen` (default 127.0.0.1:0).
+    pub listen: Option<String>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ipv6wgm")
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(Opts {
+            admin_password: Some(ADMIN_PW.into()),
+            ..Default::default()
+        })
+    }
+
+    pub fn start_with(opts: Opts) -> Server {
+        let dir = opts
+            .dir
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
+        let mut cmd = Command::new(bin());
+        cmd.arg("--listen")
+            .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("IPV6WGM_LOG", "info")
+            .env_remove("IPV6WGM_ADMIN_PASSWORD")
+            .env_remove("IPV6WGM_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(cfg) = &opts.config {
+            let p = dir.path().join("test.toml");
+            std::fs::write(&p, cfg).expect("write config");
+            cmd.arg("--config").arg(p);
+        }
+        if let Some(pw) = &opts.admin_password {
+            cmd.env("IPV6WGM_ADMIN_PASSWORD", pw);
+        }
+        let mut child = cmd.spawn().expect("spawn ipv6wgm");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = stderr.clone();
+        let pipe = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+                lines.lock().expect("lock").push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => {
+                let a: SocketAddr = a.parse().expect("listen addr");
+                if a.ip().is_unspecified() {
+                    SocketAddr::from(([127, 0, 0, 1], a.port()))
+                } else {
+                    a
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("server did not start: {:?}", stderr.lock().expect("lock"));
+            }
+        };
+        Server {
+            addr,
+            child,
+            dir,
+            stderr,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().expect("lock").join("\n")
+    }
+
+    /// SIGTERM, then wait (at most 15 s) for a clean exit.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call("GET", path, token, None)
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.call("POST", path, token, Some(&body.to_string()))
+    }
+
+    pub fn send(&self, method: &str, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        self.call(method, path, token, Some(&body.to_string()))
+    }
+
+    /// A JSON request (`Content-Type: application/json` when there is a body).
+    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Resp {
+        let mut headers = Vec::new();
+        if let Some(t) = token {
+            headers.push(format!("Authorization: Bearer {t}"));
+        }
+        if body.is_some() {
+            headers.push("Content-Type: application/json".into());
+        }
+        self.raw(method, path, &headers, body.unwrap_or("").as_bytes())
+    }
+
+    /// Any request, with exactly the given extra headers.
+    pub fn raw(&self, method: &str, path: &str, headers: &[String], body: &[u8]) -> Resp {
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut head = format!(
+            "{method} /api/v1{path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).expect("write");
+        // The server may answer (413, 401) before reading a large body and close.
+        let _ = s.write_all(body);
+        read_response(&mut s)
+    }
+
+    /// POST with a chunked body (no Content-Length for the server to check up front).
+    pub fn raw_chunked(&self, path: &str, headers: &[String], body: &[u8]) -> Resp {
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut head = format!(
+            "POST /api/v1{path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n"
+        );
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).expect("write");
+        for chunk in body.chunks(512) {
+            let _ = s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+            let _ = s.write_all(chunk);
+            let _ = s.write_all(b"\r\n");
+        }
+        let _ = s.write_all(b"0\r\n\r\n");
+        read_response(&mut s)
+    }
+
+    pub fn login(&self, username: &str, password: &str) -> Resp {
+        self.post(
+            "/auth/login",
+            None,
+            &serde_json::json!({"username": username, "password": password}),
+        )
+    }
+
+    /// Logs in and returns the access token (panics on failure).
+    pub fn token(&self, username: &str, password: &str) -> String {
+        let r = self.login(username, password);
+        assert_eq!(r.status, 200, "login {username}: {}", r.body);
+        r.body["data"]["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    pub fn admin(&self) -> String {
+        self.token("admin", ADMIN_PW)
+    }
+
+    /// Creates a user with `role` and returns (id, token).
+    pub fn user_with_role(&self, admin: &str, name: &str, role: &str) -> (i64, String) {
+        let pw = format!("{name}-password");
+        let r = self.post(
+            "/users",
+            Some(admin),
+            &serde_json::json!({"username": name, "password": pw, "role": role}),
+        );
+        assert_eq!(r.status, 201, "create {name}: {}", r.body);
+        let id = r.body["data"]["id"].as_i64().expect("id");
+        (id, self.token(name, &pw))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub raw_body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn field(&self) -> &str {
+        self.body["error"]["details"]["field"]
+            .as_str()
+            .unwrap_or("")
+    }
+
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// Asserts the contract's error envelope with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        assert_eq!(self.status, status, "status; body {}", self.body);
+        assert_eq!(self.body["success"], false, "{}", self.body);
+        assert_eq!(self.code(), code, "{}", self.body);
+        assert!(self.body["error"]["message"].is_string(), "{}", self.body);
+        assert!(self.body["timestamp"].is_string(), "{}", self.body);
+        self
+    }
+}
+
+/// Reads one response (headers + Content-Length body) from `s`.
+pub fn read_response(s: &mut impl Read) -> Resp {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => panic!(
+                "connection closed before headers: {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut raw_body = vec![0u8; len];
+    s.read_exact(&mut raw_body).expect("body");
+    let body = serde_json::from_slice(&raw_body).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+        raw_body,
+    }
+}
+
+/// Opens the server's database read-only (for audit-log checks).
+pub fn open_db(data_dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(
+        data_dir.join("ipv6wgm.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open db")
+}
