@@ -170,7 +170,7 @@ fn bad_input_gets_the_documented_error_and_changes_nothing() {
     )
     .assert_error(400, "BAD_REQUEST");
     post(
-        &[auth.clone()],
+        std::slice::from_ref(&auth),
         br#"{"username":"x1x","password":"password123"}"#,
     )
     .assert_error(400, "BAD_REQUEST");
@@ -422,7 +422,8 @@ fn mutations_are_audited_with_user_ip_action_and_target() {
     assert!(s.stop().success());
 
     let db = open_db(&data);
-    let rows: Vec<(String, Option<String>, String, Option<String>, i64)> = db
+    type Row = (String, Option<String>, String, Option<String>, i64);
+    let rows: Vec<Row> = db
         .prepare("SELECT action, username, ip, target, status FROM audit_log ORDER BY id")
         .expect("prepare")
         .query_map([], |r| {
