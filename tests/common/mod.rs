@@ -29,6 +29,8 @@ pub struct Opts {
     pub dir: Option<Arc<tempfile::TempDir>>,
     /// `--listen` (default 127.0.0.1:0).
     pub listen: Option<String>,
+    /// Extra command-line arguments.
+    pub args: Vec<String>,
 }
 
 pub fn bin() -> &'static str {
@@ -58,6 +60,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        cmd.args(&opts.args);
         if let Some(cfg) = &opts.config {
             let p = dir.path().join("test.toml");
             std::fs::write(&p, cfg).expect("write config");
@@ -73,8 +76,10 @@ impl Server {
         let pipe = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    if let Some(addr) = url.split("://").nth(1) {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
                 }
                 lines.lock().expect("lock").push(line);
             }
