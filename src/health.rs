@@ -42,12 +42,7 @@ impl HealthCheck for DatabaseCheck {
     fn check<'a>(&'a self, app: &'a App) -> BoxFuture<'a, ComponentHealth> {
         Box::pin(async move {
             let t = Instant::now();
-            let r = app
-                .store
-                .call(
-                    |c| Ok(c.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))?),
-                )
-                .await;
+            let r = app.store.call(|c| crate::store::users::count(c)).await;
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             let (status, mut d) = match r {
                 Ok(users) => (Status::Healthy, json!({"users": users})),

@@ -348,12 +348,9 @@ pub async fn bootstrap_admin(app: &App, env_password: Option<String>) -> Result<
         role: Role::Admin,
         is_active: true,
     };
-    let hash = tokio::task::spawn_blocking({
-        let pw = pw.clone();
-        move || password::hash(&pw)
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    let hash = hash_password(app, pw.clone())
+        .await
+        .map_err(|e| e.message)?;
     let now = crate::time::now();
     app.store
         .call(move |c| q::insert(c, &fields, &hash, now))

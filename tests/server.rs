@@ -160,7 +160,14 @@ fn help_and_version() {
 #[test]
 fn tls_flags_without_the_feature_are_refused_not_ignored() {
     let out = std::process::Command::new(bin())
-        .args(["--listen", "127.0.0.1:0", "--tls-cert", "c.pem", "--tls-key", "k.pem"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ])
         .output()
         .expect("run");
     assert!(!out.status.success());

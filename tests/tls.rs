@@ -20,15 +20,34 @@ fn serves_the_api_over_https() {
     let dir = tempfile::tempdir().expect("tmp");
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .expect("openssl");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 
     let s = Server::start_with(Opts {
         admin_password: Some(ADMIN_PW.into()),
@@ -57,7 +76,10 @@ fn serves_the_api_over_https() {
     // Plain HTTP to the TLS port gets no API answer.
     let plain = Command::new("curl")
         .args(["-sS", "--max-time", "5"])
-        .arg(format!("http://127.0.0.1:{}/api/v1/status/health", s.addr.port()))
+        .arg(format!(
+            "http://127.0.0.1:{}/api/v1/status/health",
+            s.addr.port()
+        ))
         .output()
         .expect("curl");
     assert!(!String::from_utf8_lossy(&plain.stdout).contains("\"success\":true"));
@@ -67,7 +89,14 @@ fn serves_the_api_over_https() {
 #[test]
 fn missing_key_file_is_a_startup_error() {
     let out = Command::new(bin())
-        .args(["--listen", "127.0.0.1:0", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nonexistent/c.pem",
+            "--tls-key",
+            "/nonexistent/k.pem",
+        ])
         .output()
         .expect("run");
     assert!(!out.status.success());

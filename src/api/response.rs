@@ -1,4 +1,4 @@
-//! Response rendering: the contract's success and error envelopes, and raw downloads.
+//! Response rendering: the contract's success and error envelopes.
 //! Handlers return a [`Reply`] or an [`ApiError`]; only this file builds HTTP bodies.
 
 use crate::error::ApiError;
@@ -16,8 +16,6 @@ pub struct Reply {
     pub status: StatusCode,
     pub body: Bytes,
     pub content_type: &'static str,
-    /// Extra headers for downloads (`Content-Disposition`).
-    pub headers: Vec<(&'static str, String)>,
 }
 
 #[derive(Serialize)]
@@ -67,19 +65,6 @@ impl Reply {
         Self::envelope(StatusCode::OK, (), Some(message))
     }
 
-    /// A file download with its own content type.
-    pub fn download(body: impl Into<Bytes>, content_type: &'static str, filename: &str) -> Reply {
-        Reply {
-            status: StatusCode::OK,
-            body: body.into(),
-            content_type,
-            headers: vec![(
-                "content-disposition",
-                format!("attachment; filename=\"{filename}\""),
-            )],
-        }
-    }
-
     fn envelope<T: Serialize>(status: StatusCode, data: T, message: Option<&str>) -> Reply {
         let env = Success {
             success: true,
@@ -92,7 +77,6 @@ impl Reply {
                 status,
                 body: body.into(),
                 content_type: JSON,
-                headers: Vec::new(),
             },
             Err(e) => {
                 log::error!("cannot serialise response: {e}");
@@ -101,7 +85,6 @@ impl Reply {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     body: err,
                     content_type: JSON,
-                    headers: Vec::new(),
                 }
             }
         }
@@ -110,13 +93,8 @@ impl Reply {
     pub fn into_response(self) -> Response<Body> {
         let mut r = Response::new(Full::new(self.body));
         *r.status_mut() = self.status;
-        let h = r.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
-        for (name, value) in self.headers {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                h.insert(name, v);
-            }
-        }
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
         r
     }
 }

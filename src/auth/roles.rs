@@ -40,50 +40,34 @@ pub enum Permission {
 
 use Permission::*;
 
-/// Everything any role can read (users are the admin's business only).
-const READ_ALL: &[Permission] = &[
-    SystemRead,
-    StatusRead,
-    WireguardRead,
-    BgpRead,
-    Ipv6Read,
-    MonitoringRead,
-    LogsRead,
-    BackupRead,
-    ClusterRead,
-];
+impl Permission {
+    pub const ALL: [Permission; 19] = [
+        UsersRead,
+        UsersWrite,
+        SystemRead,
+        SystemWrite,
+        StatusRead,
+        WireguardRead,
+        WireguardWrite,
+        WireguardClientsWrite,
+        BgpRead,
+        BgpWrite,
+        Ipv6Read,
+        Ipv6Write,
+        MonitoringRead,
+        MonitoringWrite,
+        LogsRead,
+        BackupRead,
+        BackupWrite,
+        ClusterRead,
+        ClusterWrite,
+    ];
 
-const MANAGER: &[Permission] = &[
-    SystemRead,
-    StatusRead,
-    WireguardRead,
-    WireguardWrite,
-    WireguardClientsWrite,
-    BgpRead,
-    BgpWrite,
-    Ipv6Read,
-    Ipv6Write,
-    MonitoringRead,
-    MonitoringWrite,
-    LogsRead,
-    BackupRead,
-    BackupWrite,
-    ClusterRead,
-    ClusterWrite,
-];
-
-const USER: &[Permission] = &[
-    SystemRead,
-    StatusRead,
-    WireguardRead,
-    WireguardClientsWrite,
-    BgpRead,
-    Ipv6Read,
-    MonitoringRead,
-    LogsRead,
-    BackupRead,
-    ClusterRead,
-];
+    /// Reading anything but the user list (users are the admin's business only).
+    fn is_general_read(self) -> bool {
+        self != UsersRead && self.as_str().ends_with(":read")
+    }
+}
 
 impl Role {
     pub const ALL: [Role; 4] = [Role::Admin, Role::Manager, Role::User, Role::Viewer];
@@ -97,24 +81,30 @@ impl Role {
         }
     }
 
+    /// The contract's role definitions, word for word.
     pub fn allows(self, p: Permission) -> bool {
         match self {
+            // everything
             Role::Admin => true,
-            Role::Manager => MANAGER.contains(&p),
-            Role::User => USER.contains(&p),
-            Role::Viewer => READ_ALL.contains(&p),
+            // everything but users and system settings
+            Role::Manager => !matches!(p, UsersRead | UsersWrite | SystemWrite),
+            // read everything, manage WireGuard clients
+            Role::User => p.is_general_read() || p == WireguardClientsWrite,
+            // read only
+            Role::Viewer => p.is_general_read(),
         }
     }
 
     /// The `permissions` list of user responses; `["*"]` for admins.
     pub fn permission_names(self) -> Vec<&'static str> {
-        let list = match self {
-            Role::Admin => return vec!["*"],
-            Role::Manager => MANAGER,
-            Role::User => USER,
-            Role::Viewer => READ_ALL,
-        };
-        list.iter().map(|p| p.as_str()).collect()
+        if self == Role::Admin {
+            return vec!["*"];
+        }
+        Permission::ALL
+            .into_iter()
+            .filter(|p| self.allows(*p))
+            .map(Permission::as_str)
+            .collect()
     }
 }
 
@@ -173,8 +163,10 @@ mod tests {
         assert!(Role::User.allows(WireguardClientsWrite) && !Role::User.allows(WireguardWrite));
         assert!(Role::User.allows(BgpRead) && !Role::User.allows(BgpWrite));
         // viewer: read only
-        assert!(READ_ALL.iter().all(|p| Role::Viewer.allows(*p)));
-        assert!(!Role::Viewer.allows(WireguardClientsWrite));
+        for p in Permission::ALL {
+            let read = p.as_str().ends_with(":read") && p != UsersRead;
+            assert_eq!(Role::Viewer.allows(p), read, "{}", p.as_str());
+        }
     }
 
     #[test]
@@ -192,5 +184,9 @@ mod tests {
         assert!("root".parse::<Role>().is_err());
         assert_eq!(Role::Admin.permission_names(), vec!["*"]);
         assert!(Role::Viewer.permission_names().contains(&"bgp:read"));
+        assert!(Role::User
+            .permission_names()
+            .contains(&"wireguard.clients:write"));
+        assert!(!Role::Manager.permission_names().contains(&"system:write"));
     }
 }

@@ -22,6 +22,16 @@ fn grant(app: &App, token: String) -> TokenGrant {
     }
 }
 
+fn sign(app: &App, user_id: i64, generation: i64) -> ApiResult<String> {
+    app.tokens
+        .issue(user_id, generation)
+        .map(|issued| issued.token)
+        .map_err(|e| {
+            log::error!("cannot sign token: {e}");
+            ApiError::internal()
+        })
+}
+
 fn bad_credentials() -> ApiError {
     ApiError::new(
         ErrorCode::InvalidCredentials,
@@ -75,13 +85,7 @@ pub async fn login(
         ));
     }
     lock(app).record_success(ip);
-    let issued = app
-        .tokens
-        .issue(user.id, user.token_generation)
-        .map_err(|e| {
-            log::error!("cannot sign token: {e}");
-            ApiError::internal()
-        })?;
+    let token = sign(app, user.id, user.token_generation)?;
     let (id, at) = (user.id, crate::time::now());
     app.store
         .call(move |c| users::record_login(c, id, at))
@@ -90,21 +94,15 @@ pub async fn login(
         last_login: Some(at),
         ..user
     };
-    Ok((grant(app, issued.token), user))
+    Ok((grant(app, token), user))
 }
 
 /// A fresh token for the caller; the presented one is revoked (rotation), so a leaked
 /// token cannot be kept alive by refreshing it.
 pub async fn refresh(app: &App, who: &Principal) -> ApiResult<TokenGrant> {
-    let issued = app
-        .tokens
-        .issue(who.user_id, who.token_generation)
-        .map_err(|e| {
-            log::error!("cannot sign token: {e}");
-            ApiError::internal()
-        })?;
+    let token = sign(app, who.user_id, who.token_generation)?;
     revoke(app, who).await?;
-    Ok(grant(app, issued.token))
+    Ok(grant(app, token))
 }
 
 /// Revokes the presented token, remembered across restarts until it would have expired.
