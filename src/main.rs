@@ -50,23 +50,27 @@ fn serve(cfg: Config) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
-    rt.block_on(ipv6wgm::app::run(cfg, shutdown_signal()))
+    rt.block_on(async {
+        // Registered before start-up, so a SIGTERM that arrives while the database opens
+        // still means "stop cleanly", not the default instant death.
+        let stop = shutdown_signal()?;
+        ipv6wgm::app::run(cfg, stop).await
+    })
 }
 
-/// Resolves on SIGINT or SIGTERM (procd stops services with SIGTERM).
-async fn shutdown_signal() {
+/// A future resolving on SIGINT or SIGTERM (procd stops services with SIGTERM). The
+/// handlers are installed when this is called, not when the future is first polled.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        log::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM received"),
-        _ = int.recv() => log::info!("SIGINT received"),
-    }
+    let install = |k| signal(k).map_err(|e| format!("cannot install signal handler: {e}"));
+    let mut term = install(SignalKind::terminate())?;
+    let mut int = install(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => log::info!("SIGTERM received"),
+            _ = int.recv() => log::info!("SIGINT received"),
+        }
+    })
 }
 
 fn reset_password(cfg: &Config, username: &str, from_stdin: bool) -> Result<(), String> {
