@@ -49,6 +49,7 @@ impl App {
     /// makes sure an admin exists.
     pub async fn open(config: Config) -> Result<App, String> {
         crate::fsutil::ensure_private_dir(&config.data_dir)?;
+        crate::fsutil::ensure_private_dir(&config.run_dir())?;
         let store = Store::open(&config.data_dir.join(DB_FILE))?;
         let key = token::load_or_create_key(&config.data_dir.join(KEY_FILE))?;
         let app = App {

@@ -38,6 +38,9 @@ OPTIONS:
     --data-dir DIR      database, keys, initial admin password (default ./data)  [env IPV6WGM_DATA_DIR]
     --config FILE       TOML configuration (see config/ipv6wgm.toml)  [env IPV6WGM_CONFIG]
     --log FILTER        log filter: error|warn|info|debug|trace  [env IPV6WGM_LOG]
+    --log-dir DIR       high-churn files (log exports, metrics history); RAM on routers
+                        (default DATA_DIR/run)  [env IPV6WGM_LOG_DIR]
+    --public-host HOST  name/address VPN clients use to reach this host  [env IPV6WGM_PUBLIC_HOST]
     --tls-cert FILE     PEM certificate chain for HTTPS (build feature `tls`)  [env IPV6WGM_TLS_CERT]
     --tls-key FILE      PEM private key for HTTPS  [env IPV6WGM_TLS_KEY]
 
@@ -79,6 +82,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
             "--data-dir" => ov.data_dir = Some(PathBuf::from(value("--data-dir")?)),
             "--config" => ov.config = Some(PathBuf::from(value("--config")?)),
             "--log" => ov.log = Some(value("--log")?),
+            "--log-dir" => ov.log_dir = Some(PathBuf::from(value("--log-dir")?)),
+            "--public-host" => ov.public_host = Some(value("--public-host")?),
             "--tls-cert" => ov.tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
             "--tls-key" => ov.tls_key = Some(PathBuf::from(value("--tls-key")?)),
             "--password-stdin" => from_stdin = true,

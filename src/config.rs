@@ -15,6 +15,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// env_logger filter, e.g. `info` or `ipv6wgm=debug`.
     pub log: String,
+    /// High-churn files (log exports, metrics history) — RAM (`/tmp`) on OpenWrt so flash
+    /// is not worn. Unset: `<data_dir>/run`.
+    pub log_dir: Option<PathBuf>,
+    /// Host name or address VPN clients use to reach this host (the `Endpoint` of client
+    /// configs). Unset: client-config requests must name it.
+    pub public_host: Option<String>,
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub audit: AuditConfig,
@@ -60,6 +66,8 @@ impl Default for Config {
             listen: SocketAddr::from(([0u16; 8], 8000)),
             data_dir: PathBuf::from("./data"),
             log: "info".into(),
+            log_dir: None,
+            public_host: None,
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
@@ -106,6 +114,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub log: Option<String>,
+    pub log_dir: Option<PathBuf>,
+    pub public_host: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
 }
@@ -118,6 +128,8 @@ impl Overrides {
             listen: get("IPV6WGM_LISTEN"),
             data_dir: get("IPV6WGM_DATA_DIR").map(PathBuf::from),
             log: get("IPV6WGM_LOG"),
+            log_dir: get("IPV6WGM_LOG_DIR").map(PathBuf::from),
+            public_host: get("IPV6WGM_PUBLIC_HOST"),
             tls_cert: get("IPV6WGM_TLS_CERT").map(PathBuf::from),
             tls_key: get("IPV6WGM_TLS_KEY").map(PathBuf::from),
         }
@@ -130,6 +142,8 @@ impl Overrides {
             listen: over.listen.or(self.listen),
             data_dir: over.data_dir.or(self.data_dir),
             log: over.log.or(self.log),
+            log_dir: over.log_dir.or(self.log_dir),
+            public_host: over.public_host.or(self.public_host),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
         }
@@ -155,6 +169,13 @@ impl Config {
         }
         if let Some(l) = &ov.log {
             cfg.log = l.clone();
+        }
+        if ov.log_dir.is_some() {
+            cfg.log_dir = ov.log_dir.clone();
+        }
+        if let Some(h) = &ov.public_host {
+            // An empty value (UCI's default) means unset.
+            cfg.public_host = Some(h.clone()).filter(|h| !h.is_empty());
         }
         if ov.tls_cert.is_some() {
             cfg.http.tls_cert = ov.tls_cert.clone();
@@ -200,8 +221,38 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err("data_dir must not be empty".into());
         }
+        if let Some(h) = &self.public_host {
+            if !valid_host(h) {
+                return Err(format!(
+                    "public_host {h:?} is not a host name or IP address"
+                ));
+            }
+        }
         Ok(())
     }
+
+    /// Where high-churn files go (see `log_dir`).
+    pub fn run_dir(&self) -> PathBuf {
+        self.log_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("run"))
+    }
+}
+
+/// A DNS name (RFC 1123 labels) or an IPv4/IPv6 literal.
+fn valid_host(h: &str) -> bool {
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    h.len() <= 253
+        && h.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// `8000`, `127.0.0.1:8000` or `[::1]:8000`. A bare port listens on all addresses.
@@ -266,5 +317,28 @@ mod tests {
         assert!(Config::load(&ov).unwrap_err().contains("tls-key"));
         let bad = Config::parse("[auth]\ntoken_ttl_secs = 0").expect("parses");
         assert!(bad.validate().unwrap_err().contains("token_ttl_secs"));
+        let bad = Config::parse("public_host = \"vpn example.com\"").expect("parses");
+        assert!(bad.validate().unwrap_err().contains("public_host"));
+    }
+
+    #[test]
+    fn public_host_forms() {
+        for ok in [
+            "vpn.example.com",
+            "router",
+            "2001:db8::1",
+            "192.0.2.1",
+            "a-b.c",
+        ] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in ["", "-a.b", "a..b", "a_b.c", "[::1]", "a b"] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+        let ov = Overrides {
+            public_host: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(Config::load(&ov).expect("loads").public_host, None);
     }
 }

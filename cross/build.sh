@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Static, stripped release binaries of ipv6wgm for routers, from a fresh Debian machine.
+#
+#   cross/build.sh [TARGET...]         default: all five targets below
+#   → target/cross/<TARGET>/ipv6wgm, and a size table on stdout
+#
+# Targets and how each is built (see ../shared/EMBEDDED.md for why):
+#   x86_64-unknown-linux-musl        stable std                      zig linker
+#   aarch64-unknown-linux-musl       stable std                      zig linker
+#   armv7-unknown-linux-musleabihf   nightly -Zbuild-std (rust-src)  zig linker
+#   mipsel-unknown-linux-musl        nightly -Zbuild-std (tier 3)    zig linker, non-PIE, coarsetime shim
+#   mips-unknown-linux-musl          nightly -Zbuild-std (tier 3)    zig linker, non-PIE, coarsetime shim
+#
+# Installs what it needs itself: rustup targets, a pinned nightly with rust-src, zig (the
+# `ziglang` package from PyPI) and cargo-zigbuild (crates.io). MIPS pitfalls handled here:
+#   - coarsetime (via jwt-simple) uses AtomicU64, absent on 32-bit MIPS: a patched copy of
+#     the downloaded crate is used (cross/patch-coarsetime.sh); Cargo.lock is restored after.
+#   - static-PIE binaries crash at start on MIPS (lld): the final binary is linked non-PIE
+#     (-Crelocation-model=static for the ipv6wgm package only).
+#   - TUN ioctl numbers differ on MIPS: the code uses libc::TUNSETIFF, nothing to do here.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+NIGHTLY=${NIGHTLY:-nightly-2026-05-19}
+ALL="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl mips-unknown-linux-musl"
+TARGETS=${*:-$ALL}
+OUT=$ROOT/target/cross
+log() { printf '>>> %s\n' "$*" >&2; }
+
+# "static" (what routers need), "static-pie" or "dynamic", from the ELF headers.
+linkage() {
+  local h
+  h=$(readelf -lh "$1" 2>/dev/null)
+  if grep -q INTERP <<<"$h"; then echo dynamic
+  elif grep -q 'Type:.*DYN' <<<"$h"; then echo static-pie
+  else echo static; fi
+}
+
+needs_build_std() { case $1 in armv7-*|mips*) return 0 ;; *) return 1 ;; esac; }
+is_mips() { case $1 in mips*) return 0 ;; *) return 1 ;; esac; }
+
+ensure_tools() {
+  if ! python3 -c 'import ziglang' 2>/dev/null; then
+    log "installing zig (PyPI: ziglang)"
+    python3 -m pip install -q ziglang 2>/dev/null || python3 -m pip install -q --break-system-packages ziglang
+  fi
+  if ! command -v cargo-zigbuild >/dev/null; then
+    log "installing cargo-zigbuild (crates.io)"
+    cargo install -q --locked cargo-zigbuild
+  fi
+  local t stable=() nightly=0
+  for t in $TARGETS; do
+    if needs_build_std "$t"; then nightly=1; else stable+=("$t"); fi
+  done
+  if [ ${#stable[@]} -gt 0 ]; then
+    rustup target add "${stable[@]}" >/dev/null
+  fi
+  if [ $nightly = 1 ]; then
+    local sysroot
+    sysroot=$(rustup run "$NIGHTLY" rustc --print sysroot 2>/dev/null || true)
+    if [ -z "$sysroot" ] || [ ! -d "$sysroot/lib/rustlib/src/rust/library" ]; then
+      log "installing $NIGHTLY with rust-src"
+      rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src >/dev/null
+    fi
+  fi
+}
+
+build() {
+  local t=$1 args=() toolchain=()
+  if needs_build_std "$t"; then
+    toolchain=(+"$NIGHTLY")
+    # zig brings the C runtime objects; rustc must not add its own.
+    args+=(-Zbuild-std=std,panic_abort --config "target.$t.rustflags=['-Clink-self-contained=no']")
+  fi
+  if is_mips "$t"; then
+    args+=(-Zprofile-rustflags --config 'profile.release.package.ipv6wgm.rustflags=["-Crelocation-model=static"]')
+    args+=("$("$ROOT/cross/patch-coarsetime.sh" "$OUT/patched/coarsetime")")
+  fi
+  log "building $t"
+  # RUSTFLAGS from the environment would override the per-target flags above.
+  env -u RUSTFLAGS cargo "${toolchain[@]}" zigbuild --release --target "$t" "${args[@]}"
+  mkdir -p "$OUT/$t"
+  cp "target/$t/release/ipv6wgm" "$OUT/$t/ipv6wgm"
+}
+
+# Patching coarsetime rewrites Cargo.lock's entry for it; the repo's lock file stays as it was.
+cp Cargo.lock "$OUT.lock.orig" 2>/dev/null || { mkdir -p "$OUT"; cp Cargo.lock "$OUT.lock.orig"; }
+trap 'cp "$OUT.lock.orig" "$ROOT/Cargo.lock"' EXIT
+ensure_tools
+for t in $TARGETS; do build "$t"; done
+
+printf '\n%-34s %12s %8s  %s\n' target bytes MiB linkage
+for t in $TARGETS; do
+  f=$OUT/$t/ipv6wgm
+  size=$(stat -c %s "$f")
+  kind=$(linkage "$f")
+  printf '%-34s %12s %8s  %s\n' "$t" "$size" "$(awk -v b="$size" 'BEGIN {printf "%.2f", b/1048576}')" "${kind:-?}"
+done
