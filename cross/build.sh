@@ -24,6 +24,7 @@ cd "$ROOT"
 NIGHTLY=${NIGHTLY:-nightly-2026-05-19}
 ALL="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl mips-unknown-linux-musl"
 TARGETS=${*:-$ALL}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=$ROOT/target/cross
 log() { printf '>>> %s\n' "$*" >&2; }
 
@@ -80,7 +81,7 @@ build() {
   # RUSTFLAGS from the environment would override the per-target flags above.
   env -u RUSTFLAGS cargo "${toolchain[@]}" zigbuild --release --target "$t" "${args[@]}"
   mkdir -p "$OUT/$t"
-  cp "target/$t/release/ipv6wgm" "$OUT/$t/ipv6wgm"
+  cp "$TARGET_DIR/$t/release/ipv6wgm" "$OUT/$t/ipv6wgm"
 }
 
 # Patching coarsetime rewrites Cargo.lock's entry for it; the repo's lock file stays as it was.
