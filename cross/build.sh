@@ -18,6 +18,7 @@
 #   - static-PIE binaries crash at start on MIPS (lld): the final binary is linked non-PIE
 #     (-Crelocation-model=static for the ipv6wgm package only).
 #   - TUN ioctl numbers differ on MIPS: the code uses libc::TUNSETIFF, nothing to do here.
+# SQLite is built without the extensions we do not use (cross/sqlite-flags).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -25,6 +26,7 @@ NIGHTLY=${NIGHTLY:-nightly-2026-05-19}
 ALL="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf mipsel-unknown-linux-musl mips-unknown-linux-musl"
 TARGETS=${*:-$ALL}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+SQLITE_FLAGS=$(grep -v '^#' "$ROOT/cross/sqlite-flags" | xargs)
 OUT=$ROOT/target/cross
 log() { printf '>>> %s\n' "$*" >&2; }
 
@@ -71,7 +73,7 @@ build() {
   if needs_build_std "$t"; then
     toolchain=(+"$NIGHTLY")
     # zig brings the C runtime objects; rustc must not add its own.
-    args+=(-Zbuild-std=std,panic_abort --config "target.$t.rustflags=['-Clink-self-contained=no']")
+    args+=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size --config "target.$t.rustflags=['-Clink-self-contained=no']")
   fi
   if is_mips "$t"; then
     args+=(-Zprofile-rustflags --config 'profile.release.package.ipv6wgm.rustflags=["-Crelocation-model=static"]')
@@ -79,7 +81,7 @@ build() {
   fi
   log "building $t"
   # RUSTFLAGS from the environment would override the per-target flags above.
-  env -u RUSTFLAGS cargo "${toolchain[@]}" zigbuild --release --target "$t" "${args[@]}"
+  env -u RUSTFLAGS LIBSQLITE3_FLAGS="$SQLITE_FLAGS" cargo "${toolchain[@]}" zigbuild --release --target "$t" "${args[@]}"
   mkdir -p "$OUT/$t"
   cp "$TARGET_DIR/$t/release/ipv6wgm" "$OUT/$t/ipv6wgm"
 }

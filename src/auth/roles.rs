@@ -12,57 +12,55 @@ pub enum Role {
     Viewer,
 }
 
-/// What a route can require. `*Read` covers GETs of a resource group, `*Write` changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Permission {
-    UsersRead,
-    UsersWrite,
-    SystemRead,
-    SystemWrite,
-    StatusRead,
-    WireguardRead,
+/// Defines [`Permission`], its wire names and `Permission::ALL` from one list.
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// What a route can require. `*Read` covers GETs of a resource group, `*Write` changes.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Permission {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Permission {
+            pub const ALL: &'static [Permission] = &[$(Permission::$variant,)*];
+
+            /// The name shown in `permissions` lists.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Permission::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+permissions! {
+    UsersRead => "users:read",
+    UsersWrite => "users:write",
+    SystemRead => "system:read",
+    SystemWrite => "system:write",
+    StatusRead => "status:read",
+    WireguardRead => "wireguard:read",
     /// Servers: create, change, start, stop.
-    WireguardWrite,
+    WireguardWrite => "wireguard:write",
     /// Clients: create, change, delete, fetch configs with private keys.
-    WireguardClientsWrite,
-    BgpRead,
-    BgpWrite,
-    Ipv6Read,
-    Ipv6Write,
-    MonitoringRead,
-    MonitoringWrite,
-    LogsRead,
-    BackupRead,
-    BackupWrite,
-    ClusterRead,
-    ClusterWrite,
+    WireguardClientsWrite => "wireguard.clients:write",
+    BgpRead => "bgp:read",
+    BgpWrite => "bgp:write",
+    Ipv6Read => "ipv6:read",
+    Ipv6Write => "ipv6:write",
+    MonitoringRead => "monitoring:read",
+    MonitoringWrite => "monitoring:write",
+    LogsRead => "logs:read",
+    BackupRead => "backup:read",
+    BackupWrite => "backup:write",
+    ClusterRead => "cluster:read",
+    ClusterWrite => "cluster:write",
 }
 
 use Permission::*;
 
 impl Permission {
-    pub const ALL: [Permission; 19] = [
-        UsersRead,
-        UsersWrite,
-        SystemRead,
-        SystemWrite,
-        StatusRead,
-        WireguardRead,
-        WireguardWrite,
-        WireguardClientsWrite,
-        BgpRead,
-        BgpWrite,
-        Ipv6Read,
-        Ipv6Write,
-        MonitoringRead,
-        MonitoringWrite,
-        LogsRead,
-        BackupRead,
-        BackupWrite,
-        ClusterRead,
-        ClusterWrite,
-    ];
-
     /// Reading anything but the user list (users are the admin's business only).
     fn is_general_read(self) -> bool {
         self != UsersRead && self.as_str().ends_with(":read")
@@ -101,7 +99,8 @@ impl Role {
             return vec!["*"];
         }
         Permission::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|p| self.allows(*p))
             .map(Permission::as_str)
             .collect()
@@ -121,32 +120,6 @@ impl fmt::Display for Role {
     }
 }
 
-impl Permission {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UsersRead => "users:read",
-            UsersWrite => "users:write",
-            SystemRead => "system:read",
-            SystemWrite => "system:write",
-            StatusRead => "status:read",
-            WireguardRead => "wireguard:read",
-            WireguardWrite => "wireguard:write",
-            WireguardClientsWrite => "wireguard.clients:write",
-            BgpRead => "bgp:read",
-            BgpWrite => "bgp:write",
-            Ipv6Read => "ipv6:read",
-            Ipv6Write => "ipv6:write",
-            MonitoringRead => "monitoring:read",
-            MonitoringWrite => "monitoring:write",
-            LogsRead => "logs:read",
-            BackupRead => "backup:read",
-            BackupWrite => "backup:write",
-            ClusterRead => "cluster:read",
-            ClusterWrite => "cluster:write",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,7 +136,7 @@ mod tests {
         assert!(Role::User.allows(WireguardClientsWrite) && !Role::User.allows(WireguardWrite));
         assert!(Role::User.allows(BgpRead) && !Role::User.allows(BgpWrite));
         // viewer: read only
-        for p in Permission::ALL {
+        for &p in Permission::ALL {
             let read = p.as_str().ends_with(":read") && p != UsersRead;
             assert_eq!(Role::Viewer.allows(p), read, "{}", p.as_str());
         }
