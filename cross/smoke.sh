@@ -56,6 +56,13 @@ curl -s $API/auth/login -H 'Content-Type: application/json' -d '{"username":"smo
   || fail "health"
 # pools: added with the prefix-pool feature (create a pool, allocate, read back).
 
+# WireGuard crypto on this ISA (endianness): RFC 7748 §6.1's key pair, and a fresh key
+# round trip.
+PUB=$(echo dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo= | "${QEMU[@]}" "$BIN" pubkey)
+[ "$PUB" = hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo= ] || fail "X25519 public key: $PUB"
+KEY=$("${QEMU[@]}" "$BIN" genkey)
+[ ${#KEY} = 44 ] && "${QEMU[@]}" "$BIN" pubkey <<<"$KEY" >/dev/null || fail "genkey/pubkey"
+
 kill -TERM $PID
 for _ in $(seq 150); do kill -0 $PID 2>/dev/null || break; sleep 0.1; done
 kill -0 $PID 2>/dev/null && fail "did not stop on SIGTERM"

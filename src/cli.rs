@@ -12,6 +12,10 @@ pub enum Command {
         username: String,
         from_stdin: bool,
     },
+    /// WireGuard keys, like `wg genkey` / `wg pubkey` / `wg genpsk`.
+    GenKey,
+    PubKey,
+    GenPsk,
     Help,
     Version,
 }
@@ -31,6 +35,8 @@ USAGE:
                                                    set a new password for USER (printed,
                                                    or read from stdin), re-enable the account
                                                    and sign out its sessions
+    ipv6wgm genkey | pubkey | genpsk               WireGuard keys, as `wg genkey` etc.
+                                                   (pubkey reads a private key on stdin)
     ipv6wgm --help | --version
 
 OPTIONS:
@@ -98,6 +104,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
             from_stdin,
         },
         Some("reset-password") => return Err("usage: ipv6wgm reset-password USER".into()),
+        Some("genkey") if positional.len() == 1 => Command::GenKey,
+        Some("pubkey") if positional.len() == 1 => Command::PubKey,
+        Some("genpsk") if positional.len() == 1 => Command::GenPsk,
         _ => return Err(format!("unexpected arguments {positional:?} (see --help)")),
     };
     Ok(Cli {
@@ -141,5 +150,7 @@ mod tests {
         assert!(p(&["--bogus"]).unwrap_err().contains("--bogus"));
         assert!(p(&["frobnicate"]).is_err());
         assert!(p(&["reset-password"]).is_err());
+        assert_eq!(p(&["pubkey"]).expect("ok").command, Command::PubKey);
+        assert!(p(&["genkey", "x"]).is_err());
     }
 }

@@ -32,6 +32,8 @@
 //! - [`health`], [`metrics`] — component health checks and request-latency histogram.
 //! - [`error`] — [`error::ApiError`], the one error type clients see.
 //! - [`time`], [`fsutil`] — RFC 3339 formatting; private (0600) atomic file writes.
+//! - [`wg`] — WireGuard keys, wg-quick config codec, UAPI protocol codec (pure; the device
+//!   and the `/wireguard` API build on them).
 //!
 //! ## Invariants
 //! - Every response body is the contract's success or error envelope, rendered only by
@@ -61,3 +63,4 @@ pub mod metrics;
 pub mod store;
 pub mod time;
 pub mod users;
+pub mod wg;

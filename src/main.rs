@@ -2,6 +2,7 @@
 
 use ipv6wgm::cli::{self, Command};
 use ipv6wgm::config::{Config, Overrides};
+use ipv6wgm::wg::keys::{PresharedKey, PrivateKey};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -27,6 +28,15 @@ fn main() -> ExitCode {
             Ok(cfg) => exit(serve(cfg)),
             Err(e) => fail(&e),
         },
+        Command::GenKey => {
+            println!("{}", PrivateKey::generate().to_base64());
+            ExitCode::SUCCESS
+        }
+        Command::GenPsk => {
+            println!("{}", PresharedKey::generate().to_base64());
+            ExitCode::SUCCESS
+        }
+        Command::PubKey => exit(pubkey()),
         Command::ResetPassword {
             username,
             from_stdin,
@@ -89,6 +99,17 @@ fn reset_password(cfg: &Config, username: &str, from_stdin: bool) -> Result<(), 
     } else {
         println!("new password of {username:?}: {pw}");
     }
+    Ok(())
+}
+
+/// `wg pubkey`: a private key on stdin, its public key on stdout.
+fn pubkey() -> Result<(), String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the private key from stdin: {e}"))?;
+    let key = PrivateKey::from_base64(&line).map_err(|e| e.to_string())?;
+    println!("{}", key.public_key().to_base64());
     Ok(())
 }
 
