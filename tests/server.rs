@@ -173,3 +173,32 @@ fn tls_flags_without_the_feature_are_refused_not_ignored() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("without TLS support"));
 }
+
+#[test]
+fn a_broken_database_gives_500_without_internals_503_not_ready_and_stays_alive() {
+    let s = Server::start();
+    let a = s.admin();
+    assert_eq!(s.get("/status/ready", None).status, 200);
+    // Another process breaks the schema under the running service.
+    let db = rusqlite::Connection::open(s.data_dir().join("ipv6wgm.db")).expect("db");
+    db.execute_batch("DROP TABLE users;").expect("drop");
+    drop(db);
+
+    let r = s.get("/users", Some(&a));
+    r.assert_error(500, "INTERNAL_ERROR");
+    let text = r.body.to_string();
+    assert!(
+        !text.contains("no such table") && !text.contains("users"),
+        "{text}"
+    );
+    assert_eq!(r.body["error"]["message"], "internal error");
+
+    s.get("/status/ready", None)
+        .assert_error(503, "SERVICE_UNAVAILABLE");
+    assert_eq!(s.get("/status/live", None).status, 200, "process alive");
+    assert!(
+        s.stderr_text().contains("database error"),
+        "logged server-side"
+    );
+    assert!(s.stop().success());
+}
