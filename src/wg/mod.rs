@@ -6,4 +6,5 @@
 pub mod conf;
 pub mod keys;
 pub mod qr;
+pub mod tun;
 pub mod uapi;
