@@ -3,6 +3,7 @@
 //! out) and tested with fixed vectors; the device (TUN, UDP, `boringtun::noise::Tunn`,
 //! timers) and the API build on them.
 
+pub mod allowed_ips;
 pub mod conf;
 pub mod keys;
 pub mod qr;
