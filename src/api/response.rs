@@ -15,7 +15,6 @@ pub type Body = Full<Bytes>;
 pub struct Reply {
     pub status: StatusCode,
     pub body: Bytes,
-    pub content_type: &'static str,
 }
 
 #[derive(Serialize)]
@@ -76,7 +75,6 @@ impl Reply {
             Ok(body) => Reply {
                 status,
                 body: body.into(),
-                content_type: JSON,
             },
             Err(e) => {
                 log::error!("cannot serialise response: {e}");
@@ -84,7 +82,6 @@ impl Reply {
                 Reply {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     body: err,
-                    content_type: JSON,
                 }
             }
         }
@@ -94,7 +91,7 @@ impl Reply {
         let mut r = Response::new(Full::new(self.body));
         *r.status_mut() = self.status;
         r.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
         r
     }
 }

@@ -9,6 +9,7 @@ use std::ffi::c_short;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// Why a TUN interface could not be created; the API reports it as 503.
 #[derive(Debug)]
@@ -112,42 +113,28 @@ impl Tun {
 
     /// Reads one packet into `buf`; returns its length.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let r = guard.try_io(|fd| {
+        self.fd
+            .async_io(Interest::READABLE, |fd| {
                 // SAFETY: reading into a valid, writable buffer of the given length.
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            if let Ok(result) = r {
-                return result;
-            }
-        }
+                check(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+            })
+            .await
     }
 
     /// Writes one packet.
     pub async fn send(&self, packet: &[u8]) -> io::Result<usize> {
-        loop {
-            let mut guard = self.fd.writable().await?;
-            let r = guard.try_io(|fd| {
+        self.fd
+            .async_io(Interest::WRITABLE, |fd| {
                 // SAFETY: writing from a valid buffer of the given length.
-                let n =
-                    unsafe { libc::write(fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            if let Ok(result) = r {
-                return result;
-            }
-        }
+                check(unsafe { libc::write(fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) })
+            })
+            .await
     }
+}
+
+/// A read(2)/write(2) result as `io::Result` (`WouldBlock` makes `async_io` wait again).
+fn check(n: isize) -> io::Result<usize> {
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 #[cfg(test)]
