@@ -39,6 +39,8 @@ pub struct App {
     pub metrics: HttpMetrics,
     pub router: Router,
     pub started: Instant,
+    /// The running WireGuard servers.
+    pub wg: crate::wg::engine::Engine,
 }
 
 pub const DB_FILE: &str = "ipv6wgm.db";
@@ -66,6 +68,9 @@ impl App {
             metrics: HttpMetrics::default(),
             router: crate::api::routes(),
             started: Instant::now(),
+            wg: crate::wg::engine::Engine::new(
+                Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
+            ),
             store,
             config,
         };
@@ -92,7 +97,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         "ipv6wgm {} listening on {scheme}://{addr}",
         env!("CARGO_PKG_VERSION")
     );
+    crate::wireguard::live::restore(&app).await;
     crate::api::serve(listener, tls, app.clone(), shutdown).await;
+    // Interfaces go away with the service; `is_active` brings them back on the next start.
+    app.wg.stop_all().await;
     app.store.close().await;
     log::info!("stopped");
     Ok(())

@@ -19,11 +19,29 @@ pub struct Config {
     /// is not worn. Unset: `<data_dir>/run`.
     pub log_dir: Option<PathBuf>,
     /// Host name or address VPN clients use to reach this host (the `Endpoint` of client
-    /// configs). Unset: client-config requests must name it.
+    /// configs) when a server has no `endpoint` of its own. Unset: the host the API request
+    /// was sent to.
     pub public_host: Option<String>,
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub audit: AuditConfig,
+    pub wireguard: WireguardConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WireguardConfig {
+    /// Directory of the UAPI sockets that `wg show`/`wg set` use (`<dir>/<iface>.sock`).
+    /// wireguard-tools looks in `/var/run/wireguard`; empty = no sockets.
+    pub uapi_dir: PathBuf,
+}
+
+impl Default for WireguardConfig {
+    fn default() -> Self {
+        WireguardConfig {
+            uapi_dir: PathBuf::from("/var/run/wireguard"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -71,6 +89,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
+            wireguard: WireguardConfig::default(),
         }
     }
 }

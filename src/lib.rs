@@ -34,6 +34,8 @@
 //! - [`time`], [`fsutil`] — RFC 3339 formatting; private (0600) atomic file writes.
 //! - [`wg`] — WireGuard keys, wg-quick config codec, UAPI protocol codec (pure; the device
 //!   and the `/wireguard` API build on them).
+//! - [`wireguard`] — WireGuard servers and clients as stored: validation, subnet/prefix
+//!   conflict rules, address allocation, views, client configs, wg-quick import.
 //!
 //! ## Invariants
 //! - Every response body is the contract's success or error envelope, rendered only by
@@ -64,3 +66,4 @@ pub mod store;
 pub mod time;
 pub mod users;
 pub mod wg;
+pub mod wireguard;

@@ -10,6 +10,7 @@ pub mod router;
 pub mod status;
 pub mod tls;
 pub mod users;
+pub mod wireguard;
 
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
@@ -38,6 +39,7 @@ pub fn routes() -> Router {
     auth::routes(&mut r);
     users::routes(&mut r);
     status::routes(&mut r);
+    wireguard::routes(&mut r);
     r
 }
 

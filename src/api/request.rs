@@ -62,6 +62,14 @@ impl Request {
             .map(|s| s.chars().take(256).collect())
     }
 
+    /// The `Host` header (port included), `""` if absent.
+    pub fn host(&self) -> &str {
+        self.headers
+            .get(hyper::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
     /// The bearer token of the `Authorization` header, if any.
     pub fn bearer_token(&self) -> Option<&str> {
         let v = self

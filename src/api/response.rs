@@ -4,17 +4,24 @@
 use crate::error::ApiError;
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, RETRY_AFTER,
+};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
 pub type Body = Full<Bytes>;
 
-/// A successful answer, already serialised.
+/// A successful answer, already serialised: a JSON envelope, or a file download.
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub body: Bytes,
+    content_type: &'static str,
+    /// `Content-Disposition: attachment; filename=…` for downloads.
+    filename: Option<String>,
+    /// The body holds secrets (client private keys): `Cache-Control: no-store`.
+    secret: bool,
 }
 
 #[derive(Serialize)]
@@ -72,26 +79,60 @@ impl Reply {
             timestamp: crate::time::rfc3339(crate::time::now()),
         };
         match serde_json::to_vec(&env) {
-            Ok(body) => Reply {
-                status,
-                body: body.into(),
-            },
+            Ok(body) => Reply::raw(status, body.into(), JSON),
             Err(e) => {
                 log::error!("cannot serialise response: {e}");
                 let err = render_error_body(&ApiError::internal());
-                Reply {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    body: err,
-                }
+                Reply::raw(StatusCode::INTERNAL_SERVER_ERROR, err, JSON)
             }
         }
+    }
+
+    fn raw(status: StatusCode, body: Bytes, content_type: &'static str) -> Reply {
+        Reply {
+            status,
+            body,
+            content_type,
+            filename: None,
+            secret: false,
+        }
+    }
+
+    /// 200 with a file to save (`filename` is reduced to `[A-Za-z0-9._-]`).
+    pub fn file(body: impl Into<Bytes>, content_type: &'static str, filename: &str) -> Reply {
+        let safe: String = filename
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
+                _ => '_',
+            })
+            .collect();
+        Reply {
+            filename: Some(safe),
+            ..Reply::raw(StatusCode::OK, body.into(), content_type)
+        }
+    }
+
+    /// Marks the answer as holding secrets, so no cache keeps it.
+    pub fn secret(mut self) -> Reply {
+        self.secret = true;
+        self
     }
 
     pub fn into_response(self) -> Response<Body> {
         let mut r = Response::new(Full::new(self.body));
         *r.status_mut() = self.status;
-        r.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+        let h = r.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        if let Some(name) = self.filename {
+            let v = format!("attachment; filename=\"{name}\"");
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(CONTENT_DISPOSITION, v);
+            }
+        }
+        if self.secret {
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         r
     }
 }

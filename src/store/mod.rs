@@ -15,6 +15,7 @@ pub mod schema;
 pub mod settings;
 pub mod tokens;
 pub mod users;
+pub mod wireguard;
 
 use rusqlite::Connection;
 use std::path::Path;

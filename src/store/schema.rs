@@ -54,6 +54,56 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_log_ts ON audit_log (ts);
     "#,
+    // 2: WireGuard servers and their clients. Addresses are canonical text ("10.0.0.1/24"
+    // for a server: its address and subnet; "10.0.0.2" for a client), lists are JSON arrays.
+    r#"
+    CREATE TABLE wg_servers (
+        id                   INTEGER PRIMARY KEY,
+        name                 TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+        interface            TEXT    NOT NULL UNIQUE,
+        description          TEXT,
+        listen_port          INTEGER NOT NULL UNIQUE CHECK (listen_port BETWEEN 1 AND 65535),
+        ipv4_address         TEXT,
+        ipv6_address         TEXT,
+        dns_servers          TEXT    NOT NULL DEFAULT '[]',
+        mtu                  INTEGER NOT NULL DEFAULT 1420,
+        endpoint             TEXT,
+        -- default for clients that do not set their own
+        persistent_keepalive INTEGER,
+        private_key          TEXT    NOT NULL,
+        public_key           TEXT    NOT NULL,
+        -- desired running state: servers with 1 are started again after a restart
+        is_active            INTEGER NOT NULL DEFAULT 0 CHECK (is_active IN (0,1)),
+        created_at           INTEGER NOT NULL,
+        updated_at           INTEGER NOT NULL,
+        CHECK (ipv4_address IS NOT NULL OR ipv6_address IS NOT NULL)
+    );
+    CREATE TABLE wg_clients (
+        id                   INTEGER PRIMARY KEY,
+        server_id            INTEGER NOT NULL REFERENCES wg_servers (id) ON DELETE CASCADE,
+        name                 TEXT    NOT NULL COLLATE NOCASE,
+        description          TEXT,
+        enabled              INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0,1)),
+        public_key           TEXT    NOT NULL UNIQUE,
+        -- NULL when the client brought its own key pair or was imported
+        private_key          TEXT,
+        preshared_key        TEXT,
+        ipv4_address         TEXT,
+        ipv6_address         TEXT,
+        -- what the client routes into the tunnel (its own config's AllowedIPs)
+        allowed_ips          TEXT    NOT NULL DEFAULT '[]',
+        dns_servers          TEXT    NOT NULL DEFAULT '[]',
+        mtu                  INTEGER,
+        persistent_keepalive INTEGER,
+        -- what the server routes to the client besides its addresses
+        routed_prefixes      TEXT    NOT NULL DEFAULT '[]',
+        created_at           INTEGER NOT NULL,
+        updated_at           INTEGER NOT NULL,
+        UNIQUE (server_id, name)
+    );
+    CREATE UNIQUE INDEX wg_clients_ipv4 ON wg_clients (server_id, ipv4_address);
+    CREATE UNIQUE INDEX wg_clients_ipv6 ON wg_clients (server_id, ipv6_address);
+    "#,
 ];
 
 /// The schema version this binary writes.

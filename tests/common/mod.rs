@@ -2,6 +2,8 @@
 //! and talks plain HTTP/1.1 to it over a socket, like `curl` would.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -17,6 +19,8 @@ pub struct Server {
     pub child: Child,
     pub dir: Arc<tempfile::TempDir>,
     pub stderr: Arc<Mutex<Vec<String>>>,
+    /// The network namespace the server runs in (`Opts::netns`); connections are made there.
+    pub netns: Option<String>,
 }
 
 #[derive(Default, Clone)]
@@ -31,6 +35,8 @@ pub struct Opts {
     pub listen: Option<String>,
     /// Extra command-line arguments.
     pub args: Vec<String>,
+    /// Run inside this network namespace (`ip netns` name, see `netns::Netns`).
+    pub netns: Option<String>,
 }
 
 pub fn bin() -> &'static str {
@@ -61,6 +67,9 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         cmd.args(&opts.args);
+        if let Some(ns) = &opts.netns {
+            netns::enter_netns(ns, &mut cmd);
+        }
         if let Some(cfg) = &opts.config {
             let p = dir.path().join("test.toml");
             std::fs::write(&p, cfg).expect("write config");
@@ -103,6 +112,29 @@ impl Server {
             child,
             dir,
             stderr,
+            netns: opts.netns,
+        }
+    }
+
+    /// A connection to the API, made inside the server's network namespace if it has one (a
+    /// socket stays in the namespace it was created in, whichever thread uses it later).
+    pub fn connect(&self) -> TcpStream {
+        match &self.netns {
+            None => TcpStream::connect(self.addr).expect("connect"),
+            Some(ns) => {
+                let path = PathBuf::from("/run/netns").join(ns);
+                let addr = self.addr;
+                std::thread::spawn(move || {
+                    use std::os::fd::AsRawFd;
+                    let f = std::fs::File::open(&path).expect("open netns");
+                    // SAFETY: setns on this short-lived thread only, with an fd we hold.
+                    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+                    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                    TcpStream::connect(addr).expect("connect")
+                })
+                .join()
+                .expect("connect thread")
+            }
         }
     }
 
@@ -158,7 +190,7 @@ impl Server {
 
     /// Any request, with exactly the given extra headers.
     pub fn raw(&self, method: &str, path: &str, headers: &[String], body: &[u8]) -> Resp {
-        let mut s = TcpStream::connect(self.addr).expect("connect");
+        let mut s = self.connect();
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         let mut head = format!(
@@ -178,7 +210,7 @@ impl Server {
 
     /// POST with a chunked body (no Content-Length for the server to check up front).
     pub fn raw_chunked(&self, path: &str, headers: &[String], body: &[u8]) -> Resp {
-        let mut s = TcpStream::connect(self.addr).expect("connect");
+        let mut s = self.connect();
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         let mut head = format!(

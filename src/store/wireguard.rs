@@ -1,0 +1,706 @@
+//! Queries on `wg_servers` and `wg_clients`. Addresses are stored as canonical text and
+//! lists as JSON arrays; rows come back parsed ([`IpNet`], [`IpAddr`]). Validation and the
+//! cross-row rules (subnet overlap, address allocation) live in `crate::wireguard`.
+
+use super::{StoreError, StoreResult};
+use ipnet::IpNet;
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::net::IpAddr;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerRow {
+    pub id: i64,
+    pub name: String,
+    pub interface: String,
+    pub description: Option<String>,
+    pub listen_port: u16,
+    /// The server's own address with its subnet's prefix length, e.g. `10.0.0.1/24`.
+    pub ipv4_address: Option<IpNet>,
+    pub ipv6_address: Option<IpNet>,
+    pub dns_servers: Vec<IpAddr>,
+    pub mtu: u16,
+    /// `host` or `host:port` advertised to clients.
+    pub endpoint: Option<String>,
+    /// Default for clients that set none; 0 = off.
+    pub persistent_keepalive: Option<u16>,
+    /// Base64; never leaves the device through the API.
+    pub private_key: String,
+    pub public_key: String,
+    /// Desired running state (survives restarts).
+    pub is_active: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What a create or an update of a server writes (updates merge first). Keys are written
+/// once, on insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerFields {
+    pub name: String,
+    pub interface: String,
+    pub description: Option<String>,
+    pub listen_port: u16,
+    pub ipv4_address: Option<IpNet>,
+    pub ipv6_address: Option<IpNet>,
+    pub dns_servers: Vec<IpAddr>,
+    pub mtu: u16,
+    pub endpoint: Option<String>,
+    pub persistent_keepalive: Option<u16>,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRow {
+    pub id: i64,
+    pub server_id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub public_key: String,
+    /// `None` when the client brought its own key or was imported.
+    pub private_key: Option<String>,
+    pub preshared_key: Option<String>,
+    pub ipv4_address: Option<IpAddr>,
+    pub ipv6_address: Option<IpAddr>,
+    /// Routed by the client into the tunnel (its config's `AllowedIPs`).
+    pub allowed_ips: Vec<IpNet>,
+    /// Empty: the server's.
+    pub dns_servers: Vec<IpAddr>,
+    /// `None`: the server's.
+    pub mtu: Option<u16>,
+    /// `None`: the server's default; 0 = off.
+    pub persistent_keepalive: Option<u16>,
+    /// Canonical prefixes the server routes to this client besides its addresses.
+    pub routed_prefixes: Vec<IpNet>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What a create or an update of a client writes. The public and private key are written
+/// once, on insert; the preshared key may change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientFields {
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub preshared_key: Option<String>,
+    pub ipv4_address: Option<IpAddr>,
+    pub ipv6_address: Option<IpAddr>,
+    pub allowed_ips: Vec<IpNet>,
+    pub dns_servers: Vec<IpAddr>,
+    pub mtu: Option<u16>,
+    pub persistent_keepalive: Option<u16>,
+    pub routed_prefixes: Vec<IpNet>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ClientFilter {
+    pub server_id: Option<i64>,
+    pub enabled: Option<bool>,
+    /// Case-insensitive substring of name, description, public key or address.
+    pub search: Option<String>,
+}
+
+/// One client's routed prefixes, for overlap checks across all servers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    pub client_id: i64,
+    pub client_name: String,
+    pub server_id: i64,
+    pub prefixes: Vec<IpNet>,
+}
+
+// ---- row mapping ----
+
+fn bad(col: usize, msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, Type::Text, msg.into())
+}
+
+fn parsed<T: FromStr>(r: &Row<'_>, col: usize) -> rusqlite::Result<Option<T>> {
+    let Some(s) = r.get::<_, Option<String>>(col)? else {
+        return Ok(None);
+    };
+    s.parse()
+        .map(Some)
+        .map_err(|_| bad(col, format!("malformed value {s:?}")))
+}
+
+fn parsed_list<T: FromStr>(r: &Row<'_>, col: usize) -> rusqlite::Result<Vec<T>> {
+    let s: String = r.get(col)?;
+    let items: Vec<String> =
+        serde_json::from_str(&s).map_err(|e| bad(col, format!("malformed list: {e}")))?;
+    items
+        .iter()
+        .map(|i| {
+            i.parse()
+                .map_err(|_| bad(col, format!("malformed list item {i:?}")))
+        })
+        .collect()
+}
+
+fn json_list<T: ToString>(items: &[T]) -> String {
+    let strings: Vec<String> = items.iter().map(T::to_string).collect();
+    serde_json::to_string(&strings).unwrap_or_else(|_| "[]".into())
+}
+
+fn text<T: ToString>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(T::to_string)
+}
+
+const SERVER_COLUMNS: &str = "id, name, interface, description, listen_port, ipv4_address, \
+    ipv6_address, dns_servers, mtu, endpoint, persistent_keepalive, private_key, public_key, \
+    is_active, created_at, updated_at";
+
+fn server_from_row(r: &Row<'_>) -> rusqlite::Result<ServerRow> {
+    Ok(ServerRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        interface: r.get(2)?,
+        description: r.get(3)?,
+        listen_port: r.get(4)?,
+        ipv4_address: parsed(r, 5)?,
+        ipv6_address: parsed(r, 6)?,
+        dns_servers: parsed_list(r, 7)?,
+        mtu: r.get(8)?,
+        endpoint: r.get(9)?,
+        persistent_keepalive: r.get(10)?,
+        private_key: r.get(11)?,
+        public_key: r.get(12)?,
+        is_active: r.get(13)?,
+        created_at: r.get(14)?,
+        updated_at: r.get(15)?,
+    })
+}
+
+const CLIENT_COLUMNS: &str = "id, server_id, name, description, enabled, public_key, \
+    private_key, preshared_key, ipv4_address, ipv6_address, allowed_ips, dns_servers, mtu, \
+    persistent_keepalive, routed_prefixes, created_at, updated_at";
+
+fn client_from_row(r: &Row<'_>) -> rusqlite::Result<ClientRow> {
+    Ok(ClientRow {
+        id: r.get(0)?,
+        server_id: r.get(1)?,
+        name: r.get(2)?,
+        description: r.get(3)?,
+        enabled: r.get(4)?,
+        public_key: r.get(5)?,
+        private_key: r.get(6)?,
+        preshared_key: r.get(7)?,
+        ipv4_address: parsed(r, 8)?,
+        ipv6_address: parsed(r, 9)?,
+        allowed_ips: parsed_list(r, 10)?,
+        dns_servers: parsed_list(r, 11)?,
+        mtu: r.get(12)?,
+        persistent_keepalive: r.get(13)?,
+        routed_prefixes: parsed_list(r, 14)?,
+        created_at: r.get(15)?,
+        updated_at: r.get(16)?,
+    })
+}
+
+/// A UNIQUE violation becomes a conflict on the column SQLite names last
+/// ("UNIQUE constraint failed: wg_clients.server_id, wg_clients.name" → `name`); the
+/// domain checks these first with friendlier messages, so this is the backstop.
+fn unique_violation(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, Some(msg))
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            let field = msg.rsplit(['.', ' ']).next().unwrap_or("id").to_string();
+            let message = match field.as_str() {
+                "public_key" => "a client with this public key already exists".to_string(),
+                f => format!("{f} is already in use"),
+            };
+            StoreError::Conflict { field, message }
+        }
+        e => StoreError::Sqlite(e),
+    }
+}
+
+// ---- servers ----
+
+pub fn insert_server(
+    conn: &Connection,
+    f: &ServerFields,
+    private_key: &str,
+    public_key: &str,
+    now: i64,
+) -> StoreResult<ServerRow> {
+    conn.execute(
+        "INSERT INTO wg_servers (name, interface, description, listen_port, ipv4_address, \
+         ipv6_address, dns_servers, mtu, endpoint, persistent_keepalive, private_key, \
+         public_key, is_active, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+        params![
+            f.name,
+            f.interface,
+            f.description,
+            f.listen_port,
+            text(&f.ipv4_address),
+            text(&f.ipv6_address),
+            json_list(&f.dns_servers),
+            f.mtu,
+            f.endpoint,
+            f.persistent_keepalive,
+            private_key,
+            public_key,
+            f.is_active,
+            now
+        ],
+    )
+    .map_err(unique_violation)?;
+    let id = conn.last_insert_rowid();
+    get_server(conn, id)?.ok_or(StoreError::NotFound("server"))
+}
+
+pub fn get_server(conn: &Connection, id: i64) -> StoreResult<Option<ServerRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {SERVER_COLUMNS} FROM wg_servers WHERE id = ?1"
+        ))?
+        .query_row([id], server_from_row)
+        .optional()?)
+}
+
+/// Every server, by id (a router has a handful).
+pub fn all_servers(conn: &Connection) -> StoreResult<Vec<ServerRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SERVER_COLUMNS} FROM wg_servers ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], server_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Servers whose desired state is running.
+pub fn active_servers(conn: &Connection) -> StoreResult<Vec<ServerRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SERVER_COLUMNS} FROM wg_servers WHERE is_active = 1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], server_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One page of servers, each with its number of clients, and the total.
+pub fn list_servers(
+    conn: &Connection,
+    limit: u32,
+    offset: u64,
+) -> StoreResult<(Vec<(ServerRow, u64)>, u64)> {
+    let total: u64 = conn.query_row("SELECT count(*) FROM wg_servers", [], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SERVER_COLUMNS}, \
+         (SELECT count(*) FROM wg_clients c WHERE c.server_id = wg_servers.id) \
+         FROM wg_servers ORDER BY id LIMIT ?1 OFFSET ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![limit, offset as i64], |r| {
+            Ok((server_from_row(r)?, r.get::<_, u64>(16)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, total))
+}
+
+/// Writes every field of `f` (not the keys).
+pub fn update_server(
+    conn: &Connection,
+    id: i64,
+    f: &ServerFields,
+    now: i64,
+) -> StoreResult<ServerRow> {
+    let n = conn
+        .execute(
+            "UPDATE wg_servers SET name = ?2, interface = ?3, description = ?4, \
+             listen_port = ?5, ipv4_address = ?6, ipv6_address = ?7, dns_servers = ?8, \
+             mtu = ?9, endpoint = ?10, persistent_keepalive = ?11, is_active = ?12, \
+             updated_at = ?13 WHERE id = ?1",
+            params![
+                id,
+                f.name,
+                f.interface,
+                f.description,
+                f.listen_port,
+                text(&f.ipv4_address),
+                text(&f.ipv6_address),
+                json_list(&f.dns_servers),
+                f.mtu,
+                f.endpoint,
+                f.persistent_keepalive,
+                f.is_active,
+                now
+            ],
+        )
+        .map_err(unique_violation)?;
+    if n == 0 {
+        return Err(StoreError::NotFound("server"));
+    }
+    get_server(conn, id)?.ok_or(StoreError::NotFound("server"))
+}
+
+pub fn set_server_active(
+    conn: &Connection,
+    id: i64,
+    active: bool,
+    now: i64,
+) -> StoreResult<ServerRow> {
+    let n = conn.execute(
+        "UPDATE wg_servers SET is_active = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, active, now],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound("server"));
+    }
+    get_server(conn, id)?.ok_or(StoreError::NotFound("server"))
+}
+
+/// Deletes the server and its clients (explicitly, so it does not depend on the
+/// connection having foreign keys on).
+pub fn delete_server(conn: &Connection, id: i64) -> StoreResult<()> {
+    conn.execute("DELETE FROM wg_clients WHERE server_id = ?1", [id])?;
+    if conn.execute("DELETE FROM wg_servers WHERE id = ?1", [id])? == 0 {
+        return Err(StoreError::NotFound("server"));
+    }
+    Ok(())
+}
+
+// ---- clients ----
+
+pub fn insert_client(
+    conn: &Connection,
+    server_id: i64,
+    f: &ClientFields,
+    public_key: &str,
+    private_key: Option<&str>,
+    now: i64,
+) -> StoreResult<ClientRow> {
+    conn.execute(
+        "INSERT INTO wg_clients (server_id, name, description, enabled, public_key, \
+         private_key, preshared_key, ipv4_address, ipv6_address, allowed_ips, dns_servers, \
+         mtu, persistent_keepalive, routed_prefixes, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+        params![
+            server_id,
+            f.name,
+            f.description,
+            f.enabled,
+            public_key,
+            private_key,
+            f.preshared_key,
+            text(&f.ipv4_address),
+            text(&f.ipv6_address),
+            json_list(&f.allowed_ips),
+            json_list(&f.dns_servers),
+            f.mtu,
+            f.persistent_keepalive,
+            json_list(&f.routed_prefixes),
+            now
+        ],
+    )
+    .map_err(unique_violation)?;
+    let id = conn.last_insert_rowid();
+    get_client(conn, id)?.ok_or(StoreError::NotFound("client"))
+}
+
+pub fn get_client(conn: &Connection, id: i64) -> StoreResult<Option<ClientRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM wg_clients WHERE id = ?1"
+        ))?
+        .query_row([id], client_from_row)
+        .optional()?)
+}
+
+pub fn clients_of_server(conn: &Connection, server_id: i64) -> StoreResult<Vec<ClientRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CLIENT_COLUMNS} FROM wg_clients WHERE server_id = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([server_id], client_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn count_clients(conn: &Connection, server_id: i64) -> StoreResult<u64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM wg_clients WHERE server_id = ?1",
+        [server_id],
+        |r| r.get(0),
+    )?)
+}
+
+/// One page of clients matching `filter`, and the total.
+pub fn list_clients(
+    conn: &Connection,
+    filter: &ClientFilter,
+    limit: u32,
+    offset: u64,
+) -> StoreResult<(Vec<ClientRow>, u64)> {
+    let pattern = filter
+        .search
+        .as_deref()
+        .map(|s| format!("%{}%", escape_like(s)));
+    let cond = "(?1 IS NULL OR name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\' \
+                OR public_key LIKE ?1 ESCAPE '\\' OR ipv4_address LIKE ?1 ESCAPE '\\' \
+                OR ipv6_address LIKE ?1 ESCAPE '\\') \
+                AND (?2 IS NULL OR server_id = ?2) AND (?3 IS NULL OR enabled = ?3)";
+    let total: u64 = conn.query_row(
+        &format!("SELECT count(*) FROM wg_clients WHERE {cond}"),
+        params![pattern, filter.server_id, filter.enabled],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {CLIENT_COLUMNS} FROM wg_clients WHERE {cond} ORDER BY id LIMIT ?4 OFFSET ?5"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![
+                pattern,
+                filter.server_id,
+                filter.enabled,
+                limit,
+                offset as i64
+            ],
+            client_from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, total))
+}
+
+/// `%`, `_` and `\` in user input match themselves in a LIKE pattern.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Every client that has routed prefixes (any server).
+pub fn all_routed(conn: &Connection) -> StoreResult<Vec<Routed>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, server_id, routed_prefixes FROM wg_clients \
+         WHERE routed_prefixes != '[]' ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Routed {
+            client_id: r.get(0)?,
+            client_name: r.get(1)?,
+            server_id: r.get(2)?,
+            prefixes: parsed_list(r, 3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Writes every field of `f` (not the key pair).
+pub fn update_client(
+    conn: &Connection,
+    id: i64,
+    f: &ClientFields,
+    now: i64,
+) -> StoreResult<ClientRow> {
+    let n = conn
+        .execute(
+            "UPDATE wg_clients SET name = ?2, description = ?3, enabled = ?4, \
+             preshared_key = ?5, ipv4_address = ?6, ipv6_address = ?7, allowed_ips = ?8, \
+             dns_servers = ?9, mtu = ?10, persistent_keepalive = ?11, routed_prefixes = ?12, \
+             updated_at = ?13 WHERE id = ?1",
+            params![
+                id,
+                f.name,
+                f.description,
+                f.enabled,
+                f.preshared_key,
+                text(&f.ipv4_address),
+                text(&f.ipv6_address),
+                json_list(&f.allowed_ips),
+                json_list(&f.dns_servers),
+                f.mtu,
+                f.persistent_keepalive,
+                json_list(&f.routed_prefixes),
+                now
+            ],
+        )
+        .map_err(unique_violation)?;
+    if n == 0 {
+        return Err(StoreError::NotFound("client"));
+    }
+    get_client(conn, id)?.ok_or(StoreError::NotFound("client"))
+}
+
+pub fn delete_client(conn: &Connection, id: i64) -> StoreResult<()> {
+    if conn.execute("DELETE FROM wg_clients WHERE id = ?1", [id])? == 0 {
+        return Err(StoreError::NotFound("client"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().expect("db");
+        c.pragma_update(None, "foreign_keys", "ON").expect("fk");
+        crate::store::schema::migrate(&mut c).expect("schema");
+        c
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().expect("net")
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn server(name: &str, iface: &str, port: u16) -> ServerFields {
+        ServerFields {
+            name: name.into(),
+            interface: iface.into(),
+            description: Some("d".into()),
+            listen_port: port,
+            ipv4_address: Some(net("10.0.0.1/24")),
+            ipv6_address: Some(net("fd00::1/64")),
+            dns_servers: vec![ip("1.1.1.1"), ip("2606:4700::1111")],
+            mtu: 1420,
+            endpoint: Some("vpn.example.com".into()),
+            persistent_keepalive: Some(25),
+            is_active: true,
+        }
+    }
+
+    fn client(name: &str, v4: &str) -> ClientFields {
+        ClientFields {
+            name: name.into(),
+            description: None,
+            enabled: true,
+            preshared_key: Some("psk".into()),
+            ipv4_address: Some(ip(v4)),
+            ipv6_address: None,
+            allowed_ips: vec![net("0.0.0.0/0"), net("::/0")],
+            dns_servers: vec![],
+            mtu: None,
+            persistent_keepalive: Some(0),
+            routed_prefixes: vec![net("2001:db8:1::/48")],
+        }
+    }
+
+    fn field(e: StoreError) -> String {
+        match e {
+            StoreError::Conflict { field, .. } => field,
+            e => panic!("not a conflict: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn server_round_trip_and_uniques() {
+        let c = db();
+        let f = server("Home", "wg0", 51820);
+        let s = insert_server(&c, &f, "priv", "pub", 7).expect("insert");
+        assert_eq!(get_server(&c, s.id).expect("get"), Some(s.clone()));
+        assert_eq!(
+            (
+                s.ipv4_address,
+                s.dns_servers.len(),
+                s.is_active,
+                s.created_at
+            ),
+            (Some(net("10.0.0.1/24")), 2, true, 7)
+        );
+        let dup = |g: ServerFields| field(insert_server(&c, &g, "p", "q", 1).unwrap_err());
+        assert_eq!(dup(server("HOME", "wg1", 1)), "name");
+        assert_eq!(dup(server("b", "wg0", 2)), "interface");
+        assert_eq!(dup(server("b", "wg1", 51820)), "listen_port");
+        let mut g = f.clone();
+        g.mtu = 1280;
+        g.ipv4_address = None;
+        let s2 = update_server(&c, s.id, &g, 9).expect("update");
+        assert_eq!((s2.mtu, s2.ipv4_address, s2.updated_at), (1280, None, 9));
+        assert_eq!(s2.private_key, "priv");
+        g.ipv6_address = None;
+        assert!(
+            update_server(&c, s.id, &g, 9).is_err(),
+            "a server keeps an address family"
+        );
+        let off = set_server_active(&c, s.id, false, 10).expect("set");
+        assert!(!off.is_active);
+        assert!(active_servers(&c).expect("active").is_empty());
+    }
+
+    #[test]
+    fn client_round_trip_uniques_and_cascade() {
+        let c = db();
+        let s = insert_server(&c, &server("a", "wg0", 1), "p", "q", 1).expect("server");
+        let s2 = insert_server(&c, &server("b", "wg1", 2), "p", "q", 1).expect("server");
+        let f = client("Laptop", "10.0.0.2");
+        let row = insert_client(&c, s.id, &f, "k1", Some("sk"), 5).expect("insert");
+        assert_eq!(get_client(&c, row.id).expect("get"), Some(row.clone()));
+        assert_eq!(row.routed_prefixes, vec![net("2001:db8:1::/48")]);
+        assert_eq!(row.persistent_keepalive, Some(0));
+        let dup = |sid, g: ClientFields, key: &str| {
+            field(insert_client(&c, sid, &g, key, None, 1).unwrap_err())
+        };
+        assert_eq!(dup(s.id, client("LAPTOP", "10.0.0.3"), "k2"), "name");
+        assert_eq!(dup(s.id, client("x", "10.0.0.2"), "k2"), "ipv4_address");
+        assert_eq!(dup(s2.id, client("x", "10.0.0.9"), "k1"), "public_key");
+        insert_client(&c, s2.id, &client("laptop", "10.0.0.2"), "k3", None, 1)
+            .expect("names and addresses are per server");
+        let (rows, total) = list_servers(&c, 10, 0).expect("list");
+        assert_eq!((rows[0].1, rows[1].1, total), (1, 1, 2));
+        let mut g = f.clone();
+        g.enabled = false;
+        g.routed_prefixes.clear();
+        let up = update_client(&c, row.id, &g, 6).expect("update");
+        assert_eq!((up.enabled, up.routed_prefixes.len()), (false, 0));
+        assert_eq!(all_routed(&c).expect("routed").len(), 1);
+        delete_server(&c, s.id).expect("delete");
+        assert_eq!(get_client(&c, row.id).expect("get"), None);
+        assert_eq!(count_clients(&c, s2.id).expect("count"), 1);
+        assert!(matches!(
+            delete_server(&c, s.id),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn list_clients_filters() {
+        let c = db();
+        let s = insert_server(&c, &server("a", "wg0", 1), "p", "q", 1).expect("server");
+        for (i, n) in ["phone_1", "phone2", "laptop"].iter().enumerate() {
+            let mut f = client(n, &format!("10.0.0.{}", i + 2));
+            f.enabled = i != 2;
+            insert_client(&c, s.id, &f, &format!("k{i}"), None, 1).expect("insert");
+        }
+        let page = |f: ClientFilter| list_clients(&c, &f, 10, 0).expect("list");
+        let (rows, total) = page(ClientFilter {
+            search: Some("phone".into()),
+            ..Default::default()
+        });
+        assert_eq!((rows.len(), total), (2, 2));
+        let (rows, _) = page(ClientFilter {
+            search: Some("e_".into()),
+            ..Default::default()
+        });
+        assert_eq!(rows[0].name, "phone_1", "'_' is literal");
+        assert_eq!(rows.len(), 1);
+        let (_, total) = page(ClientFilter {
+            enabled: Some(false),
+            server_id: Some(s.id),
+            ..Default::default()
+        });
+        assert_eq!(total, 1);
+        let (_, total) = page(ClientFilter {
+            server_id: Some(s.id + 1),
+            ..Default::default()
+        });
+        assert_eq!(total, 0);
+        let (rows, _) = page(ClientFilter {
+            search: Some("10.0.0.4".into()),
+            ..Default::default()
+        });
+        assert_eq!(rows[0].name, "laptop");
+    }
+}
