@@ -195,15 +195,37 @@ EOF
   SERVER_TUN_IP=10.99.0.1
 }
 
-# ===================== TODO(ipv6wgm): our server side — to be filled in =================
-# Will: start target/release/ipv6wgm inside $NS_S (cargo build --release first; data dir
-# under $WORK; admin password via IPV6WGM_ADMIN_PASSWORD), wait for /status/live, log in,
-# create a WireGuard server (listen port $WG_PORT, endpoint host = the $SRV_ENDPOINT host)
-# and a client through the HTTP API, download that client's config to $WORK/client.conf,
-# and set SERVER_PID (ipv6wgm's pid) and SERVER_TUN_IP (the server's tunnel address).
+# Our server side: target/release/ipv6wgm (cargo build --release first) inside $NS_S, data
+# dir under $WORK; log in, create a WireGuard server and a client through the HTTP API, and
+# use the client's downloaded config for the wireguard-go client.
 server_up_ipv6wgm() {
-  echo "bench/wg.sh ipv6wgm: server_up_ipv6wgm is not implemented yet" >&2
-  exit 2
+  local bin=${BIN:-target/release/ipv6wgm} api token sid cid pw=bench-admin-password i
+  [ -x "$bin" ] || { echo "build first: cargo build --release ($bin)" >&2; exit 1; }
+  api=http://127.0.0.1:8000/api/v1
+  IPV6WGM_ADMIN_PASSWORD=$pw ip netns exec "$NS_S" "$bin" --listen 127.0.0.1:8000 \
+    --data-dir "$WORK/data" --log warn >"$WORK/ipv6wgm.log" 2>&1 &
+  SERVER_PID=$!
+  poll 200 ns "$NS_S" curl -sf "$api/status/live" -o /dev/null ||
+    { echo "ipv6wgm did not start:" >&2; cat "$WORK/ipv6wgm.log" >&2; exit 1; }
+  token=$(ns "$NS_S" curl -s "$api/auth/login" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"admin\",\"password\":\"$pw\"}" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+  api_post() {
+    ns "$NS_S" curl -s "$api$1" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$2"
+  }
+  id_of() { sed -n 's/.*"data":{"id":\([0-9]*\).*/\1/p'; }
+  sid=$(api_post /wireguard/servers "{\"name\":\"bench\",\"interface\":\"$IF_S\",\"listen_port\":$WG_PORT,
+    \"ipv4_address\":\"10.99.0.1/24\",\"ipv6_address\":\"fd99::1/64\",\"mtu\":1420}" | id_of)
+  [ -n "$sid" ] || { echo "cannot create the server" >&2; exit 1; }
+  api_post "/wireguard/servers/$sid/start" '{}' | grep -q '"status":"running"' ||
+    { echo "cannot start the server:" >&2; cat "$WORK/ipv6wgm.log" >&2; exit 1; }
+  cid=$(api_post /wireguard/clients "{\"server_id\":$sid,\"name\":\"bench\",\"persistent_keepalive\":25}" | id_of)
+  [ -n "$cid" ] || { echo "cannot create the client" >&2; exit 1; }
+  # The config exactly as a user downloads it; only the Endpoint is pointed at the underlay
+  # address this topology uses (the server knows no public host here).
+  ns "$NS_S" curl -sf "$api/wireguard/clients/$cid/config?format=conf" \
+    -H "Authorization: Bearer $token" -o "$WORK/client.conf.orig"
+  sed "s|^Endpoint = .*|Endpoint = $SRV_ENDPOINT|" "$WORK/client.conf.orig" >"$WORK/client.conf"
+  SERVER_TUN_IP=10.99.0.1
 }
 # ========================================================================================
 

@@ -24,7 +24,7 @@
 //! - [`config`] — defaults < TOML < `IPV6WGM_*` env < flags; unknown keys are errors.
 //! - [`app`] — start-up and shutdown; [`app::App`], the state every handler shares.
 //! - [`api`] — listener, request pipeline, router, request/response helpers, one module per
-//!   resource group (`auth`, `users`, `status`).
+//!   resource group (`auth`, `users`, `status`, `wireguard`).
 //! - [`auth`] — roles and permissions, password hashing, JWTs, login limiter (pure), and the
 //!   login/refresh/logout flows.
 //! - [`users`] — user validation, the "always an active admin" rule, first-start bootstrap.
@@ -32,10 +32,20 @@
 //! - [`health`], [`metrics`] — component health checks and request-latency histogram.
 //! - [`error`] — [`error::ApiError`], the one error type clients see.
 //! - [`time`], [`fsutil`] — RFC 3339 formatting; private (0600) atomic file writes.
-//! - [`wg`] — WireGuard keys, wg-quick config codec, UAPI protocol codec (pure; the device
-//!   and the `/wireguard` API build on them).
+//! - [`wg`] — userspace WireGuard. Pure: keys, wg-quick and UAPI codecs, cryptokey routing,
+//!   QR codes. I/O: TUN, the device driving `boringtun::noise::Tunn` per peer
+//!   ([`wg::device`]), its `wg`-compatible UAPI socket, netlink, and [`wg::engine`], which
+//!   runs one device per started server and knows nothing of the database.
 //! - [`wireguard`] — WireGuard servers and clients as stored: validation, subnet/prefix
-//!   conflict rules, address allocation, views, client configs, wg-quick import.
+//!   conflict rules, address allocation, views, client configs, wg-quick import; its `live`
+//!   module turns rows into engine specs and device statistics into the views' live fields.
+//!
+//! ```text
+//!  /wireguard handler ──► wireguard (rules, DB thread) ──► wireguard::live ──► wg::engine
+//!                                                                              │ one per running server
+//!                                     netlink (MTU, addrs, routes) ◄── wg::device ──► TUN + UDP v4/v6
+//!                                                                              └─► /var/run/wireguard/<if>.sock
+//! ```
 //!
 //! ## Invariants
 //! - Every response body is the contract's success or error envelope, rendered only by
@@ -49,7 +59,10 @@
 //!   pagination parsing, time formatting) does no I/O and takes time as a parameter.
 //! - Memory is bounded: request bodies (`http.max_body_bytes`), connections
 //!   (`http.max_connections`), the database queue, the login limiter, the latency histogram
-//!   and the audit log (`audit.max_entries`) all have fixed caps.
+//!   and the audit log (`audit.max_entries`) all have fixed caps; WireGuard devices have
+//!   fixed packet buffers and never queue packets per peer (see [`wg::device`]).
+//! - What the API reports as running is running: a server's `status` comes from the engine
+//!   (a live device), client statistics from the device; nothing is stored as a guess.
 //! - Secrets (JWT key, initial admin password) are written 0600, atomically; password
 //!   hashes and private keys never appear in API responses or logs.
 

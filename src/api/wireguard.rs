@@ -384,7 +384,7 @@ async fn create_client(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let server = wg::get_server(&app, client.server_id).await?;
     // The config needs an endpoint; without one (no server endpoint, public_host or Host
     // header) the client is still created and its config can be fetched later.
-    let config = wg::client_config(&server, &client, req.host()).ok();
+    let config = wg::client_config(&server, &client, fallback_host(&app, req)).ok();
     let qr_code = match &config {
         Some(c) => Some(crate::wg::qr::data_url(c).map_err(|e| {
             log::error!("QR code: {e}");
@@ -423,6 +423,12 @@ async fn delete_client(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     Ok(Reply::message("client deleted"))
 }
 
+/// Where clients connect when their server names no `endpoint`: the configured public host,
+/// else the host this API request was addressed to.
+fn fallback_host<'a>(app: &'a App, req: &'a Request) -> &'a str {
+    app.config.public_host.as_deref().unwrap_or(req.host())
+}
+
 #[derive(Serialize)]
 struct ConfigView {
     config: String,
@@ -434,7 +440,7 @@ async fn client_config(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let format = q.take("format");
     q.finish()?;
     let (server, client) = wg::client_with_server(&app, id).await?;
-    let config = wg::client_config(&server, &client, req.host())?;
+    let config = wg::client_config(&server, &client, fallback_host(&app, req))?;
     match format.as_deref() {
         None | Some("json") => Ok(Reply::ok(ConfigView { config }).secret()),
         Some("conf") => Ok(Reply::file(
@@ -457,7 +463,7 @@ struct QrView {
 
 async fn client_qrcode(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let (server, client) = wg::client_with_server(&app, req.id("id")?).await?;
-    let config = wg::client_config(&server, &client, req.host())?;
+    let config = wg::client_config(&server, &client, fallback_host(&app, req))?;
     let qrcode = crate::wg::qr::data_url(&config).map_err(|e| {
         log::error!("QR code: {e}");
         ApiError::internal()

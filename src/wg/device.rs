@@ -16,21 +16,22 @@
 //! index in its receiver field.
 //!
 //! ## Resources
-//! - **Threads:** none of its own; the device's 3–4 tasks (TUN, one per UDP socket, timers,
-//!   UAPI) run on the shared tokio runtime (2 workers on a router).
-//! - **Memory per device:** one packet buffer pair per packet task, [`BUF`] bytes each
-//!   (TUN, UDP v4, UDP v6: 6 × 9 KiB = 54 KiB), the device rate limiter and the socket buffers
-//!   the kernel keeps.
-//! - **Memory per peer:** the `Tunn` (handshake state, a ring of 8 sessions, timers, its own
-//!   rate limiter: ≈ 1.3 KiB with no traffic), the index/key map entries and its allowed IPs in
-//!   the prefix tree. `BENCHMARKS.md` has RSS measured with 0, 100 and 1000 peers.
+//! - **Threads:** none of its own; the device's tasks (TUN, one per UDP socket, timers, UAPI)
+//!   run on the shared tokio runtime (one worker per core, at most 4).
+//! - **Memory per device:** two packet buffers of [`BUF`] bytes for each packet task (TUN,
+//!   UDP v4, UDP v6: 6 × 9 KiB = 54 KiB), the device rate limiter, the kernel's socket
+//!   buffers. `BENCHMARKS.md`: a started server with no clients adds ≈ 0.2 MiB RSS.
+//! - **Memory per peer:** a configured peer costs ≈ 0.5 KiB (its `Peer`, map entries, its
+//!   allowed IPs in the prefix tree); its 11 KiB `Tunn` exists only while it is in use
+//!   (see [`super::peer`]). Measured with 100 and 1000 configured clients in `BENCHMARKS.md`.
 //! - **No per-peer packet queue:** boringtun queues up to 256 packets per peer while a
-//!   handshake is under way. We never let it: a packet for a peer without a live session starts a
-//!   handshake and is dropped (TCP resends it), so traffic towards 1000 idle clients cannot grow
-//!   memory.
+//!   handshake is under way. We never let it: a packet for a peer without a live session
+//!   starts a handshake and is dropped (TCP resends it), so traffic towards 1000 idle clients
+//!   cannot grow memory.
 
 use super::allowed_ips::AllowedIps;
 use super::keys::{PresharedKey, PrivateKey, PublicKey};
+use super::peer::Peer;
 use super::tun::{Tun, TunError};
 use super::uapi::{DeviceSnapshot, PeerSnapshot, SetDevice};
 use boringtun::noise::handshake::parse_handshake_anon;
@@ -44,7 +45,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
@@ -110,13 +111,6 @@ pub struct PeerStats {
     pub endpoint: Option<SocketAddr>,
 }
 
-/// The per-peer runtime state shared by the packet tasks.
-struct Peer {
-    index: u32,
-    tunn: Mutex<Tunn>,
-    endpoint: Mutex<Option<SocketAddr>>,
-}
-
 struct PeerEntry {
     peer: Arc<Peer>,
     config: PeerConfig,
@@ -162,14 +156,14 @@ impl State {
         }
     }
 
-    fn new_tunn(&self, config: &PeerConfig, index: u32) -> Tunn {
-        Tunn::new(
+    fn new_peer(&self, config: &PeerConfig, index: u32, endpoint: Option<SocketAddr>) -> Peer {
+        Peer::new(
+            index,
             self.keys.secret.clone(),
             config.public_key.to_x25519(),
             config.preshared_key.as_ref().map(PresharedKey::to_bytes),
             (config.persistent_keepalive > 0).then_some(config.persistent_keepalive),
-            index,
-            None,
+            endpoint,
         )
     }
 
@@ -184,20 +178,16 @@ impl State {
             Some(e) => Arc::clone(&e.peer),
             None => {
                 let (index, endpoint) = match self.peers.get(&key) {
-                    Some(e) => (e.peer.index, *lock(&e.peer.endpoint)),
+                    Some(e) => (e.peer.index, e.peer.endpoint()),
                     None => (self.allocate_index(), None),
                 };
-                let peer = Arc::new(Peer {
-                    index,
-                    tunn: Mutex::new(self.new_tunn(&config, index)),
-                    endpoint: Mutex::new(endpoint),
-                });
+                let peer = Arc::new(self.new_peer(&config, index, endpoint));
                 self.by_index.insert(index, Arc::clone(&peer));
                 peer
             }
         };
         if let Some(ep) = config.endpoint {
-            *lock(&peer.endpoint) = Some(ep);
+            peer.set_endpoint(ep);
         }
         self.routes.remove_peer(peer.index);
         for net in &config.allowed_ips {
@@ -224,12 +214,8 @@ impl State {
             .peers
             .iter()
             .map(|(key, e)| {
-                let peer = Arc::new(Peer {
-                    index: e.peer.index,
-                    tunn: Mutex::new(self.new_tunn(&e.config, e.peer.index)),
-                    endpoint: Mutex::new(*lock(&e.peer.endpoint)),
-                });
-                (*key, peer)
+                let peer = self.new_peer(&e.config, e.peer.index, e.peer.endpoint());
+                (*key, Arc::new(peer))
             })
             .collect();
         for (key, peer) in rebuilt {
@@ -398,7 +384,7 @@ impl Device {
 
     pub fn peer_stats(&self, key: &PublicKey) -> Option<PeerStats> {
         let st = read(&self.inner.state);
-        st.peers.get(key.as_bytes()).map(|e| stats(&e.peer))
+        st.peers.get(key.as_bytes()).map(|e| e.peer.stats())
     }
 
     /// Stats of every peer, by public key.
@@ -406,7 +392,7 @@ impl Device {
         let st = read(&self.inner.state);
         st.peers
             .values()
-            .map(|e| (e.config.public_key, stats(&e.peer)))
+            .map(|e| (e.config.public_key, e.peer.stats()))
             .collect()
     }
 
@@ -440,21 +426,6 @@ impl Drop for Device {
         if let Some(p) = self.uapi_path.take() {
             let _ = std::fs::remove_file(p);
         }
-    }
-}
-
-fn stats(peer: &Peer) -> PeerStats {
-    let (since, tx, rx, _, _) = lock(&peer.tunn).stats();
-    let last_handshake = since.and_then(|d| {
-        SystemTime::now()
-            .checked_sub(d)
-            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-    });
-    PeerStats {
-        last_handshake,
-        rx_bytes: rx as u64,
-        tx_bytes: tx as u64,
-        endpoint: *lock(&peer.endpoint),
     }
 }
 
@@ -566,7 +537,7 @@ impl Inner {
             .peers
             .values()
             .map(|e| {
-                let s = stats(&e.peer);
+                let s = e.peer.stats();
                 PeerSnapshot {
                     public_key: e.config.public_key,
                     preshared_key: e.config.preshared_key.clone(),
@@ -671,12 +642,13 @@ impl Inner {
                 None => return,
             }
         };
-        let Some(endpoint) = *lock(&peer.endpoint) else {
+        let Some(endpoint) = peer.endpoint() else {
             return; // never heard from, no configured endpoint: nowhere to send
         };
         let base = out.as_ptr() as usize;
         let range = {
-            let mut tunn = lock(&peer.tunn);
+            let mut link = peer.link();
+            let tunn = peer.tunnel(&mut link);
             let live = matches!(tunn.stats().0, Some(d) if d < SESSION_LIFETIME);
             let res = if live {
                 tunn.encapsulate(packet, out)
@@ -704,7 +676,7 @@ impl Inner {
         from: SocketAddr,
         datagram: &[u8],
         out: &mut [u8],
-    ) -> Result<Arc<Peer>, Option<usize>> {
+    ) -> Result<(Arc<Peer>, bool), Option<usize>> {
         let st = read(&self.state);
         let packet = Tunn::parse_incoming_packet(datagram).map_err(|_| None)?;
         let index = match packet {
@@ -725,19 +697,20 @@ impl Inner {
                 let half = parse_handshake_anon(&st.keys.secret, &st.keys.public, init)
                     .map_err(|_| None)?;
                 let entry = st.peers.get(&half.peer_static_public).ok_or(None)?;
-                return Ok(Arc::clone(&entry.peer));
+                return Ok((Arc::clone(&entry.peer), true));
             }
             Packet::HandshakeResponse(ref p) => p.receiver_idx,
             Packet::PacketCookieReply(ref p) => p.receiver_idx,
             Packet::PacketData(ref p) => p.receiver_idx,
         };
-        st.by_index.get(&(index >> 8)).cloned().ok_or(None)
+        let peer = st.by_index.get(&(index >> 8)).cloned().ok_or(None)?;
+        Ok((peer, false))
     }
 
     /// One datagram from the network: decrypt, check the source, write to the TUN; send
     /// whatever the protocol answers (handshake response, keepalive, queued data).
     async fn inbound(&self, from: SocketAddr, datagram: &[u8], out: &mut [u8]) {
-        let peer = match self.peer_for(from, datagram, out) {
+        let (peer, handshake) = match self.peer_for(from, datagram, out) {
             Ok(p) => p,
             Err(Some(cookie_len)) => {
                 self.send_to(&out[..cookie_len], from).await;
@@ -754,7 +727,14 @@ impl Inner {
                 Done,
             }
             let next = {
-                let mut tunn = lock(&peer.tunn);
+                let mut link = peer.link();
+                // Only a handshake initiation brings a tunnel to life; anything else for a
+                // peer without one is stale (or forged) and is dropped without allocating.
+                let tunn = match link.existing() {
+                    Some(t) => t,
+                    None if handshake => peer.tunnel(&mut link),
+                    None => return,
+                };
                 match tunn.decapsulate(Some(from.ip()), input, out) {
                     TunnResult::WriteToNetwork(p) => {
                         Next::Network(offset(base, p)..offset(base, p) + p.len())
@@ -773,7 +753,7 @@ impl Inner {
                 }
             };
             // Authenticated: this is where the peer is now (roaming).
-            *lock(&peer.endpoint) = Some(from);
+            peer.set_endpoint(from);
             match next {
                 Next::Network(r) => {
                     self.send_to(&out[r], from).await;
@@ -808,12 +788,20 @@ impl Inner {
             .collect();
         let base = out.as_ptr() as usize;
         for peer in peers {
-            let range = match lock(&peer.tunn).update_timers(out) {
-                TunnResult::WriteToNetwork(p) => offset(base, p)..offset(base, p) + p.len(),
-                _ => continue,
+            let range = {
+                let mut link = peer.link();
+                if link.retire_if_idle() {
+                    continue;
+                }
+                let Some(tunn) = link.existing() else {
+                    continue;
+                };
+                match tunn.update_timers(out) {
+                    TunnResult::WriteToNetwork(p) => offset(base, p)..offset(base, p) + p.len(),
+                    _ => continue,
+                }
             };
-            let endpoint = *lock(&peer.endpoint);
-            if let Some(ep) = endpoint {
+            if let Some(ep) = peer.endpoint() {
                 self.send_to(&out[range], ep).await;
             }
         }

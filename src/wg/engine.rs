@@ -172,7 +172,7 @@ impl Engine {
             .unwrap_or_default()
     }
 
-    /// Number of peers and their summed traffic per running server (monitoring).
+    /// Ids of the running servers (monitoring).
     pub async fn running_ids(&self) -> Vec<i64> {
         self.inner.lock().await.running.keys().copied().collect()
     }

@@ -10,6 +10,7 @@ pub mod device;
 pub mod engine;
 pub mod keys;
 pub mod netlink;
+pub mod peer;
 pub mod qr;
 pub mod tun;
 pub mod uapi;

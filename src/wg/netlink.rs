@@ -84,6 +84,8 @@ pub struct LinkInfo {
     pub addresses: Vec<IpNet>,
 }
 
+/// A `NETLINK_ROUTE` socket for configuring links; cheap to share behind an `Arc`, and
+/// requests may run concurrently (netlink-proto matches replies by sequence number).
 pub struct Netlink {
     handle: rtnetlink::Handle,
 }

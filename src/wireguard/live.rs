@@ -129,18 +129,19 @@ pub async fn stats(app: &App, server_id: i64) -> Option<HashMap<PublicKey, PeerS
     }
 }
 
-/// A client's live fields. `stats` is `None` when its server is not running.
-/// `active` = a handshake within the session lifetime (180 s), as `wg` users read it.
+/// A client's live fields. `stats` is `None` when its server is not running (`offline`).
+/// `disabled` clients are not on the device; `active` = a handshake within the session
+/// lifetime (180 s), as `wg` users read it; otherwise `inactive`.
 pub fn live(client: &ClientRow, stats: Option<&HashMap<PublicKey, PeerStats>>) -> Live {
-    let Some(stats) = stats else {
-        return Live::default();
-    };
     if !client.enabled {
         return Live {
             status: "disabled",
             ..Live::default()
         };
     }
+    let Some(stats) = stats else {
+        return Live::default();
+    };
     let Some(s) = client
         .wg_public_key()
         .ok()
