@@ -76,8 +76,7 @@ fn duplicate_usernames_conflict_ignoring_case() {
         Some(&a),
         &json!({"username": "ERIN", "password": "password123"}),
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "username");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "username");
     let (id, _) = s.user_with_role(&a, "frank", "viewer");
     let r = s.send(
         "PATCH",
@@ -247,8 +246,7 @@ fn routing_errors() {
     let r = s.call("GET", "/auth/login", None, None);
     assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
     let r = s.get("/users/abc", Some(&a));
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "id");
+    r.assert_field_error(422, "VALIDATION_ERROR", "id");
     s.get("/users/999", Some(&a))
         .assert_error(404, "RESOURCE_NOT_FOUND");
     // Trailing slash is the same route.
@@ -374,8 +372,7 @@ fn users_change_their_own_password_with_the_current_one() {
     let (other, _) = s.user_with_role(&a, "walt", "viewer");
     let path = format!("/users/{id}/reset-password");
     let r = s.post(&path, Some(&t), &json!({"new_password": "vera-second-pw"}));
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "current_password");
+    r.assert_field_error(422, "VALIDATION_ERROR", "current_password");
     let r = s.post(
         &path,
         Some(&t),

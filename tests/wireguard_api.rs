@@ -7,10 +7,8 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 // ---- helpers ----
@@ -282,13 +280,11 @@ fn list_servers_paginates_and_filters_by_status() {
     assert_eq!(r.data()["servers"], json!([]));
 
     let r = s.get("/wireguard/servers?status=up", Some(&a));
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "status");
+    r.assert_field_error(422, "VALIDATION_ERROR", "status");
     s.get("/wireguard/servers?size=0", Some(&a))
         .assert_error(422, "VALIDATION_ERROR");
     let r = s.get("/wireguard/servers?sise=5", Some(&a));
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "sise");
+    r.assert_field_error(422, "VALIDATION_ERROR", "sise");
 }
 
 #[test]
@@ -347,8 +343,7 @@ fn put_and_patch_change_only_the_given_fields() {
     assert_eq!(g.data()["listen_port"], 40000);
 
     let r = s.send("PATCH", &path, Some(&a), &json!({"mtu": 100}));
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "mtu");
+    r.assert_field_error(422, "VALIDATION_ERROR", "mtu");
     let r = s.send("PATCH", &path, Some(&a), &json!({"public_key": "x"}));
     r.assert_error(422, "VALIDATION_ERROR");
     assert_eq!(r.field(), "public_key", "not writable: an unknown field");
@@ -398,8 +393,7 @@ fn server_conflicts_name_the_field() {
         Some(&a),
         &json!({"listen_port": 51820}),
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "listen_port");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "listen_port");
     let r = s.get("/wireguard/servers", Some(&a));
     assert_eq!(r.data()["pagination"]["total"], 2, "nothing else stored");
 }
@@ -495,12 +489,10 @@ fn deleting_a_server_with_clients_needs_force_and_takes_the_clients() {
     assert_eq!(s.get(&path, Some(&a)).data()["clients_count"], 2);
 
     let r = s.call("DELETE", &path, Some(&a), None);
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "force");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "force");
     assert_eq!(s.get(&path, Some(&a)).status, 200, "still there");
     let r = s.call("DELETE", &format!("{path}?force=maybe"), Some(&a), None);
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "force");
+    r.assert_field_error(422, "VALIDATION_ERROR", "force");
 
     let r = s.call("DELETE", &format!("{path}?force=true"), Some(&a), None);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -584,8 +576,7 @@ fn clients_get_the_next_free_addresses_skipping_the_servers() {
         Some(&a),
         &json!({"server_id": v4only, "name": "d", "ipv6_address": "fd00::9"}),
     );
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "ipv6_address");
+    r.assert_field_error(422, "VALIDATION_ERROR", "ipv6_address");
 }
 
 #[test]
@@ -601,23 +592,20 @@ fn client_address_and_name_conflicts() {
         Some(&a),
         &json!({"server_id": sid, "name": "x", "ipv4_address": "10.0.0.2/32"}),
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "ipv4_address");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "ipv4_address");
     let r = s.post(
         "/wireguard/clients",
         Some(&a),
         &json!({"server_id": sid, "name": "x", "ipv6_address": "fd00::2"}),
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "ipv6_address");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "ipv6_address");
 
     let r = s.post(
         "/wireguard/clients",
         Some(&a),
         &json!({"server_id": sid, "name": "x", "ipv4_address": "10.1.0.9"}),
     );
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "ipv4_address");
+    r.assert_field_error(422, "VALIDATION_ERROR", "ipv4_address");
     assert!(
         r.body["error"]["message"]
             .as_str()
@@ -632,8 +620,7 @@ fn client_address_and_name_conflicts() {
         Some(&a),
         &json!({"server_id": sid, "name": "LAPTOP"}),
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "name");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "name");
     // Names are per server.
     create_client(&s, &a, json!({"server_id": other, "name": "laptop"}));
     let r = s.get("/wireguard/clients", Some(&a));
@@ -703,8 +690,7 @@ fn a_client_with_its_own_key_has_no_config() {
         Some(&a),
         &json!({"server_id": other, "name": "twin", "public_key": own}),
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "public_key");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "public_key");
 }
 
 #[test]
@@ -788,8 +774,7 @@ fn routed_prefixes_must_be_canonical_and_disjoint() {
         Some(&a),
         &json!({"server_id": sid, "name": "x", "routed_prefixes": ["2001:db8:1::1/48"]}),
     );
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "routed_prefixes");
+    r.assert_field_error(422, "VALIDATION_ERROR", "routed_prefixes");
     let r = s.post(
         "/wireguard/clients",
         Some(&a),
@@ -823,8 +808,7 @@ fn routed_prefixes_must_be_canonical_and_disjoint() {
         Some(&a),
         &json!({"server_id": other, "name": "y", "routed_prefixes": ["10.0.0.0/16"]}),
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "routed_prefixes");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "routed_prefixes");
     let ok = create_client(
         &s,
         &a,
@@ -846,8 +830,7 @@ fn an_exhausted_subnet_is_a_conflict() {
         Some(&a),
         &json!({"server_id": sid, "name": "more"}),
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "ipv4_address");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "ipv4_address");
     let r = s.post(
         "/wireguard/clients",
         Some(&a),
@@ -915,11 +898,9 @@ fn list_clients_filters_by_server_enabled_and_search() {
     assert_eq!(r.data()["pagination"]["total"], 0);
 
     let r = s.get("/wireguard/clients?enabled=maybe", Some(&a));
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "enabled");
+    r.assert_field_error(422, "VALIDATION_ERROR", "enabled");
     let r = s.get("/wireguard/clients?server_id=abc", Some(&a));
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "server_id");
+    r.assert_field_error(422, "VALIDATION_ERROR", "server_id");
 }
 
 #[test]
@@ -986,11 +967,9 @@ fn client_updates_check_addresses_and_clear_with_null() {
         Some(&a),
         &json!({"ipv4_address": "10.0.0.3"}),
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "ipv4_address");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "ipv4_address");
     let r = s.send("PATCH", &path, Some(&a), &json!({"name": "TWO"}));
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "name");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "name");
     let r = s.send("PATCH", &path, Some(&a), &json!({"server_id": 5}));
     r.assert_error(422, "VALIDATION_ERROR");
     assert_eq!(r.field(), "server_id", "a client cannot move servers");
@@ -1041,11 +1020,9 @@ fn config_is_json_by_default_and_a_conf_download_on_request() {
     assert_eq!(String::from_utf8_lossy(&r.raw_body), config);
 
     let r = s.get(&format!("{base}?format=xml"), Some(&a));
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "format");
+    r.assert_field_error(422, "VALIDATION_ERROR", "format");
     let r = s.get(&format!("{base}?fromat=conf"), Some(&a));
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "fromat");
+    r.assert_field_error(422, "VALIDATION_ERROR", "fromat");
 }
 
 #[test]
@@ -1281,8 +1258,7 @@ fn endpoint_falls_back_to_the_host_header() {
         None,
         None,
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "endpoint");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "endpoint");
 }
 
 // ---- QR code ----
@@ -1427,8 +1403,7 @@ fn import_takes_over_a_wg_quick_server() {
         Some(&a),
         &json!({"server_id": sid, "name": "x", "routed_prefixes": ["2001:db8:77:1::/64"]}),
     );
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "routed_prefixes");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "routed_prefixes");
     let next = create_client(&s, &a, json!({"server_id": sid, "name": "new"}));
     assert_eq!(next["ipv4_address"], "10.8.0.4/32");
 }
@@ -1443,8 +1418,7 @@ fn import_of_a_malformed_config_names_the_line() {
         Some(&a),
         &json!({"name": "x", "config": bad}),
     );
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "config");
+    r.assert_field_error(422, "VALIDATION_ERROR", "config");
     let msg = r.body["error"]["message"].as_str().unwrap_or("");
     assert!(msg.contains("line 3"), "{msg}");
 
@@ -1467,8 +1441,7 @@ fn import_of_a_malformed_config_names_the_line() {
         assert_eq!(r.field(), "config", "{config:?}: {}", r.body);
     }
     let r = s.post("/wireguard/servers/import", Some(&a), &json!({"name": "x"}));
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "config");
+    r.assert_field_error(422, "VALIDATION_ERROR", "config");
     let r = s.get("/wireguard/servers", Some(&a));
     assert_eq!(r.data()["pagination"]["total"], 0, "nothing stored");
 }
@@ -1481,8 +1454,7 @@ fn importing_the_same_server_twice_conflicts() {
     let r = s.post("/wireguard/servers/import", Some(&a), &body);
     assert_eq!(r.status, 201, "{}", r.body);
     let r = s.post("/wireguard/servers/import", Some(&a), &body);
-    r.assert_error(409, "RESOURCE_CONFLICT");
-    assert_eq!(r.field(), "name");
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "name");
     // Under another name it still clashes (port, subnets, peers' keys and prefixes).
     let r = s.post(
         "/wireguard/servers/import",
@@ -1651,60 +1623,26 @@ fn free_udp_port() -> u16 {
     probe.local_addr().expect("addr").port()
 }
 
-/// The binary as user `nobody` (via `setpriv`), so it has no CAP_NET_ADMIN; parsed like the
-/// harness does. Only for root: anyone else already runs the harness unprivileged.
+/// The binary as user `nobody` (via `setpriv`, util-linux), so it has no CAP_NET_ADMIN.
+/// Only for root: anyone else already runs the harness unprivileged.
 fn start_as_nobody() -> Server {
     use std::os::unix::fs::PermissionsExt;
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
         .expect("chmod tempdir");
-    let mut child = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(bin())
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("IPV6WGM_LOG", "info")
-        .env("IPV6WGM_ADMIN_PASSWORD", ADMIN_PW)
-        .env_remove("IPV6WGM_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn setpriv (util-linux)");
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let lines = stderr.clone();
-    let pipe = child.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("listening on ").nth(1) {
-                if let Some(addr) = url.split("://").nth(1) {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-            lines.lock().expect("lock").push(line);
-        }
-    });
-    let addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(a) => a.parse().expect("listen addr"),
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "unprivileged server did not start: {:?}",
-                stderr.lock().expect("lock")
-            );
-        }
-    };
-    Server {
-        addr,
-        child,
-        dir,
-        stderr,
-        netns: None,
-    }
+    Server::start_with(Opts {
+        admin_password: Some(ADMIN_PW.into()),
+        dir: Some(dir),
+        wrapper: [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -1869,8 +1807,7 @@ fn a_client_of_a_missing_server_is_a_validation_error() {
         Some(&a),
         &json!({"server_id": 999, "name": "x"}),
     );
-    r.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(r.field(), "server_id");
+    r.assert_field_error(422, "VALIDATION_ERROR", "server_id");
 }
 
 #[test]

@@ -37,6 +37,8 @@ pub struct Opts {
     pub args: Vec<String>,
     /// Run inside this network namespace (`ip netns` name, see `netns::Netns`).
     pub netns: Option<String>,
+    /// A command that runs the binary, e.g. `["setpriv", "--reuid=65534", …]`.
+    pub wrapper: Vec<String>,
 }
 
 pub fn bin() -> &'static str {
@@ -55,7 +57,14 @@ impl Server {
         let dir = opts
             .dir
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("tempdir")));
-        let mut cmd = Command::new(bin());
+        let mut cmd = match opts.wrapper.split_first() {
+            None => Command::new(bin()),
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin());
+                c
+            }
+        };
         cmd.arg("--listen")
             .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"))
             .arg("--data-dir")
@@ -311,6 +320,13 @@ impl Resp {
         assert_eq!(self.code(), code, "{}", self.body);
         assert!(self.body["error"]["message"].is_string(), "{}", self.body);
         assert!(self.body["timestamp"].is_string(), "{}", self.body);
+        self
+    }
+
+    /// [`assert_error`](Self::assert_error) that also names the offending field.
+    pub fn assert_field_error(&self, status: u16, code: &str, field: &str) -> &Self {
+        self.assert_error(status, code);
+        assert_eq!(self.field(), field, "{}", self.body);
         self
     }
 }
