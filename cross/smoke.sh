@@ -4,11 +4,14 @@
 # with SIGTERM and expect a clean exit. This is where endianness and 32-bit bugs show up;
 # every feature that has byte-level code (BGP, prefixes, WireGuard) extends it.
 #
-# WireGuard: as root with /dev/net/tun, ip, wg and wireguard-go (CI), the service runs in a
+# WireGuard: `ipv6wgm selftest` (handshake and data in memory) and the X25519 checks always
+# run. As root with /dev/net/tun, ip, wg and wireguard-go (CI), the service also runs in a
 # network namespace and a real tunnel comes up: a server and a client are created through
 # the API, wireguard-go in a second namespace uses the downloaded .conf, and IPv4 and IPv6
 # pings cross the tunnel (handshake, TUN, netlink and UAPI all run on the target ISA).
-# Elsewhere that step is skipped with the reason; the X25519 checks always run.
+# Big-endian targets skip the tunnel: qemu-user 7.2 passes the attributes of RTM_SETLINK
+# (IFLA_MTU) to the kernel without byte-swapping them, so setting the MTU fails with EINVAL
+# under emulation (a real big-endian kernel is not affected).
 #
 #   cross/smoke.sh TARGET       (binary from cross/build.sh: target/cross/TARGET/ipv6wgm)
 set -euo pipefail
@@ -37,7 +40,8 @@ fail() { echo "SMOKE FAIL [$T]: $*" >&2; echo "--- server log:" >&2; cat "$DIR/l
 
 # Can a real tunnel come up here?
 WG_SKIP=
-if [ "$(id -u)" != 0 ]; then WG_SKIP="not root"
+if [ "$T" = mips-unknown-linux-musl ]; then WG_SKIP="qemu-user does not byte-swap RTM_SETLINK attributes for big-endian guests"
+elif [ "$(id -u)" != 0 ]; then WG_SKIP="not root"
 elif [ ! -c /dev/net/tun ]; then WG_SKIP="no /dev/net/tun"
 else
   for b in ip wg wireguard-go ping; do
@@ -71,7 +75,7 @@ if [ -z "$WG_SKIP" ]; then
   IN_S=(ip netns exec $NS_S)
 fi
 CURL=$(command -v curl)
-curl() { "${IN_S[@]}" "$CURL" "$@"; }
+curl() { "${IN_S[@]}" "$CURL" --max-time 60 "$@"; }
 IPV6WGM_ADMIN_PASSWORD=$PW "${IN_S[@]}" "${QEMU[@]}" "$BIN" --listen 127.0.0.1:$PORT --data-dir "$DIR/data" 2>"$DIR/log" &
 PID=$!
 started=$(date +%s.%N)
@@ -105,6 +109,9 @@ PUB=$(echo dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo= | "${QEMU[@]}" "$BIN" pu
 [ "$PUB" = hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo= ] || fail "X25519 public key: $PUB"
 KEY=$("${QEMU[@]}" "$BIN" genkey)
 [ ${#KEY} = 44 ] && "${QEMU[@]}" "$BIN" pubkey <<<"$KEY" >/dev/null || fail "genkey/pubkey"
+
+# Handshake and data exchange in memory, on this ISA.
+SELFTEST=$("${QEMU[@]}" "$BIN" selftest) || fail "selftest: $SELFTEST"
 
 # A real tunnel to wireguard-go, served by the binary under test.
 WG_RESULT="WireGuard tunnel skipped: $WG_SKIP"
@@ -142,4 +149,5 @@ wait $PID && rc=0 || rc=$?
 grep -q stopped "$DIR/log" || fail "no clean shutdown message"
 awk -v t="$T" -v b="$(stat -c %s "$BIN")" -v s="$started" -v r="$ready" -v a="$t0" -v z="$t1" -v q="${QEMU[0]:-native}" \
   'BEGIN { printf "SMOKE OK [%s] %s bytes: up in %.1f s, login %.0f ms (under %s)\n", t, b, r - s, (z - a) * 1000, q }'
+echo "SMOKE OK [$T] $SELFTEST"
 echo "SMOKE OK [$T] $WG_RESULT"

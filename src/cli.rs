@@ -16,6 +16,8 @@ pub enum Command {
     GenKey,
     PubKey,
     GenPsk,
+    /// An in-memory WireGuard handshake and data exchange: does the crypto work on this CPU?
+    SelfTest,
     Help,
     Version,
 }
@@ -37,6 +39,8 @@ USAGE:
                                                    and sign out its sessions
     ipv6wgm genkey | pubkey | genpsk               WireGuard keys, as `wg genkey` etc.
                                                    (pubkey reads a private key on stdin)
+    ipv6wgm selftest                               a WireGuard handshake and data exchange in
+                                                   memory: checks the crypto on this CPU
     ipv6wgm --help | --version
 
 OPTIONS:
@@ -107,6 +111,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
         Some("genkey") if positional.len() == 1 => Command::GenKey,
         Some("pubkey") if positional.len() == 1 => Command::PubKey,
         Some("genpsk") if positional.len() == 1 => Command::GenPsk,
+        Some("selftest") if positional.len() == 1 => Command::SelfTest,
         _ => return Err(format!("unexpected arguments {positional:?} (see --help)")),
     };
     Ok(Cli {

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::PubKey => exit(pubkey()),
+        Command::SelfTest => exit(ipv6wgm::wg::selftest::run().map(|r| println!("{r}"))),
         Command::ResetPassword {
             username,
             from_stdin,

@@ -67,6 +67,42 @@ fn engine_in(
     (tx, handle)
 }
 
+/// Sends junk datagrams to `to` from inside `ns`: random bytes of many sizes, and packets
+/// with each WireGuard message type and a plausible length but garbage contents.
+fn send_junk(ns: &Netns, to: &str) {
+    let path = ns.path();
+    let to: std::net::SocketAddr = to.parse().expect("addr");
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).expect("open netns");
+        // SAFETY: setns on this short-lived thread only, with an fd we hold.
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("bind");
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for i in 0..2000usize {
+            let len = match i % 5 {
+                0 => 148, // handshake initiation
+                1 => 92,  // handshake response
+                2 => 64,  // cookie reply
+                3 => 32 + (next() % 1500) as usize,
+                _ => (next() % 2000) as usize,
+            };
+            let mut b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if i % 5 < 4 && len >= 4 {
+                b[..4].copy_from_slice(&[(i % 5 + 1) as u8, 0, 0, 0]);
+            }
+            let _ = s.send_to(&b, to);
+        }
+    })
+    .join()
+    .expect("junk sender");
+}
+
 #[test]
 fn engine_interoperates_with_wireguard_go() {
     if let Some(reason) = netns::skip_reason() {
@@ -139,6 +175,13 @@ fn engine_interoperates_with_wireguard_go() {
         "ping into the routed prefix"
     );
 
+    // Hostile datagrams change nothing: the tunnel keeps working.
+    send_junk(&cli_ns, "10.211.0.1:51871");
+    assert!(
+        netns::ping(&cli_ns, "10.212.0.1", 3, 10),
+        "tunnel alive after junk"
+    );
+
     // `wg` reads our UAPI socket.
     let dump = srv_ns.run(&["wg", "show", &iface, "dump"]);
     let client_pub = client_key.public_key().to_base64();
@@ -156,6 +199,49 @@ fn engine_interoperates_with_wireguard_go() {
     assert!(f[3].contains("fd21:3::/48"), "allowed ips: {line}");
     let route = srv_ns.run(&["ip", "-6", "route", "show", "fd21:3::/48"]);
     assert!(route.contains(&iface), "route via our interface: {route}");
+
+    // Malformed UAPI requests get an errno, not a hang or a crash.
+    for bad in [
+        "hello\n\n",
+        "set=1\nlisten_port=abc\n\n",
+        "set=1\npublic_key=zz\n\n",
+    ] {
+        use std::io::{Read, Write};
+        let mut c =
+            std::os::unix::net::UnixStream::connect(format!("/var/run/wireguard/{iface}.sock"))
+                .expect("UAPI socket");
+        c.write_all(bad.as_bytes()).expect("write");
+        c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).expect("read");
+        assert_eq!(answer, "errno=22\n\n", "{bad:?}");
+    }
+
+    // `wg showconf` and `wg set` work too (the UAPI `set` path).
+    let conf = srv_ns.run(&["wg", "showconf", &iface]);
+    assert!(conf.contains("ListenPort = 51871"), "{conf}");
+    assert!(conf.contains(&client_pub), "{conf}");
+    let extra = PrivateKey::generate().public_key().to_base64();
+    srv_ns.run(&[
+        "wg",
+        "set",
+        &iface,
+        "peer",
+        &extra,
+        "allowed-ips",
+        "10.212.0.9/32",
+    ]);
+    let peers = srv_ns.run(&["wg", "show", &iface, "allowed-ips"]);
+    assert!(
+        peers.contains(&format!("{extra}\t10.212.0.9/32")),
+        "{peers}"
+    );
+    srv_ns.run(&["wg", "set", &iface, "peer", &extra, "remove"]);
+    let peers = srv_ns.run(&["wg", "show", &iface, "peers"]);
+    assert!(
+        !peers.contains(&extra) && peers.contains(&client_pub),
+        "{peers}"
+    );
 
     // Removing the peer stops traffic at once and withdraws its route.
     cmd.send(Cmd::RemovePeer(client_key.public_key()))

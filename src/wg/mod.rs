@@ -12,6 +12,7 @@ pub mod keys;
 pub mod netlink;
 pub mod peer;
 pub mod qr;
+pub mod selftest;
 pub mod tun;
 pub mod uapi;
 pub mod uapi_socket;

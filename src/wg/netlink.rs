@@ -22,6 +22,7 @@ use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::{RouteMessage, RouteProtocol, RouteScope, RouteType};
 use rtnetlink::{AddressMessageBuilder, LinkUnspec, RouteMessageBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 /// A failed netlink request: what we tried, and the kernel's errno when it gave one.
 #[derive(Debug)]
@@ -107,18 +108,25 @@ impl Netlink {
         Ok(Netlink { handle })
     }
 
-    /// Index of the interface `name`; an unknown name is errno ENODEV.
+    /// Index of the interface `name`; an unknown name is errno ENODEV. Asked with
+    /// `if_nametoindex(3)` (one ioctl) rather than RTM_GETLINK: the full link dump it would
+    /// parse is the one message qemu-user mistranslates on big-endian targets, and its
+    /// answer is all we need.
     pub async fn link_index(&self, name: &str) -> Result<u32, NetlinkError> {
         let op = || format!("look up link {name}");
-        let mut links = self.handle.link().get().match_name(name).execute();
-        match links.try_next().await {
-            Ok(Some(link)) => Ok(link.header.index),
-            Ok(None) => Err(NetlinkError {
-                op: op(),
-                errno: Some(libc::ENODEV),
-                message: "no such device".to_string(),
-            }),
-            Err(e) => Err(NetlinkError::from_rtnetlink(op(), e)),
+        let c = std::ffi::CString::new(name)
+            .map_err(|_| NetlinkError::local(op(), "interface name contains NUL"))?;
+        // SAFETY: a valid NUL-terminated string; the call only reads it.
+        match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+            0 => {
+                let e = std::io::Error::last_os_error();
+                Err(NetlinkError {
+                    op: op(),
+                    errno: Some(e.raw_os_error().unwrap_or(libc::ENODEV)),
+                    message: e.to_string(),
+                })
+            }
+            index => Ok(index),
         }
     }
 
@@ -140,12 +148,7 @@ impl Netlink {
     }
 
     async fn set_link(&self, message: LinkMessage, op: String) -> Result<(), NetlinkError> {
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(|e| NetlinkError::from_rtnetlink(op, e))
+        request(op, self.handle.link().set(message).execute(), &[]).await
     }
 
     /// Adds `net` (address with its prefix length, e.g. 10.0.0.1/24 or fd00::1/64) to the
@@ -159,20 +162,14 @@ impl Netlink {
             .add(index, net.addr(), net.prefix_len())
             .replace();
         *request.message_mut() = address_message(index, net);
-        match request.execute().await {
-            Err(e) => ok_if(NetlinkError::from_rtnetlink(op, e), &[libc::EEXIST]),
-            Ok(()) => Ok(()),
-        }
+        self::request(op, request.execute(), &[libc::EEXIST]).await
     }
 
     /// Removes `net` from the link; absent = Ok.
     pub async fn del_address(&self, index: u32, net: IpNet) -> Result<(), NetlinkError> {
         let op = format!("delete address {net} from link #{index}");
-        let request = self.handle.address().del(address_message(index, net));
-        match request.execute().await {
-            Err(e) => ok_if(NetlinkError::from_rtnetlink(op, e), &[libc::EADDRNOTAVAIL]),
-            Ok(()) => Ok(()),
-        }
+        let del = self.handle.address().del(address_message(index, net));
+        request(op, del.execute(), &[libc::EADDRNOTAVAIL]).await
     }
 
     /// Routes the prefix of `net` (host bits cleared) via the link: no gateway, main table,
@@ -180,50 +177,39 @@ impl Netlink {
     pub async fn add_route(&self, index: u32, net: IpNet) -> Result<(), NetlinkError> {
         let net = net.trunc();
         let op = format!("add route {net} via link #{index}");
-        self.handle
+        let add = self
+            .handle
             .route()
             .add(route_message(index, net, RouteOp::Add))
-            .replace()
-            .execute()
-            .await
-            .map_err(|e| NetlinkError::from_rtnetlink(op, e))
+            .replace();
+        request(op, add.execute(), &[]).await
     }
 
     /// Deletes the route to the prefix of `net` via this link; absent = Ok.
     pub async fn del_route(&self, index: u32, net: IpNet) -> Result<(), NetlinkError> {
         let net = net.trunc();
         let op = format!("delete route {net} via link #{index}");
-        let request = self
+        let del = self
             .handle
             .route()
             .del(route_message(index, net, RouteOp::Delete));
-        match request.execute().await {
-            Err(e) => ok_if(
-                NetlinkError::from_rtnetlink(op, e),
-                &[libc::ESRCH, libc::ENOENT],
-            ),
-            Ok(()) => Ok(()),
-        }
+        request(op, del.execute(), &[libc::ESRCH, libc::ENOENT]).await
     }
 
     /// All interfaces with their addresses, ordered by index.
     pub async fn interfaces(&self) -> Result<Vec<LinkInfo>, NetlinkError> {
-        let links: Vec<LinkMessage> = self
-            .handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| NetlinkError::from_rtnetlink("list links".to_string(), e))?;
-        let addresses: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| NetlinkError::from_rtnetlink("list addresses".to_string(), e))?;
+        let links: Vec<LinkMessage> = request(
+            "list links".to_string(),
+            self.handle.link().get().execute().try_collect(),
+            &[],
+        )
+        .await?;
+        let addresses: Vec<AddressMessage> = request(
+            "list addresses".to_string(),
+            self.handle.address().get().execute().try_collect(),
+            &[],
+        )
+        .await?;
         let mut infos: Vec<LinkInfo> = links.iter().map(link_info).collect();
         for message in &addresses {
             let Some(net) = address_of(message) else {
@@ -243,6 +229,29 @@ fn ok_if(e: NetlinkError, benign: &[i32]) -> Result<(), NetlinkError> {
     match e.errno {
         Some(errno) if benign.contains(&errno) => Ok(()),
         _ => Err(e),
+    }
+}
+
+/// How long the kernel gets to answer one request. It answers in microseconds; no answer
+/// means a reply was lost or could not be parsed (netlink-proto then never completes the
+/// request), and the caller must get an error rather than wait forever.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs one request with [`REPLY_TIMEOUT`]; errnos in `benign` (e.g. EEXIST for an add
+/// that is already done) count as success.
+async fn request<T: Default>(
+    op: String,
+    f: impl std::future::Future<Output = Result<T, rtnetlink::Error>>,
+    benign: &[i32],
+) -> Result<T, NetlinkError> {
+    match tokio::time::timeout(REPLY_TIMEOUT, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => ok_if(NetlinkError::from_rtnetlink(op, e), benign).map(|()| T::default()),
+        Err(_) => Err(NetlinkError {
+            op,
+            errno: Some(libc::ETIMEDOUT),
+            message: "the kernel's answer did not arrive or could not be parsed".into(),
+        }),
     }
 }
 
