@@ -74,6 +74,7 @@ pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod health;
+pub mod ipv6;
 pub mod metrics;
 pub mod store;
 pub mod time;
