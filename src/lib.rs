@@ -30,6 +30,8 @@
 //! - [`users`] — user validation, the "always an active admin" rule, first-start bootstrap.
 //! - [`store`] — SQLite: migrations and one query file per table. The only place with SQL.
 //! - [`health`], [`metrics`] — component health checks and request-latency histogram.
+//! - [`ipv6`] — IPv6 prefix pools; so far the pure allocator ([`ipv6::alloc`]).
+//! - [`rpki`] — route origin validation; so far the VRP table and RFC 6811 ([`rpki::vrp`]).
 //! - [`error`] — [`error::ApiError`], the one error type clients see.
 //! - [`time`], [`fsutil`] — RFC 3339 formatting; private (0600) atomic file writes.
 //! - [`wg`] — userspace WireGuard. Pure: keys, wg-quick and UAPI codecs, cryptokey routing,
@@ -76,7 +78,10 @@ pub mod fsutil;
 pub mod health;
 pub mod ipv6;
 pub mod metrics;
+pub mod rpki;
 pub mod store;
+#[cfg(test)]
+mod testutil;
 pub mod time;
 pub mod users;
 pub mod wg;

@@ -449,13 +449,7 @@ mod tests {
         let pool = p("2001:db8::/120"); // 256 addresses, lengths /120../128
         let mut a = Allocator::new(&[pool], 128, 124, 128);
         let mut used = [false; 256];
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rnd = crate::testutil::xorshift(0x9e37_79b9_7f4a_7c15u64);
         let base = u128::from(pool.network());
         let lowest_free = |used: &[bool; 256], len: u8| {
             let size = 1usize << (128 - len);
