@@ -41,6 +41,8 @@ pub struct App {
     pub started: Instant,
     /// The running WireGuard servers.
     pub wg: crate::wg::engine::Engine,
+    /// One prefix allocator per IPv6 pool, changed only on the database thread.
+    pub pools: crate::ipv6::Pools,
 }
 
 pub const DB_FILE: &str = "ipv6wgm.db";
@@ -54,6 +56,7 @@ impl App {
         crate::fsutil::ensure_private_dir(&config.run_dir())?;
         let store = Store::open(&config.data_dir.join(DB_FILE))?;
         let key = token::load_or_create_key(&config.data_dir.join(KEY_FILE))?;
+        let pools = crate::ipv6::Pools::load(&store).await?;
         let app = App {
             tokens: TokenService::new(&key, config.auth.token_ttl_secs),
             login_limiter: Mutex::new(LoginLimiter::new(
@@ -71,6 +74,7 @@ impl App {
             wg: crate::wg::engine::Engine::new(
                 Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             ),
+            pools,
             store,
             config,
         };

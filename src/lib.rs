@@ -24,13 +24,16 @@
 //! - [`config`] — defaults < TOML < `IPV6WGM_*` env < flags; unknown keys are errors.
 //! - [`app`] — start-up and shutdown; [`app::App`], the state every handler shares.
 //! - [`api`] — listener, request pipeline, router, request/response helpers, one module per
-//!   resource group (`auth`, `users`, `status`, `wireguard`).
+//!   resource group (`auth`, `users`, `status`, `wireguard`, `ipv6`).
 //! - [`auth`] — roles and permissions, password hashing, JWTs, login limiter (pure), and the
 //!   login/refresh/logout flows.
 //! - [`users`] — user validation, the "always an active admin" rule, first-start bootstrap.
 //! - [`store`] — SQLite: migrations and one query file per table. The only place with SQL.
 //! - [`health`], [`metrics`] — component health checks and request-latency histogram.
-//! - [`ipv6`] — IPv6 prefix pools; so far the pure allocator ([`ipv6::alloc`]).
+//! - [`ipv6`] — IPv6 prefix pools: the pure allocator ([`ipv6::alloc`]), pool/whitelist/
+//!   allocation rules, one in-memory allocator per pool updated in the same DB-thread closure
+//!   as the SQL (race-free), and the link that puts delegated prefixes into a WireGuard
+//!   client's `routed_prefixes`.
 //! - [`rpki`] — route origin validation; so far the VRP table and RFC 6811 ([`rpki::vrp`]).
 //! - [`error`] — [`error::ApiError`], the one error type clients see.
 //! - [`time`], [`fsutil`] — RFC 3339 formatting; private (0600) atomic file writes.

@@ -3,6 +3,7 @@
 //! request log, audit log), and one module of thin handlers per resource group.
 
 pub mod auth;
+pub mod ipv6;
 pub mod query;
 pub mod request;
 pub mod response;
@@ -40,6 +41,7 @@ pub fn routes() -> Router {
     users::routes(&mut r);
     status::routes(&mut r);
     wireguard::routes(&mut r);
+    ipv6::routes(&mut r);
     r
 }
 

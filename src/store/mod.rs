@@ -8,9 +8,10 @@
 //! connections would buy nothing but memory.
 //!
 //! **Layout.** `schema` holds the versioned migrations; one file of queries per table
-//! (`users`, `tokens`, `audit`, `settings`). SQL lives only here.
+//! (`users`, `tokens`, `audit`, `settings`, `wireguard`, `ipv6`). SQL lives only here.
 
 pub mod audit;
+pub mod ipv6;
 pub mod schema;
 pub mod settings;
 pub mod tokens;
@@ -152,4 +153,13 @@ pub fn open_connection(path: &Path) -> Result<Connection, String> {
         .and_then(|_| conn.pragma_update(None, "foreign_keys", "ON"))
         .map_err(|e| format!("cannot configure database {}: {e}", path.display()))?;
     Ok(conn)
+}
+
+/// An in-memory database with the current schema, as the store opens it (foreign keys on).
+#[cfg(test)]
+pub fn test_db() -> Connection {
+    let mut c = Connection::open_in_memory().expect("db");
+    c.pragma_update(None, "foreign_keys", "ON").expect("fk");
+    schema::migrate(&mut c).expect("schema");
+    c
 }

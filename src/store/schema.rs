@@ -104,6 +104,53 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX wg_clients_ipv4 ON wg_clients (server_id, ipv4_address);
     CREATE UNIQUE INDEX wg_clients_ipv6 ON wg_clients (server_id, ipv6_address);
     "#,
+    // 3: IPv6 prefix pools, the prefixes handed out from them, and their whitelists.
+    // Prefixes are canonical text ("2001:db8::/48", host bits zero). An allocation for a
+    // WireGuard client (`client_id`) is also one of that client's routed_prefixes.
+    r#"
+    CREATE TABLE ipv6_pools (
+        id                INTEGER PRIMARY KEY,
+        name              TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+        prefix            TEXT    NOT NULL UNIQUE,
+        -- the size handed out by default, and the range a request may ask for
+        prefix_length     INTEGER NOT NULL CHECK (prefix_length BETWEEN 8 AND 128),
+        min_prefix_length INTEGER NOT NULL CHECK (min_prefix_length BETWEEN 8 AND 128),
+        max_prefix_length INTEGER NOT NULL CHECK (max_prefix_length BETWEEN 8 AND 128),
+        description       TEXT,
+        status            TEXT    NOT NULL DEFAULT 'active' CHECK (status IN ('active','disabled')),
+        auto_announce_bgp INTEGER NOT NULL DEFAULT 0 CHECK (auto_announce_bgp IN (0,1)),
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL,
+        CHECK (min_prefix_length <= prefix_length AND prefix_length <= max_prefix_length)
+    );
+    CREATE TABLE ipv6_allocations (
+        id            INTEGER PRIMARY KEY,
+        pool_id       INTEGER NOT NULL REFERENCES ipv6_pools (id) ON DELETE CASCADE,
+        prefix        TEXT    NOT NULL UNIQUE,
+        -- a WireGuard client; the domain deletes its allocations with it (the cascade is
+        -- the backstop)
+        client_id     INTEGER REFERENCES wg_clients (id) ON DELETE CASCADE,
+        client_name   TEXT    COLLATE NOCASE,
+        description   TEXT,
+        auto_announce INTEGER NOT NULL DEFAULT 0 CHECK (auto_announce IN (0,1)),
+        allocated_at  INTEGER NOT NULL
+    );
+    -- one allocation per client and pool (asking again returns it)
+    CREATE UNIQUE INDEX ipv6_allocations_client ON ipv6_allocations (pool_id, client_id)
+        WHERE client_id IS NOT NULL;
+    CREATE UNIQUE INDEX ipv6_allocations_name ON ipv6_allocations (pool_id, client_name)
+        WHERE client_id IS NULL AND client_name IS NOT NULL;
+    CREATE INDEX ipv6_allocations_pool ON ipv6_allocations (pool_id, id);
+    CREATE INDEX ipv6_allocations_client_id ON ipv6_allocations (client_id);
+    CREATE TABLE ipv6_whitelist (
+        id          INTEGER PRIMARY KEY,
+        pool_id     INTEGER NOT NULL REFERENCES ipv6_pools (id) ON DELETE CASCADE,
+        prefix      TEXT    NOT NULL,
+        description TEXT,
+        created_at  INTEGER NOT NULL,
+        UNIQUE (pool_id, prefix)
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -232,9 +232,7 @@ mod tests {
     use super::*;
 
     fn db() -> Connection {
-        let mut c = Connection::open_in_memory().expect("db");
-        crate::store::schema::migrate(&mut c).expect("schema");
-        c
+        crate::store::test_db()
     }
 
     fn fields(name: &str, role: Role) -> UserFields {

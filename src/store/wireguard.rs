@@ -542,10 +542,7 @@ mod tests {
     use super::*;
 
     fn db() -> Connection {
-        let mut c = Connection::open_in_memory().expect("db");
-        c.pragma_update(None, "foreign_keys", "ON").expect("fk");
-        crate::store::schema::migrate(&mut c).expect("schema");
-        c
+        crate::store::test_db()
     }
 
     fn net(s: &str) -> IpNet {

@@ -19,6 +19,7 @@ pub use model::*;
 use crate::api::query::Page;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::ipv6::Pools;
 use crate::store::wireguard::{self as q, Routed};
 use crate::store::StoreError;
 use crate::wg::conf::{Peer, WgQuick};
@@ -139,13 +140,17 @@ pub async fn delete_server(
     id: i64,
     force: bool,
 ) -> ApiResult<(ServerRow, Vec<ClientRow>)> {
-    run(app, move |c| delete_server_in(c, id, force)).await
+    let pools = app.pools.clone();
+    run(app, move |c| delete_server_in(c, id, force, &pools)).await
 }
 
+/// The clients' IPv6 prefix allocations are released with them, in the same closure, so
+/// the pools' allocators stay in step with the tables.
 fn delete_server_in(
     c: &mut Connection,
     id: i64,
     force: bool,
+    pools: &Pools,
 ) -> ApiResult<(ServerRow, Vec<ClientRow>)> {
     let tx = begin(c)?;
     let server = server_or_404(&tx, id)?;
@@ -156,8 +161,11 @@ fn delete_server_in(
             format!("server has {} clients; use ?force=true", clients.len()),
         ));
     }
+    let ids: Vec<i64> = clients.iter().map(|c| c.id).collect();
+    let freed = crate::ipv6::release_for_clients(&tx, &ids)?;
     q::delete_server(&tx, id)?;
     commit(tx)?;
+    pools.apply(freed);
     Ok((server, clients))
 }
 
@@ -305,13 +313,17 @@ fn update_client_in(
     Ok((current, new))
 }
 
-/// Returns the deleted row so the caller can remove the live peer.
+/// Returns the deleted row so the caller can remove the live peer. The client's IPv6
+/// prefix allocations are released with it (tables and allocators, in this one closure).
 pub async fn delete_client(app: &App, id: i64) -> ApiResult<ClientRow> {
+    let pools = app.pools.clone();
     run(app, move |c| {
         let tx = begin(c)?;
         let client = client_or_404(&tx, id)?;
+        let freed = crate::ipv6::release_for_clients(&tx, &[id])?;
         q::delete_client(&tx, id)?;
         commit(tx)?;
+        pools.apply(freed);
         Ok(client)
     })
     .await
@@ -520,10 +532,7 @@ mod tests {
     use std::collections::HashSet;
 
     fn db() -> Connection {
-        let mut c = Connection::open_in_memory().expect("db");
-        c.pragma_update(None, "foreign_keys", "ON").expect("fk");
-        crate::store::schema::migrate(&mut c).expect("schema");
-        c
+        crate::store::test_db()
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -845,7 +854,7 @@ mod tests {
         let s = add_server(c, new_server("a", Some("10.0.0.1/24"), None)).expect("s");
         let c1 = add_client(c, new_client(s.id, "c1")).expect("c1");
         let c2 = add_client(c, new_client(s.id, "c2")).expect("c2");
-        let (code, field, message) = err(delete_server_in(c, s.id, false));
+        let (code, field, message) = err(delete_server_in(c, s.id, false, &Pools::default()));
         assert_eq!(
             (code, field.as_str(), message.as_str()),
             (
@@ -854,12 +863,15 @@ mod tests {
                 "server has 2 clients; use ?force=true"
             )
         );
-        let (server, clients) = delete_server_in(c, s.id, true).expect("forced");
+        let (server, clients) = delete_server_in(c, s.id, true, &Pools::default()).expect("forced");
         assert_eq!((server.id, clients), (s.id, vec![c1.clone(), c2]));
         assert!(q::get_client(c, c1.id).expect("get").is_none());
-        assert_eq!(err(delete_server_in(c, s.id, true)).0, ErrorCode::NotFound);
+        assert_eq!(
+            err(delete_server_in(c, s.id, true, &Pools::default())).0,
+            ErrorCode::NotFound
+        );
         let empty = add_server(c, new_server("e", Some("10.0.0.1/24"), None)).expect("e");
-        assert!(delete_server_in(c, empty.id, false)
+        assert!(delete_server_in(c, empty.id, false, &Pools::default())
             .expect("no clients")
             .1
             .is_empty());

@@ -1,0 +1,301 @@
+//! `/ipv6`: prefix pools (CRUD), allocations (allocate, release, list), pool whitelists,
+//! and `/monitoring/ipv6/pools`. Thin: parse → `crate::ipv6` (store + allocators, one
+//! database closure per operation) → apply route changes of WireGuard clients to the
+//! running devices through `wireguard::live` → render.
+
+use super::query::{Page, PageMeta};
+use super::request::Request;
+use super::response::Reply;
+use super::router::{Access, Router};
+use crate::app::App;
+use crate::auth::Permission;
+use crate::error::{ApiError, ApiResult};
+use crate::h;
+use crate::ipv6::{
+    self as pools, AllocationFilter, AllocationRequest, AllocationView, ClientChange, NewPool,
+    NewWhitelistEntry, PoolChanges, PoolRef, PoolView, WhitelistView,
+};
+use hyper::Method;
+use serde::Serialize;
+use std::sync::Arc;
+
+pub fn routes(r: &mut Router) {
+    use Access::Require;
+    use Method as M;
+    use Permission::{Ipv6Read as Read, Ipv6Write as W, MonitoringRead};
+    r.add(
+        M::GET,
+        "/ipv6/pools",
+        Require(Read),
+        "ipv6.pools.list",
+        h!(list_pools),
+    );
+    r.add(
+        M::POST,
+        "/ipv6/pools",
+        Require(W),
+        "ipv6.pools.create",
+        h!(create_pool),
+    );
+    r.add(
+        M::GET,
+        "/ipv6/pools/{id}",
+        Require(Read),
+        "ipv6.pools.get",
+        h!(get_pool),
+    );
+    r.add(
+        M::PUT,
+        "/ipv6/pools/{id}",
+        Require(W),
+        "ipv6.pools.update",
+        h!(update_pool),
+    );
+    r.add(
+        M::PATCH,
+        "/ipv6/pools/{id}",
+        Require(W),
+        "ipv6.pools.update",
+        h!(update_pool),
+    );
+    r.add(
+        M::DELETE,
+        "/ipv6/pools/{id}",
+        Require(W),
+        "ipv6.pools.delete",
+        h!(delete_pool),
+    );
+    r.add(
+        M::POST,
+        "/ipv6/pools/{id}/allocate",
+        Require(W),
+        "ipv6.allocations.create",
+        h!(allocate_in_pool),
+    );
+    r.add(
+        M::POST,
+        "/ipv6/pools/{id}/release/{allocation_id}",
+        Require(W),
+        "ipv6.allocations.release",
+        h!(release),
+    );
+    r.add(
+        M::GET,
+        "/ipv6/allocations",
+        Require(Read),
+        "ipv6.allocations.list",
+        h!(list_allocations),
+    );
+    r.add(
+        M::POST,
+        "/ipv6/allocations",
+        Require(W),
+        "ipv6.allocations.create",
+        h!(allocate),
+    );
+    r.add(
+        M::GET,
+        "/ipv6/pools/{id}/whitelist",
+        Require(Read),
+        "ipv6.whitelist.list",
+        h!(list_whitelist),
+    );
+    r.add(
+        M::POST,
+        "/ipv6/pools/{id}/whitelist",
+        Require(W),
+        "ipv6.whitelist.add",
+        h!(add_whitelist),
+    );
+    r.add(
+        M::DELETE,
+        "/ipv6/pools/{id}/whitelist/{entry_id}",
+        Require(W),
+        "ipv6.whitelist.remove",
+        h!(remove_whitelist),
+    );
+    r.add(
+        M::GET,
+        "/monitoring/ipv6/pools",
+        Require(MonitoringRead),
+        "monitoring.ipv6.pools",
+        h!(monitor_pools),
+    );
+}
+
+/// `{"pools": […], "pagination": {…}}`, serialised directly: `Page::render` goes through
+/// `serde_json::Value`, which cannot hold the counts of a big pool.
+#[derive(Serialize)]
+struct PoolList {
+    pools: Vec<PoolView>,
+    pagination: PageMeta,
+}
+
+// ---- pools ----
+
+async fn list_pools(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let mut q = req.query()?;
+    let page = Page::from_query(&mut q)?;
+    q.finish()?;
+    let (pools, total) = pools::list_pools(&app, page).await?;
+    Ok(Reply::ok(PoolList {
+        pools,
+        pagination: page.meta(total),
+    }))
+}
+
+async fn create_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let input: NewPool = req.json().await?;
+    let view = pools::create_pool(&app, input).await?;
+    req.audit_target = Some(format!("ipv6/pools/{}", view.id));
+    Ok(Reply::created(view, "pool created"))
+}
+
+async fn get_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(pools::get_pool(&app, req.id("id")?).await?))
+}
+
+async fn update_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    req.audit_target = Some(format!("ipv6/pools/{id}"));
+    let changes: PoolChanges = req.json().await?;
+    let view = pools::update_pool(&app, id, changes).await?;
+    Ok(Reply::ok_with(view, "pool updated"))
+}
+
+async fn delete_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    req.audit_target = Some(format!("ipv6/pools/{id}"));
+    let mut q = req.query()?;
+    let force = q.take_parsed("force", "true or false")?.unwrap_or(false);
+    q.finish()?;
+    let (released, changes) = pools::delete_pool(&app, id, force).await?;
+    sync_clients(&app, &changes).await?;
+    Ok(Reply::message(&format!(
+        "pool deleted ({released} allocations released)"
+    )))
+}
+
+async fn monitor_pools(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    req.query()?.finish()?;
+    Ok(Reply::ok(pools::monitor(&app).await?))
+}
+
+// ---- allocations ----
+
+/// Routes of WireGuard clients that changed, applied to their running devices.
+async fn sync_clients(app: &App, changes: &[ClientChange]) -> ApiResult<()> {
+    for (old, new) in changes {
+        crate::wireguard::live::sync_client(app, new.server_id, Some(old), Some(new)).await?;
+    }
+    Ok(())
+}
+
+async fn allocate(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let mut body: AllocationRequest = req.json().await?;
+    let pool_id = body
+        .pool_id
+        .take()
+        .ok_or_else(|| ApiError::validation("pool_id", "pool_id is required"))?;
+    allocate_from(&app, req, PoolRef::Body(pool_id), body).await
+}
+
+async fn allocate_in_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    req.audit_target = Some(format!("ipv6/pools/{id}"));
+    let mut body: AllocationRequest = req.json().await?;
+    if body.pool_id.take().is_some_and(|p| p != id) {
+        return Err(ApiError::validation(
+            "pool_id",
+            "pool_id differs from the pool in the path",
+        ));
+    }
+    allocate_from(&app, req, PoolRef::Path(id), body).await
+}
+
+async fn allocate_from(
+    app: &App,
+    req: &mut Request,
+    pool: PoolRef,
+    body: AllocationRequest,
+) -> ApiResult<Reply> {
+    let input = body.validate()?;
+    let done = pools::allocate(app, pool, input).await?;
+    req.audit_target = Some(format!("ipv6/allocations/{}", done.allocation.id));
+    sync_clients(app, done.client.as_slice()).await?;
+    let view = AllocationView::new(done.allocation, "active");
+    Ok(if done.created {
+        Reply::created(view, "prefix allocated")
+    } else {
+        Reply::ok_with(view, "already allocated")
+    })
+}
+
+async fn release(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let pool_id = req.id("id")?;
+    let allocation_id = req.id("allocation_id")?;
+    req.audit_target = Some(format!("ipv6/allocations/{allocation_id}"));
+    let (a, change) = pools::release(&app, pool_id, allocation_id).await?;
+    sync_clients(&app, change.as_slice()).await?;
+    Ok(Reply::ok_with(
+        AllocationView::new(a, "released"),
+        "prefix released",
+    ))
+}
+
+async fn list_allocations(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let mut q = req.query()?;
+    let page = Page::from_query(&mut q)?;
+    let filter = AllocationFilter {
+        pool_id: q.take_parsed("pool_id", "a pool id")?,
+        client_id: q.take_parsed("client_id", "a client id")?,
+        client_name: q.take("client_name"),
+    };
+    q.finish()?;
+    render_allocations(&app, filter, page).await
+}
+
+async fn render_allocations(app: &App, filter: AllocationFilter, page: Page) -> ApiResult<Reply> {
+    let (rows, total) = pools::list_allocations(app, filter, page).await?;
+    let views: Vec<AllocationView> = rows
+        .into_iter()
+        .map(|a| AllocationView::new(a, "active"))
+        .collect();
+    Ok(Reply::ok(page.render("allocations", views, total)))
+}
+
+// ---- whitelist ----
+
+#[derive(Serialize)]
+struct WhitelistList {
+    whitelist: Vec<WhitelistView>,
+    total: usize,
+}
+
+async fn list_whitelist(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let rows = pools::whitelist(&app, req.id("id")?).await?;
+    let whitelist: Vec<WhitelistView> = rows.into_iter().map(Into::into).collect();
+    Ok(Reply::ok(WhitelistList {
+        total: whitelist.len(),
+        whitelist,
+    }))
+}
+
+async fn add_whitelist(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    req.audit_target = Some(format!("ipv6/pools/{id}/whitelist"));
+    let input: NewWhitelistEntry = req.json().await?;
+    let row = pools::add_whitelist(&app, id, input).await?;
+    Ok(Reply::created(
+        WhitelistView::from(row),
+        "whitelist entry added",
+    ))
+}
+
+async fn remove_whitelist(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    req.audit_target = Some(format!("ipv6/pools/{id}/whitelist"));
+    let entry = req.id("entry_id")?;
+    pools::remove_whitelist(&app, id, entry).await?;
+    Ok(Reply::message("whitelist entry removed"))
+}
