@@ -1160,3 +1160,57 @@ fn a_delegated_prefix_is_routed_through_the_tunnel() {
     );
     drop(wg);
 }
+
+#[test]
+fn the_wireguard_side_respects_pools() {
+    let s = Server::start();
+    let a = s.admin();
+    let pool = pool_id(&s, &a, "isp", "2001:db8:100::/48");
+    // A server subnet inside a pool is a conflict.
+    let r = s.post(
+        "/wireguard/servers",
+        Some(&a),
+        &json!({"name": "bad", "ipv6_address": "2001:db8:100:ff::1/64"}),
+    );
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "ipv6_address");
+    let r = s.post(
+        "/wireguard/servers",
+        Some(&a),
+        &json!({"name": "wg", "ipv6_address": "fd00::1/64"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let server = id_of(r.data());
+    // A client cannot take a pool prefix by hand, on create or update.
+    let r = s.post(
+        "/wireguard/clients",
+        Some(&a),
+        &json!({"server_id": server, "name": "x", "routed_prefixes": ["2001:db8:100:5::/64"]}),
+    );
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "routed_prefixes");
+    let r = s.post(
+        "/wireguard/clients",
+        Some(&a),
+        &json!({"server_id": server, "name": "router"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let client = id_of(r.data());
+    let path = format!("/wireguard/clients/{client}");
+    let r = s.send(
+        "PATCH",
+        &path,
+        Some(&a),
+        &json!({"routed_prefixes": ["2001:db8:100:5::/64"]}),
+    );
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "routed_prefixes");
+    // Its allocation cannot be dropped by hand either; other prefixes can be added.
+    let given = allocate(&s, &a, pool, json!({"client_id": client}));
+    let r = s.send("PATCH", &path, Some(&a), &json!({"routed_prefixes": []}));
+    r.assert_field_error(409, "RESOURCE_CONFLICT", "routed_prefixes");
+    let r = s.send(
+        "PATCH",
+        &path,
+        Some(&a),
+        &json!({"routed_prefixes": [prefix_of(&given), "2001:db8:9::/48"]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -19,6 +19,7 @@ pub use model::*;
 use crate::api::query::Page;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::ipv6::guard;
 use crate::ipv6::Pools;
 use crate::store::wireguard::{self as q, Routed};
 use crate::store::StoreError;
@@ -70,6 +71,7 @@ fn create_server_in(
     let servers = q::all_servers(&tx)?;
     let fields = input.validate(&servers)?;
     check_server_conflicts(&fields, &servers, &q::all_routed(&tx)?)?;
+    guard::check_server_subnet(&tx, fields.ipv6_address)?;
     let row = q::insert_server(
         &tx,
         &fields,
@@ -127,6 +129,7 @@ fn update_server_in(
         .filter(|s| s.id != id)
         .collect();
     check_server_conflicts(&fields, &others, &q::all_routed(&tx)?)?;
+    guard::check_server_subnet(&tx, fields.ipv6_address)?;
     check_clients_fit(&fields, &q::clients_of_server(&tx, id)?)?;
     let new = q::update_server(&tx, id, &fields, now)?;
     commit(tx)?;
@@ -236,6 +239,7 @@ fn create_client_in(
         routed: &routed,
     };
     place_client(&mut fields, None, &n, true)?;
+    guard::check_client_routed(&tx, None, &fields.routed_prefixes)?;
     let row = q::insert_client(
         &tx,
         server_id,
@@ -308,6 +312,7 @@ fn update_client_in(
         routed: &routed,
     };
     place_client(&mut fields, Some(id), &n, false)?;
+    guard::check_client_routed(&tx, Some(id), &fields.routed_prefixes)?;
     let new = q::update_client(&tx, id, &fields, now)?;
     commit(tx)?;
     Ok((current, new))
@@ -486,6 +491,7 @@ fn import_in(c: &mut Connection, plan: ImportPlan, now: i64) -> ApiResult<Import
     let fields = plan.server.validate(&servers)?;
     let mut routed = q::all_routed(&tx)?;
     check_server_conflicts(&fields, &servers, &routed)?;
+    guard::check_server_subnet(&tx, fields.ipv6_address).map_err(|e| refield(e, "config", ""))?;
     let server = q::insert_server(
         &tx,
         &fields,
@@ -505,6 +511,7 @@ fn import_in(c: &mut Connection, plan: ImportPlan, now: i64) -> ApiResult<Import
             routed: &routed,
         };
         place_client(&mut f, None, &n, false).map_err(in_peer)?;
+        guard::check_client_routed(&tx, None, &f.routed_prefixes).map_err(in_peer)?;
         let row = q::insert_client(&tx, server.id, &f, &peer.public_key.to_base64(), None, now)
             .map_err(|e| in_peer(e.into()))?;
         if !row.routed_prefixes.is_empty() {
