@@ -41,6 +41,8 @@ pub struct App {
     pub started: Instant,
     /// The running WireGuard servers.
     pub wg: crate::wg::engine::Engine,
+    /// The live VRP table for route origin validation.
+    pub rpki: Arc<crate::rpki::Rpki>,
     /// One prefix allocator per IPv6 pool, changed only on the database thread.
     pub pools: crate::ipv6::Pools,
 }
@@ -67,10 +69,12 @@ impl App {
             health: vec![
                 Box::new(crate::health::DatabaseCheck),
                 Box::new(crate::health::ApiCheck),
+                Box::new(crate::health::RpkiCheck),
             ],
             metrics: HttpMetrics::default(),
             router: crate::api::routes(),
             started: Instant::now(),
+            rpki: Arc::default(),
             wg: crate::wg::engine::Engine::new(
                 Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             ),
@@ -102,9 +106,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         env!("CARGO_PKG_VERSION")
     );
     crate::wireguard::live::restore(&app).await;
+    let rpki_task = app.config.rpki.vrp_file.clone().map(|f| {
+        let slurm = app.config.rpki.slurm_file.clone();
+        tokio::spawn(crate::rpki::source::watch_files(app.rpki.clone(), f, slurm))
+    });
     crate::api::serve(listener, tls, app.clone(), shutdown).await;
     // Interfaces go away with the service; `is_active` brings them back on the next start.
     app.wg.stop_all().await;
+    if let Some(t) = rpki_task {
+        t.abort();
+    }
     app.store.close().await;
     log::info!("stopped");
     Ok(())

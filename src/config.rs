@@ -26,6 +26,25 @@ pub struct Config {
     pub auth: AuthConfig,
     pub audit: AuditConfig,
     pub wireguard: WireguardConfig,
+    pub rpki: RpkiConfig,
+    pub bgp: BgpConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpkiConfig {
+    /// A JSON VRP export (rpki-client / Routinator / stayrtr format), re-read when it changes.
+    pub vrp_file: Option<PathBuf>,
+    /// SLURM (RFC 8416) local exceptions applied to the VRPs.
+    pub slurm_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BgpConfig {
+    /// Our AS number: the origin of the prefixes we announce, and the AS their RPKI
+    /// validation checks. 0 = not set.
+    pub local_asn: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -90,6 +109,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             audit: AuditConfig::default(),
             wireguard: WireguardConfig::default(),
+            rpki: RpkiConfig::default(),
+            bgp: BgpConfig::default(),
         }
     }
 }
@@ -239,6 +260,9 @@ impl Config {
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err("data_dir must not be empty".into());
+        }
+        if self.rpki.slurm_file.is_some() && self.rpki.vrp_file.is_none() {
+            return Err("rpki.slurm_file needs rpki.vrp_file".into());
         }
         if let Some(h) = &self.public_host {
             if !valid_host(h) {

@@ -72,6 +72,28 @@ impl HealthCheck for ApiCheck {
     }
 }
 
+/// The VRP table: source, count, serial, last update. Without a configured source RPKI is
+/// simply off (healthy); a source that failed its last load is degraded.
+pub struct RpkiCheck;
+
+impl HealthCheck for RpkiCheck {
+    fn name(&self) -> &'static str {
+        "rpki"
+    }
+
+    fn check<'a>(&'a self, app: &'a App) -> BoxFuture<'a, ComponentHealth> {
+        Box::pin(async move {
+            let info = app.rpki.info();
+            let status = match (&info.last_error, info.last_update) {
+                (Some(_), None) => Status::Unhealthy,
+                (Some(_), Some(_)) => Status::Degraded,
+                _ => Status::Healthy,
+            };
+            component(status, serde_json::to_value(info).unwrap_or_default())
+        })
+    }
+}
+
 fn component(status: Status, details: Value) -> ComponentHealth {
     let details = match details {
         Value::Object(m) => m,

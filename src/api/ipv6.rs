@@ -74,6 +74,13 @@ pub fn routes(r: &mut Router) {
     );
     r.add(
         M::POST,
+        "/ipv6/pools/{id}/validate-rpki",
+        Require(Read),
+        "ipv6.pools.validate_rpki",
+        h!(validate_rpki),
+    );
+    r.add(
+        M::POST,
         "/ipv6/pools/{id}/release/{allocation_id}",
         Require(W),
         "ipv6.allocations.release",
@@ -298,4 +305,13 @@ async fn remove_whitelist(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> 
     let entry = req.id("entry_id")?;
     pools::remove_whitelist(&app, id, entry).await?;
     Ok(Reply::message("whitelist entry removed"))
+}
+
+async fn validate_rpki(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    // An empty body validates the pool's own prefix with the local AS.
+    let body: crate::ipv6::rpki::ValidateRequest = req.json_or_default().await?;
+    Ok(Reply::ok(
+        crate::ipv6::rpki::validate(&app, id, body).await?,
+    ))
 }

@@ -124,6 +124,27 @@ impl Request {
         let body = self.body_bytes().await?;
         parse_json(&body)
     }
+
+    /// Like [`json`](Self::json), but an empty body (any content type) is `T::default()`:
+    /// for actions whose body is optional (`curl -X POST` without `-d`).
+    pub async fn json_or_default<T: DeserializeOwned + Default>(&mut self) -> ApiResult<T> {
+        let ct = self
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = self.body_bytes().await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(T::default());
+        }
+        if !is_json(&ct) {
+            return Err(ApiError::bad_request(
+                "Content-Type must be application/json",
+            ));
+        }
+        parse_json(&body)
+    }
 }
 
 fn is_json(content_type: &str) -> bool {

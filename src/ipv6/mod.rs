@@ -26,6 +26,7 @@ pub mod alloc;
 pub mod guard;
 mod link;
 pub mod model;
+pub mod rpki;
 mod state;
 pub mod view;
 

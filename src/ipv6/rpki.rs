@@ -1,0 +1,89 @@
+//! `POST /ipv6/pools/{id}/validate-rpki`: RFC 6811 origin validation of a prefix of the pool
+//! (default: the pool itself) as announced by an AS (default: `bgp.local_asn`), against the
+//! live VRP table.
+
+use super::model::parse_prefix;
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::rpki::vrp::{State, Validation};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// Default: the pool's prefix.
+    pub prefix: Option<String>,
+    /// The origin AS to check. Default: `bgp.local_asn`.
+    pub asn: Option<u32>,
+}
+
+/// The verdict: `state` valid / invalid / not_found, `reason` (the seed's field) adding
+/// `invalid_asn` / `invalid_length`, and the matching or closest VRP (`asn`, `max_length`,
+/// `vrp_prefix`), which is absent for not_found.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct RpkiVerdict {
+    pub prefix: String,
+    pub origin_asn: u32,
+    pub state: &'static str,
+    pub valid: bool,
+    pub reason: &'static str,
+    pub asn: Option<u32>,
+    pub max_length: Option<u8>,
+    pub vrp_prefix: Option<String>,
+    /// How many VRPs the answer was computed from.
+    pub vrp_count: usize,
+}
+
+pub fn verdict(prefix: IpNet, origin: u32, v: Validation, vrp_count: usize) -> RpkiVerdict {
+    RpkiVerdict {
+        prefix: prefix.to_string(),
+        origin_asn: origin,
+        state: v.state.as_str(),
+        valid: v.state == State::Valid,
+        reason: v.state.reason().unwrap_or(v.state.as_str()),
+        asn: v.vrp.map(|x| x.asn),
+        max_length: v.vrp.map(|x| x.max_length),
+        vrp_prefix: v.vrp.map(|x| x.prefix.to_string()),
+        vrp_count,
+    }
+}
+
+pub async fn validate(app: &App, pool_id: i64, req: ValidateRequest) -> ApiResult<RpkiVerdict> {
+    let pool = super::get_pool(app, pool_id).await?;
+    let pool_prefix = parse_prefix("prefix", &pool.prefix)?;
+    let prefix = match req.prefix {
+        None => pool_prefix,
+        Some(p) => {
+            let p = parse_prefix("prefix", &p)?;
+            if !pool_prefix.contains(&p) {
+                return Err(ApiError::validation(
+                    "prefix",
+                    format!("{p} is not inside pool {pool_prefix}"),
+                ));
+            }
+            p
+        }
+    };
+    let origin = match req
+        .asn
+        .or(Some(app.config.bgp.local_asn).filter(|a| *a != 0))
+    {
+        Some(a) => a,
+        None => {
+            return Err(ApiError::validation(
+                "asn",
+                "no origin AS: send \"asn\" or set bgp.local_asn in the configuration",
+            ))
+        }
+    };
+    if !app.rpki.loaded() {
+        return Err(ApiError::unavailable(match app.rpki.info().last_error {
+            Some(e) => format!("no RPKI data: {e}"),
+            None => "no RPKI data loaded (configure rpki.vrp_file)".to_string(),
+        }));
+    }
+    let table = app.rpki.table();
+    let v = table.validate(IpNet::V6(prefix), origin);
+    Ok(verdict(IpNet::V6(prefix), origin, v, table.len()))
+}
