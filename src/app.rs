@@ -106,10 +106,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         env!("CARGO_PKG_VERSION")
     );
     crate::wireguard::live::restore(&app).await;
-    let rpki_task = app.config.rpki.vrp_file.clone().map(|f| {
-        let slurm = app.config.rpki.slurm_file.clone();
-        tokio::spawn(crate::rpki::source::watch_files(app.rpki.clone(), f, slurm))
-    });
+    let rpki = &app.config.rpki;
+    let rpki_task = match (&rpki.vrp_file, &rpki.rtr_server) {
+        (Some(f), _) => Some(tokio::spawn(crate::rpki::source::watch_files(
+            app.rpki.clone(),
+            f.clone(),
+            rpki.slurm_file.clone(),
+        ))),
+        (None, Some(server)) => Some(tokio::spawn(crate::rpki::rtr::run(
+            app.rpki.clone(),
+            server.clone(),
+        ))),
+        (None, None) => None,
+    };
     crate::api::serve(listener, tls, app.clone(), shutdown).await;
     // Interfaces go away with the service; `is_active` brings them back on the next start.
     app.wg.stop_all().await;

@@ -37,6 +37,8 @@ pub struct RpkiConfig {
     pub vrp_file: Option<PathBuf>,
     /// SLURM (RFC 8416) local exceptions applied to the VRPs.
     pub slurm_file: Option<PathBuf>,
+    /// An RTR cache (`host:port`, RFC 8210) to take VRPs from instead of a file.
+    pub rtr_server: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -263,6 +265,9 @@ impl Config {
         }
         if self.rpki.slurm_file.is_some() && self.rpki.vrp_file.is_none() {
             return Err("rpki.slurm_file needs rpki.vrp_file".into());
+        }
+        if self.rpki.rtr_server.is_some() && self.rpki.vrp_file.is_some() {
+            return Err("set either rpki.vrp_file or rpki.rtr_server, not both".into());
         }
         if let Some(h) = &self.public_host {
             if !valid_host(h) {

@@ -34,7 +34,8 @@
 //!   allocation rules, one in-memory allocator per pool updated in the same DB-thread closure
 //!   as the SQL (race-free), and the link that puts delegated prefixes into a WireGuard
 //!   client's `routed_prefixes`.
-//! - [`rpki`] — route origin validation; so far the VRP table and RFC 6811 ([`rpki::vrp`]).
+//! - [`rpki`] — route origin validation: the VRP table and RFC 6811 ([`rpki::vrp`]), VRP
+//!   files and SLURM, the live table fed by a file watcher or the RTR client ([`rpki::rtr`]).
 //! - [`error`] — [`error::ApiError`], the one error type clients see.
 //! - [`time`], [`fsutil`] — RFC 3339 formatting; private (0600) atomic file writes.
 //! - [`wg`] — userspace WireGuard. Pure: keys, wg-quick and UAPI codecs, cryptokey routing,

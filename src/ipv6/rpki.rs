@@ -80,7 +80,7 @@ pub async fn validate(app: &App, pool_id: i64, req: ValidateRequest) -> ApiResul
     if !app.rpki.loaded() {
         return Err(ApiError::unavailable(match app.rpki.info().last_error {
             Some(e) => format!("no RPKI data: {e}"),
-            None => "no RPKI data loaded (configure rpki.vrp_file)".to_string(),
+            None => "no RPKI data loaded (configure rpki.vrp_file or rpki.rtr_server)".to_string(),
         }));
     }
     let table = app.rpki.table();

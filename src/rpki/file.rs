@@ -207,7 +207,7 @@ impl Slurm {
         if !self.filters.is_empty() {
             vrps.retain(|v| {
                 !self.filters.iter().any(|(p, asn)| {
-                    p.map_or(true, |p| p.contains(&v.prefix)) && asn.map_or(true, |a| a == v.asn)
+                    p.is_none_or(|p| p.contains(&v.prefix)) && asn.is_none_or(|a| a == v.asn)
                 })
             });
         }

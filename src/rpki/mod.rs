@@ -1,6 +1,6 @@
 //! RPKI route origin validation. [`vrp`] is the pure part: the VRP table and RFC 6811
 //! validation; [`file`] reads the JSON VRP exports and SLURM exceptions; [`source`] holds
-//! the live table and reloads it (file source; the RTR client is still to come).
+//! the live table and reloads it from a file; [`rtr`] keeps it in step with an RTR cache.
 //!
 //! ## RTR client: what was measured (2026-11-21), for the choice still to be made
 //! NLnet Labs' `rpki` crate with `default-features = false, features = ["rtr", "crypto"]`
@@ -19,6 +19,7 @@
 //!   VRPs on mipsel; our `PayloadUpdate` should feed [`vrp::VrpTable`]'s compact entries.
 
 pub mod file;
+pub mod rtr;
 pub mod source;
 pub mod vrp;
 

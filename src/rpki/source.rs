@@ -63,16 +63,33 @@ impl Rpki {
     }
 
     fn set_table(&self, table: VrpTable, serial: Option<u64>) {
+        self.publish(Arc::new(table), serial);
+    }
+
+    /// Makes `table` the live one.
+    pub(crate) fn publish(&self, table: Arc<VrpTable>, serial: Option<u64>) {
         let mut info = self.info.write().unwrap_or_else(|e| e.into_inner());
         info.vrp_count = table.len();
         info.memory_bytes = table.memory();
         info.serial = serial;
         info.last_update = Some(crate::time::now());
         info.last_error = None;
-        *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = table;
     }
 
-    fn set_error(&self, e: String) {
+    /// The data is too old to use (RTR expire interval): validation answers 503 again.
+    pub(crate) fn expire(&self) {
+        log::warn!("RPKI: data expired");
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(VrpTable::default());
+        let mut info = self.info.write().unwrap_or_else(|e| e.into_inner());
+        info.vrp_count = 0;
+        info.memory_bytes = 0;
+        info.last_update = None;
+        info.last_error =
+            Some("data expired: no update from the cache within its expire interval".into());
+    }
+
+    pub(crate) fn set_error(&self, e: String) {
         log::warn!("RPKI: {e}");
         self.info
             .write()
@@ -80,7 +97,7 @@ impl Rpki {
             .last_error = Some(e);
     }
 
-    fn set_source(&self, source: &'static str, location: String) {
+    pub(crate) fn set_source(&self, source: &'static str, location: String) {
         let mut info = self.info.write().unwrap_or_else(|e| e.into_inner());
         info.source = source;
         info.location = Some(location);

@@ -17,11 +17,18 @@ use std::cmp::Ordering;
 use std::net::IpAddr;
 
 /// One VRP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Vrp {
     pub prefix: IpNet,
     pub max_length: u8,
     pub asn: u32,
+}
+
+/// Why an incremental update was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateError {
+    UnknownWithdraw(Vrp),
+    DuplicateAnnounce(Vrp),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +255,60 @@ impl VrpTable {
             + self.v6.entries.capacity() * std::mem::size_of::<Entry<V6>>()
     }
 
+    /// Every VRP, IPv4 first, in table order.
+    pub fn iter(&self) -> impl Iterator<Item = Vrp> + '_ {
+        let v4 = self.v4.entries.iter().map(|e| Vrp {
+            prefix: IpNet::new(IpAddr::V4(e.net.into()), e.len).unwrap_or_default(),
+            max_length: e.max_len,
+            asn: e.asn,
+        });
+        let v6 = self.v6.entries.iter().map(|e| {
+            let x = (u128::from(e.net.0) << 64) | u128::from(e.net.1);
+            Vrp {
+                prefix: IpNet::new(IpAddr::V6(x.into()), e.len).unwrap_or_default(),
+                max_length: e.max_len,
+                asn: e.asn,
+            }
+        });
+        v4.chain(v6)
+    }
+
+    pub fn contains(&self, v: &Vrp) -> bool {
+        let len = v.prefix.prefix_len();
+        let hit = |max_len: u8, asn: u32| max_len == v.max_length && asn == v.asn;
+        match v.prefix.trunc().addr() {
+            IpAddr::V4(a) => self
+                .v4
+                .exact(u32::from(a), len)
+                .iter()
+                .any(|e| hit(e.max_len, e.asn)),
+            IpAddr::V6(a) => self
+                .v6
+                .exact(v6_bits(a), len)
+                .iter()
+                .any(|e| hit(e.max_len, e.asn)),
+        }
+    }
+
+    /// A new table with `withdraw` removed and `announce` added (an RTR serial update).
+    /// Withdrawing an absent VRP or announcing a present one is an error, as RFC 8210 §5.6
+    /// requires; the table is then left as it was.
+    pub fn updated(&self, announce: &[Vrp], withdraw: &[Vrp]) -> Result<VrpTable, UpdateError> {
+        let gone: std::collections::HashSet<&Vrp> = withdraw.iter().collect();
+        if let Some(w) = withdraw.iter().find(|w| !self.contains(w)) {
+            return Err(UpdateError::UnknownWithdraw(*w));
+        }
+        let mut kept: Vec<Vrp> = self.iter().filter(|v| !gone.contains(v)).collect();
+        if let Some(a) = announce
+            .iter()
+            .find(|a| self.contains(a) && !gone.contains(a))
+        {
+            return Err(UpdateError::DuplicateAnnounce(*a));
+        }
+        kept.extend_from_slice(announce);
+        Ok(VrpTable::new(kept))
+    }
+
     /// Origin validation of `route` announced by `asn` (RFC 6811).
     pub fn validate(&self, route: IpNet, asn: u32) -> Validation {
         let len = route.prefix_len();
@@ -357,6 +418,44 @@ mod tests {
             (s, v),
             (State::InvalidAsn, Some(vrp("10.1.0.0/16", 24, 65004)))
         );
+    }
+
+    #[test]
+    fn incremental_updates() {
+        let t = VrpTable::new([
+            vrp("192.0.2.0/24", 24, 65001),
+            vrp("2001:db8::/32", 48, 65002),
+        ]);
+        let u = t
+            .updated(
+                &[vrp("198.51.100.0/24", 24, 65003)],
+                &[vrp("192.0.2.0/24", 24, 65001)],
+            )
+            .expect("update");
+        assert_eq!(u.len(), 2);
+        assert!(u.contains(&vrp("198.51.100.0/24", 24, 65003)));
+        assert!(!u.contains(&vrp("192.0.2.0/24", 24, 65001)));
+        assert!(u.contains(&vrp("2001:db8::/32", 48, 65002)));
+        assert_eq!(
+            t.updated(&[], &[vrp("192.0.2.0/24", 25, 65001)]).err(),
+            Some(UpdateError::UnknownWithdraw(vrp("192.0.2.0/24", 25, 65001)))
+        );
+        assert_eq!(
+            t.updated(&[vrp("2001:db8::/32", 48, 65002)], &[]).err(),
+            Some(UpdateError::DuplicateAnnounce(vrp(
+                "2001:db8::/32",
+                48,
+                65002
+            )))
+        );
+        // withdraw and re-announce in one update is fine
+        assert!(t
+            .updated(
+                &[vrp("2001:db8::/32", 48, 65002)],
+                &[vrp("2001:db8::/32", 48, 65002)]
+            )
+            .is_ok());
+        assert_eq!(t.iter().count(), 2);
     }
 
     #[test]

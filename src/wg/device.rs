@@ -844,7 +844,7 @@ async fn timer_task(inner: Arc<Inner>) {
     loop {
         interval.tick().await;
         ticks = ticks.wrapping_add(1);
-        if ticks % 4 == 0 {
+        if ticks.is_multiple_of(4) {
             read(&inner.state).keys.limiter.reset_count();
         }
         inner.tick(&mut out).await;

@@ -56,7 +56,7 @@ fn epoch_now() -> Duration {
 /// Whether a tunnel created `age` ago whose last handshake was `since_handshake` ago (None:
 /// never) should be dropped.
 pub fn is_idle(age: Duration, since_handshake: Option<Duration>) -> bool {
-    age >= IDLE_AFTER && since_handshake.map_or(true, |d| d >= IDLE_AFTER)
+    age >= IDLE_AFTER && since_handshake.is_none_or(|d| d >= IDLE_AFTER)
 }
 
 impl Peer {

@@ -52,7 +52,7 @@ pub fn png(text: &str) -> Result<Vec<u8>, QrError> {
                 byte = 0;
             }
         }
-        if side % 8 != 0 {
+        if !side.is_multiple_of(8) {
             raw.push(byte << (8 - side % 8));
         }
     }

@@ -366,7 +366,7 @@ pub fn parse_client_address(field: &str, s: &str) -> ApiResult<IpAddr> {
     };
     let host_len = if v6 { "128" } else { "32" };
     match addr.parse::<IpAddr>() {
-        Ok(a) if a.is_ipv6() == v6 && len.map_or(true, |l| l == host_len) => Ok(a),
+        Ok(a) if a.is_ipv6() == v6 && len.is_none_or(|l| l == host_len) => Ok(a),
         _ => Err(ApiError::validation(
             field,
             if v6 {

@@ -251,7 +251,7 @@ fn routed_overlap<'a>(
 /// each family it uses.
 pub fn check_clients_fit(f: &ServerFields, clients: &[ClientRow]) -> ApiResult<()> {
     let fits = |field: &str, addr: Option<IpAddr>, net: Option<IpNet>| {
-        addr.map_or(true, |a| check_client_address(field, a, net).is_ok())
+        addr.is_none_or(|a| check_client_address(field, a, net).is_ok())
     };
     let misfits = |field: &str, net: Option<IpNet>| {
         clients
