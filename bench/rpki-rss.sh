@@ -36,6 +36,7 @@ PY
 SIZE=$(stat -c %s "$DIR/vrps.json")
 
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+hwm() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
 start() { # start NAME PORT [config]
   local port=$2
   [ -n "${3:-}" ] && printf '%s\n' "$3" >"$DIR/$1.toml"
@@ -60,6 +61,7 @@ done
 t1=$(date +%s.%N)
 sleep 2
 WITH=$(rss "${PIDS[1]}")
+PEAK=$(hwm "${PIDS[1]}")
 COUNT=$(echo "$H" | sed 's/.*"vrp_count":\([0-9]*\).*/\1/')
 MEM=$(echo "$H" | sed 's/.*"memory_bytes":\([0-9]*\).*/\1/')
 echo "## RPKI table memory in the service ($(date -u +%F), $(nproc) cores)"
@@ -71,3 +73,4 @@ awk -v a="$t0" -v b="$t1" 'BEGIN { printf "| start-up to table loaded | %.1f s |
 echo "| VRPs in the table | $COUNT |"
 echo "| table entries | $(awk -v m="$MEM" 'BEGIN { printf "%.1f MiB", m / 1048576 }') |"
 echo "| VmRSS without RPKI / with the table | $PLAIN KiB / $WITH KiB |"
+echo "| peak RSS (VmHWM) while loading | $PEAK KiB |"

@@ -8,9 +8,11 @@
 
 use super::vrp::Vrp;
 use ipnet::IpNet;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::fmt;
+use std::io::Read;
 
 /// An AS number written as `65001`, `"65001"` or `"AS65001"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,49 +67,97 @@ fn vrp(prefix: &str, max_length: Option<u8>, asn: u32) -> Result<Vrp, String> {
 
 #[derive(Deserialize)]
 struct RawRoa<'a> {
+    /// Borrowed when parsing a slice; a short-lived copy when streaming from a file.
     #[serde(borrow)]
-    prefix: &'a str,
+    prefix: Cow<'a, str>,
     #[serde(rename = "maxLength")]
     max_length: Option<u8>,
     asn: Asn,
 }
 
-/// The `roas` array, converted while it is read.
-struct Roas(Vec<Vrp>);
+/// The `roas` array, each ROA handed to the sink as it is read.
+struct Roas<'s>(&'s mut dyn FnMut(Vrp));
 
-impl<'de> Deserialize<'de> for Roas {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Roas, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Roas;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array of ROAs")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Roas, A::Error> {
-                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-                let mut i = 0usize;
-                while let Some(r) = seq.next_element::<RawRoa<'de>>()? {
-                    let v = vrp(r.prefix, r.max_length, r.asn.0)
-                        .map_err(|e| de::Error::custom(format!("roas[{i}]: {e}")))?;
-                    out.push(v);
-                    i += 1;
-                }
-                Ok(Roas(out))
-            }
-        }
-        d.deserialize_seq(V)
+impl<'de> DeserializeSeed<'de> for Roas<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
     }
 }
 
-#[derive(Deserialize)]
-struct Export {
-    roas: Roas,
+impl<'de> Visitor<'de> for Roas<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of ROAs")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let next = seq
+                .next_element::<RawRoa<'de>>()
+                .map_err(|e| de::Error::custom(format!("roas[{i}]: {e}")))?;
+            let Some(r) = next else { return Ok(()) };
+            let v = vrp(&r.prefix, r.max_length, r.asn.0)
+                .map_err(|e| de::Error::custom(format!("roas[{i}]: {e}")))?;
+            (self.0)(v);
+            i += 1;
+        }
+    }
 }
 
-/// Reads a JSON VRP export. Errors name the entry and, for syntax errors, the line.
+/// The export object: `roas` goes to the sink, every other member is skipped unread.
+struct Export<'s>(&'s mut dyn FnMut(Vrp));
+
+impl<'de> DeserializeSeed<'de> for Export<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Export<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a VRP export object with a \"roas\" array")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let mut seen = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "roas" && !seen {
+                map.next_value_seed(Roas(&mut *self.0))?;
+                seen = true;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        if seen {
+            Ok(())
+        } else {
+            Err(de::Error::missing_field("roas"))
+        }
+    }
+}
+
+/// Reads a JSON VRP export held in memory. Errors name the entry and, for syntax errors,
+/// the line.
 pub fn parse_export(json: &[u8]) -> Result<Vec<Vrp>, String> {
-    serde_json::from_slice::<Export>(json)
-        .map(|e| e.roas.0)
+    let mut out = Vec::new();
+    let mut push = |v: Vrp| out.push(v);
+    let mut de = serde_json::Deserializer::from_slice(json);
+    Export(&mut push)
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| format!("VRP file: {e}"))?;
+    Ok(out)
+}
+
+/// Streams a JSON VRP export from `reader` into `sink`, one VRP at a time: memory stays at
+/// what the sink keeps (no copy of the file, no list of all entries).
+pub fn read_export(reader: impl Read, sink: &mut dyn FnMut(Vrp)) -> Result<(), String> {
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+    Export(sink)
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
         .map_err(|e| format!("VRP file: {e}"))
 }
 
@@ -202,15 +252,16 @@ pub fn parse_slurm(json: &[u8]) -> Result<Slurm, String> {
 }
 
 impl Slurm {
+    /// Whether a VRP survives the filters (RFC 8416 §4.1).
+    pub fn keeps(&self, v: &Vrp) -> bool {
+        !self.filters.iter().any(|(p, asn)| {
+            p.is_none_or(|p| p.contains(&v.prefix)) && asn.is_none_or(|a| a == v.asn)
+        })
+    }
+
     /// RFC 8416 §4: filters remove matching VRPs, then assertions are added.
     pub fn apply(&self, vrps: &mut Vec<Vrp>) {
-        if !self.filters.is_empty() {
-            vrps.retain(|v| {
-                !self.filters.iter().any(|(p, asn)| {
-                    p.is_none_or(|p| p.contains(&v.prefix)) && asn.is_none_or(|a| a == v.asn)
-                })
-            });
-        }
+        vrps.retain(|v| self.keeps(v));
         vrps.extend(self.assertions.iter().copied());
     }
 }
@@ -246,6 +297,23 @@ mod tests {
             parse_export(b).expect("b"),
             vec![v("2001:db8:100::/48", 56, 65001)]
         );
+    }
+
+    #[test]
+    fn streams_from_a_reader_skipping_other_members() {
+        let json: &[u8] = br#"{"metadata":{"counts":{"vrps":2},"list":[1,2,{"x":"y"}]},
+            "roas":[{"prefix":"192.0.2.0/24","maxLength":24,"asn":"AS65002"},
+                    {"prefix":"2001:db8::/32","maxLength":48,"asn":65001}],"trailer":null}"#;
+        let mut got = Vec::new();
+        read_export(json, &mut |v| got.push(v)).expect("read");
+        assert_eq!(
+            got,
+            vec![v("192.0.2.0/24", 24, 65002), v("2001:db8::/32", 48, 65001)]
+        );
+        let e = read_export(&br#"{"metadata":{}}"#[..], &mut |_| {}).unwrap_err();
+        assert!(e.contains("roas"), "{e}");
+        let e = read_export(&br#"{"roas":[]} trailing"#[..], &mut |_| {}).unwrap_err();
+        assert!(e.contains("trailing"), "{e}");
     }
 
     #[test]

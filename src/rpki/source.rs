@@ -3,8 +3,8 @@
 //! its JSON export (and SLURM file) when either file's modification time changes, checked
 //! every [`FILE_POLL`]; a broken file keeps the previous table and shows the error.
 
-use super::file::{parse_export, parse_slurm};
-use super::vrp::VrpTable;
+use super::file::{parse_slurm, read_export};
+use super::vrp::{Builder, Vrp, VrpTable};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -104,16 +104,30 @@ impl Rpki {
     }
 
     /// Loads the export (and SLURM exceptions) once; on error the previous table stays.
+    /// The file is streamed straight into the table: peak memory is the table being built
+    /// next to the live one, not the file.
     pub fn load_files(&self, vrps: &Path, slurm: Option<&Path>) -> Result<usize, String> {
-        let text =
-            std::fs::read(vrps).map_err(|e| format!("cannot read {}: {e}", vrps.display()))?;
-        let mut list = parse_export(&text)?;
-        drop(text);
-        if let Some(s) = slurm {
-            let text = std::fs::read(s).map_err(|e| format!("cannot read {}: {e}", s.display()))?;
-            parse_slurm(&text)?.apply(&mut list);
+        let slurm = match slurm {
+            Some(s) => {
+                let text =
+                    std::fs::read(s).map_err(|e| format!("cannot read {}: {e}", s.display()))?;
+                Some(parse_slurm(&text)?)
+            }
+            None => None,
+        };
+        let file = std::fs::File::open(vrps)
+            .map_err(|e| format!("cannot read {}: {e}", vrps.display()))?;
+        let mut builder = Builder::default();
+        let mut sink = |v: Vrp| {
+            if slurm.as_ref().is_none_or(|s| s.keeps(&v)) {
+                builder.push(v);
+            }
+        };
+        read_export(file, &mut sink)?;
+        for v in slurm.iter().flat_map(|s| s.assertions.iter()) {
+            builder.push(*v);
         }
-        let table = VrpTable::new(list);
+        let table = builder.finish();
         let n = table.len();
         let serial = self.info().serial.map_or(1, |s| s + 1);
         self.set_table(table, Some(serial));

@@ -205,6 +205,39 @@ impl<A: Ord + Copy> Family<A> {
     }
 }
 
+/// Collects VRPs one at a time (e.g. while a file is parsed) into a table.
+#[derive(Default)]
+pub struct Builder(VrpTable);
+
+impl Builder {
+    pub fn push(&mut self, v: Vrp) {
+        let t = &mut self.0;
+        let len = v.prefix.prefix_len();
+        let max_len = v.max_length.max(len).min(v.prefix.max_prefix_len());
+        match v.prefix.trunc().addr() {
+            IpAddr::V4(a) => t.v4.entries.push(Entry {
+                net: u32::from(a),
+                len,
+                max_len,
+                asn: v.asn,
+            }),
+            IpAddr::V6(a) => t.v6.entries.push(Entry {
+                net: v6_bits(a),
+                len,
+                max_len,
+                asn: v.asn,
+            }),
+        }
+    }
+
+    /// Sorts and deduplicates: the table is ready for lookups.
+    pub fn finish(mut self) -> VrpTable {
+        self.0.v4.finish();
+        self.0.v6.finish();
+        self.0
+    }
+}
+
 /// All VRPs, both families.
 #[derive(Debug, Clone, Default)]
 pub struct VrpTable {
@@ -217,28 +250,11 @@ impl VrpTable {
     /// prefix length is raised to it (RFC 6482 makes such ROAs invalid; callers reject
     /// them when parsing, this only keeps the table consistent).
     pub fn new(vrps: impl IntoIterator<Item = Vrp>) -> VrpTable {
-        let mut t = VrpTable::default();
+        let mut b = Builder::default();
         for v in vrps {
-            let len = v.prefix.prefix_len();
-            let max_len = v.max_length.max(len).min(v.prefix.max_prefix_len());
-            match v.prefix.trunc().addr() {
-                IpAddr::V4(a) => t.v4.entries.push(Entry {
-                    net: u32::from(a),
-                    len,
-                    max_len,
-                    asn: v.asn,
-                }),
-                IpAddr::V6(a) => t.v6.entries.push(Entry {
-                    net: v6_bits(a),
-                    len,
-                    max_len,
-                    asn: v.asn,
-                }),
-            }
+            b.push(v);
         }
-        t.v4.finish();
-        t.v6.finish();
-        t
+        b.finish()
     }
 
     pub fn len(&self) -> usize {
