@@ -23,6 +23,7 @@
 //! held across an `.await`.
 
 pub mod alloc;
+pub mod export;
 pub mod guard;
 mod link;
 pub mod model;

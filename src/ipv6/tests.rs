@@ -8,10 +8,7 @@ use crate::store::wireguard::{ClientFields, ClientRow, ServerFields};
 use ipnet::IpNet;
 
 fn db() -> (Connection, Pools) {
-    let mut c = Connection::open_in_memory().expect("db");
-    c.pragma_update(None, "foreign_keys", "ON").expect("fk");
-    crate::store::schema::migrate(&mut c).expect("schema");
-    (c, Pools::default())
+    (crate::store::test_db(), Pools::default())
 }
 
 fn net(s: &str) -> Ipv6Net {
@@ -267,4 +264,38 @@ fn sizes_change_only_while_empty_and_disabled_pools_refuse() {
     assert_eq!((code, f.as_str()), (ErrorCode::Conflict, "force"));
     assert_eq!(delete_pool_in(c, p, pool.id, true, 5).expect("forced").0, 1);
     assert!(p.lock().is_empty());
+}
+
+#[test]
+fn announced_allocations_come_from_announcing_pools_only() {
+    let (mut c, pools) = db();
+    let on = add_pool(
+        &mut c,
+        &pools,
+        NewPool {
+            auto_announce_bgp: Some(true),
+            ..new_pool("on", "2001:db8:100::/48")
+        },
+    )
+    .expect("pool");
+    let off = add_pool(&mut c, &pools, new_pool("off", "2001:db8:200::/48")).expect("pool");
+    for (pool, name) in [(on.id, "a"), (off.id, "b")] {
+        let input = AllocationRequest {
+            client_name: Some(name.into()),
+            ..Default::default()
+        }
+        .validate()
+        .expect("input");
+        allocate_in(&mut c, &pools, PoolRef::Path(pool), input, 1).expect("allocate");
+    }
+    let rows = crate::store::ipv6::announced_allocations(&c).expect("query");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].0, rows[0].2), (on.id, net("2001:db8:100::/64")));
+    let all = crate::store::ipv6::all_pools(&c).expect("pools");
+    let plan = export::plan(&all, &rows, None, 0);
+    let prefixes: Vec<Ipv6Net> = plan.iter().map(|o| o.prefix).collect();
+    assert_eq!(
+        prefixes,
+        vec![net("2001:db8:100::/48"), net("2001:db8:100::/64")]
+    );
 }

@@ -386,6 +386,22 @@ pub fn each_allocation(conn: &Connection, mut f: impl FnMut(i64, Ipv6Net)) -> St
     Ok(())
 }
 
+/// Allocations to announce over BGP: those with `auto_announce` in pools with
+/// `auto_announce_bgp`, as (pool id, allocation id, prefix).
+pub fn announced_allocations(conn: &Connection) -> StoreResult<Vec<(i64, i64, Ipv6Net)>> {
+    let mut stmt = conn.prepare(
+        "SELECT a.pool_id, a.id, a.prefix FROM ipv6_allocations a \
+         JOIN ipv6_pools p ON p.id = a.pool_id \
+         WHERE a.auto_announce = 1 AND p.auto_announce_bgp = 1 ORDER BY a.id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push((r.get(0)?, r.get(1)?, prefix(r, 2)?));
+    }
+    Ok(out)
+}
+
 /// One page of allocations matching `filter`, and the total.
 pub fn list_allocations(
     conn: &Connection,
