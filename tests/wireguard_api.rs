@@ -846,16 +846,22 @@ fn list_clients_filters_by_server_enabled_and_search() {
     let a = s.admin();
     let one = server_id(&s, &a, "one", Some("10.0.0.1/24"), None);
     let two = server_id(&s, &a, "two", Some("10.1.0.1/24"), None);
-    create_client(&s, &a, json!({"server_id": one, "name": "alpha"}));
+    // Search also matches public keys: fixed ones keep random base64 from matching "RAV".
+    let key = |b: u8| ipv6wgm::wg::keys::PublicKey::from_bytes([b; 32]).to_base64();
     create_client(
         &s,
         &a,
-        json!({"server_id": one, "name": "bravo", "enabled": false}),
+        json!({"server_id": one, "name": "alpha", "public_key": key(1)}),
     );
     create_client(
         &s,
         &a,
-        json!({"server_id": two, "name": "charlie", "description": "Office printer"}),
+        json!({"server_id": one, "name": "bravo", "enabled": false, "public_key": key(2)}),
+    );
+    create_client(
+        &s,
+        &a,
+        json!({"server_id": two, "name": "charlie", "description": "Office printer", "public_key": key(3)}),
     );
     let names = |r: &Resp| -> Vec<String> {
         assert_eq!(r.status, 200, "{}", r.body);
