@@ -45,6 +45,8 @@ pub struct App {
     pub rpki: Arc<crate::rpki::Rpki>,
     /// One prefix allocator per IPv6 pool, changed only on the database thread.
     pub pools: crate::ipv6::Pools,
+    /// The BGP speaker: one task per session.
+    pub bgp: crate::bgp::Speaker,
 }
 
 pub const DB_FILE: &str = "ipv6wgm.db";
@@ -79,6 +81,7 @@ impl App {
                 Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             ),
             pools,
+            bgp: crate::bgp::Speaker::default(),
             store,
             config,
         };
@@ -119,7 +122,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         ))),
         (None, None) => None,
     };
+    let exports_task = tokio::spawn(crate::bgp::exports_task(app.clone()));
+    if let Err(e) = crate::bgp::restore(&app).await {
+        log::warn!("bgp: cannot start the sessions: {e}");
+    }
     crate::api::serve(listener, tls, app.clone(), shutdown).await;
+    // Peers get a Cease (administrative shutdown) rather than a hold-timer expiry.
+    app.bgp.shutdown().await;
+    exports_task.abort();
     // Interfaces go away with the service; `is_active` brings them back on the next start.
     app.wg.stop_all().await;
     if let Some(t) = rpki_task {

@@ -41,12 +41,27 @@ pub struct RpkiConfig {
     pub rtr_server: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BgpConfig {
     /// Our AS number: the origin of the prefixes we announce, and the AS their RPKI
-    /// validation checks. 0 = not set.
+    /// validation checks; sessions without their own `local_as` speak as it. 0 = not set.
     pub local_asn: u32,
+    /// Our BGP identifier. Default: our IPv4 address on each session (derived from the
+    /// IPv6 address on IPv6-only sessions).
+    pub router_id: Option<std::net::Ipv4Addr>,
+    /// Seconds between connection attempts to a peer that does not answer.
+    pub connect_retry_secs: u64,
+}
+
+impl Default for BgpConfig {
+    fn default() -> Self {
+        BgpConfig {
+            local_asn: 0,
+            router_id: None,
+            connect_retry_secs: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -75,6 +75,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bgp;
 pub mod cli;
 pub mod config;
 pub mod error;

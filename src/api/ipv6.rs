@@ -154,6 +154,7 @@ async fn list_pools(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
 async fn create_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let input: NewPool = req.json().await?;
     let view = pools::create_pool(&app, input).await?;
+    app.bgp.changed();
     req.audit_target = Some(format!("ipv6/pools/{}", view.id));
     Ok(Reply::created(view, "pool created"))
 }
@@ -167,6 +168,7 @@ async fn update_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     req.audit_target = Some(format!("ipv6/pools/{id}"));
     let changes: PoolChanges = req.json().await?;
     let view = pools::update_pool(&app, id, changes).await?;
+    app.bgp.changed();
     Ok(Reply::ok_with(view, "pool updated"))
 }
 
@@ -177,6 +179,7 @@ async fn delete_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let force = q.take_parsed("force", "true or false")?.unwrap_or(false);
     q.finish()?;
     let (released, changes) = pools::delete_pool(&app, id, force).await?;
+    app.bgp.changed();
     sync_clients(&app, &changes).await?;
     Ok(Reply::message(&format!(
         "pool deleted ({released} allocations released)"
@@ -228,6 +231,7 @@ async fn allocate_from(
 ) -> ApiResult<Reply> {
     let input = body.validate()?;
     let done = pools::allocate(app, pool, input).await?;
+    app.bgp.changed();
     req.audit_target = Some(format!("ipv6/allocations/{}", done.allocation.id));
     sync_clients(app, done.client.as_slice()).await?;
     let view = AllocationView::new(done.allocation, "active");
@@ -243,6 +247,7 @@ async fn release(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let allocation_id = req.id("allocation_id")?;
     req.audit_target = Some(format!("ipv6/allocations/{allocation_id}"));
     let (a, change) = pools::release(&app, pool_id, allocation_id).await?;
+    app.bgp.changed();
     sync_clients(&app, change.as_slice()).await?;
     Ok(Reply::ok_with(
         AllocationView::new(a, "released"),

@@ -3,6 +3,7 @@
 //! request log, audit log), and one module of thin handlers per resource group.
 
 pub mod auth;
+pub mod bgp;
 pub mod ipv6;
 pub mod query;
 pub mod request;
@@ -42,6 +43,7 @@ pub fn routes() -> Router {
     status::routes(&mut r);
     wireguard::routes(&mut r);
     ipv6::routes(&mut r);
+    bgp::routes(&mut r);
     r
 }
 

@@ -87,13 +87,19 @@ pub fn parse_prefix(field: &str, s: &str) -> ApiResult<Ipv6Net> {
         };
         ApiError::validation(field, format!("{field} {s:?} {why}"))
     })?;
-    if net != net.trunc() {
+    without_host_bits(field, net, net.trunc())
+}
+
+/// `net` if it equals its truncation `trunc`, else a 422 suggesting `trunc`.
+pub fn without_host_bits<N: PartialEq + std::fmt::Display>(
+    field: &str,
+    net: N,
+    trunc: N,
+) -> ApiResult<N> {
+    if net != trunc {
         return Err(ApiError::validation(
             field,
-            format!(
-                "{field} {net} has host bits set (did you mean {}?)",
-                net.trunc()
-            ),
+            format!("{field} {net} has host bits set (did you mean {trunc}?)"),
         ));
     }
     Ok(net)

@@ -33,6 +33,8 @@ pub struct SourceInfo {
 pub struct Rpki {
     table: RwLock<Arc<VrpTable>>,
     info: RwLock<SourceInfo>,
+    /// Signalled when the table changes (the BGP speaker re-checks what it announces).
+    updated: Arc<tokio::sync::Notify>,
 }
 
 impl Default for Rpki {
@@ -43,6 +45,7 @@ impl Default for Rpki {
                 source: "none",
                 ..SourceInfo::default()
             }),
+            updated: Arc::default(),
         }
     }
 }
@@ -55,6 +58,11 @@ impl Rpki {
 
     pub fn info(&self) -> SourceInfo {
         self.info.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Signalled (one stored permit) whenever the table is replaced or expires.
+    pub fn updated(&self) -> Arc<tokio::sync::Notify> {
+        self.updated.clone()
     }
 
     /// Whether any source is configured and has delivered a table.
@@ -75,6 +83,8 @@ impl Rpki {
         info.last_update = Some(crate::time::now());
         info.last_error = None;
         *self.table.write().unwrap_or_else(|e| e.into_inner()) = table;
+        drop(info);
+        self.updated.notify_one();
     }
 
     /// The data is too old to use (RTR expire interval): validation answers 503 again.
@@ -87,6 +97,8 @@ impl Rpki {
         info.last_update = None;
         info.last_error =
             Some("data expired: no update from the cache within its expire interval".into());
+        drop(info);
+        self.updated.notify_one();
     }
 
     pub(crate) fn set_error(&self, e: String) {

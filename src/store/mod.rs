@@ -8,9 +8,10 @@
 //! connections would buy nothing but memory.
 //!
 //! **Layout.** `schema` holds the versioned migrations; one file of queries per table
-//! (`users`, `tokens`, `audit`, `settings`, `wireguard`, `ipv6`). SQL lives only here.
+//! (`users`, `tokens`, `audit`, `settings`, `wireguard`, `ipv6`, `bgp`). SQL lives only here.
 
 pub mod audit;
+pub mod bgp;
 pub mod ipv6;
 pub mod schema;
 pub mod settings;

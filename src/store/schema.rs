@@ -151,6 +151,51 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (pool_id, prefix)
     );
     "#,
+    // 4: BGP sessions and the announcements we originate. Addresses and prefixes are
+    // canonical text. The password is needed in clear for TCP-MD5 (the database file is
+    // private to the service); the API never returns it.
+    r#"
+    CREATE TABLE bgp_sessions (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT    NOT NULL UNIQUE COLLATE NOCASE,
+        neighbor      TEXT    NOT NULL,
+        remote_as     INTEGER NOT NULL CHECK (remote_as BETWEEN 1 AND 4294967295),
+        local_as      INTEGER CHECK (local_as BETWEEN 1 AND 4294967295),
+        hold_time     INTEGER NOT NULL DEFAULT 90
+                      CHECK (hold_time = 0 OR hold_time BETWEEN 3 AND 65535),
+        password      TEXT,
+        description   TEXT,
+        enabled       INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0,1)),
+        local_address TEXT,
+        local_port    INTEGER NOT NULL DEFAULT 179 CHECK (local_port BETWEEN 1 AND 65535),
+        remote_port   INTEGER NOT NULL DEFAULT 179 CHECK (remote_port BETWEEN 1 AND 65535),
+        passive       INTEGER NOT NULL DEFAULT 0 CHECK (passive IN (0,1)),
+        max_prefixes  INTEGER NOT NULL CHECK (max_prefixes >= 0),
+        next_hop_ipv6 TEXT,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        UNIQUE (neighbor, local_port)
+    );
+    CREATE TABLE bgp_announcements (
+        id          INTEGER PRIMARY KEY,
+        -- NULL: announced to every session
+        session_id  INTEGER REFERENCES bgp_sessions (id) ON DELETE CASCADE,
+        prefix      TEXT    NOT NULL,
+        next_hop    TEXT,
+        -- ASNs after ours, space-separated ("" = we originate)
+        as_path     TEXT    NOT NULL DEFAULT '',
+        -- standard and large communities, space-separated
+        community   TEXT    NOT NULL DEFAULT '',
+        description TEXT,
+        enabled     INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0,1)),
+        -- announce even when RPKI says the origin is invalid
+        force_announce INTEGER NOT NULL DEFAULT 0 CHECK (force_announce IN (0,1)),
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX bgp_announcements_prefix
+        ON bgp_announcements (prefix, ifnull(session_id, 0));
+    "#,
 ];
 
 /// The schema version this binary writes.

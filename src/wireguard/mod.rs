@@ -144,7 +144,9 @@ pub async fn delete_server(
     force: bool,
 ) -> ApiResult<(ServerRow, Vec<ClientRow>)> {
     let pools = app.pools.clone();
-    run(app, move |c| delete_server_in(c, id, force, &pools)).await
+    run(app, move |c| delete_server_in(c, id, force, &pools))
+        .await
+        .inspect(|_| app.bgp.changed())
 }
 
 /// The clients' IPv6 prefix allocations are released with them, in the same closure, so
@@ -332,6 +334,7 @@ pub async fn delete_client(app: &App, id: i64) -> ApiResult<ClientRow> {
         Ok(client)
     })
     .await
+    .inspect(|_| app.bgp.changed())
 }
 
 // ---- import ----

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod peers;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,330 @@
+//! `/bgp`: sessions (CRUD, start/stop/reload/restart, batch, received routes),
+//! announcements (CRUD) and `/monitoring/bgp/sessions`. Thin: parse → `crate::bgp` (store +
+//! running speaker) → render.
+
+use super::query::Page;
+use super::request::Request;
+use super::response::Reply;
+use super::router::{Access, Router};
+use crate::app::App;
+use crate::auth::Permission;
+use crate::bgp::{self, AnnouncementInput, SessionAction, SessionInput};
+use crate::error::{ApiError, ApiResult};
+use crate::h;
+use crate::store::bgp::AnnouncementFilter;
+use hyper::Method;
+use serde::Serialize;
+use std::sync::Arc;
+
+pub fn routes(r: &mut Router) {
+    use Access::Require;
+    use Method as M;
+    use Permission::{BgpRead as Read, BgpWrite as W, MonitoringRead};
+    let s = "/bgp/sessions";
+    r.add(
+        M::GET,
+        s,
+        Require(Read),
+        "bgp.sessions.list",
+        h!(list_sessions),
+    );
+    r.add(
+        M::POST,
+        s,
+        Require(W),
+        "bgp.sessions.create",
+        h!(create_session),
+    );
+    let one = "/bgp/sessions/{id}";
+    r.add(
+        M::GET,
+        one,
+        Require(Read),
+        "bgp.sessions.get",
+        h!(get_session),
+    );
+    r.add(
+        M::PUT,
+        one,
+        Require(W),
+        "bgp.sessions.update",
+        h!(update_session),
+    );
+    r.add(
+        M::PATCH,
+        one,
+        Require(W),
+        "bgp.sessions.update",
+        h!(update_session),
+    );
+    r.add(
+        M::DELETE,
+        one,
+        Require(W),
+        "bgp.sessions.delete",
+        h!(delete_session),
+    );
+    r.add(
+        M::POST,
+        "/bgp/sessions/{id}/start",
+        Require(W),
+        "bgp.sessions.start",
+        h!(start),
+    );
+    r.add(
+        M::POST,
+        "/bgp/sessions/{id}/stop",
+        Require(W),
+        "bgp.sessions.stop",
+        h!(stop),
+    );
+    r.add(
+        M::POST,
+        "/bgp/sessions/{id}/reload",
+        Require(W),
+        "bgp.sessions.reload",
+        h!(reload),
+    );
+    r.add(
+        M::POST,
+        "/bgp/sessions/{id}/restart",
+        Require(W),
+        "bgp.sessions.restart",
+        h!(restart),
+    );
+    r.add(
+        M::POST,
+        "/bgp/sessions/batch/reload",
+        Require(W),
+        "bgp.sessions.batch_reload",
+        h!(batch_reload),
+    );
+    r.add(
+        M::POST,
+        "/bgp/sessions/batch/restart",
+        Require(W),
+        "bgp.sessions.batch_restart",
+        h!(batch_restart),
+    );
+    r.add(
+        M::GET,
+        "/bgp/sessions/{id}/routes",
+        Require(Read),
+        "bgp.sessions.routes",
+        h!(received_routes),
+    );
+    let a = "/bgp/announcements";
+    r.add(
+        M::GET,
+        a,
+        Require(Read),
+        "bgp.announcements.list",
+        h!(list_announcements),
+    );
+    r.add(
+        M::POST,
+        a,
+        Require(W),
+        "bgp.announcements.create",
+        h!(create_announcement),
+    );
+    let one = "/bgp/announcements/{id}";
+    r.add(
+        M::GET,
+        one,
+        Require(Read),
+        "bgp.announcements.get",
+        h!(get_announcement),
+    );
+    r.add(
+        M::PUT,
+        one,
+        Require(W),
+        "bgp.announcements.update",
+        h!(update_announcement),
+    );
+    r.add(
+        M::PATCH,
+        one,
+        Require(W),
+        "bgp.announcements.update",
+        h!(update_announcement),
+    );
+    r.add(
+        M::DELETE,
+        one,
+        Require(W),
+        "bgp.announcements.delete",
+        h!(delete_announcement),
+    );
+    r.add(
+        M::GET,
+        "/monitoring/bgp/sessions",
+        Require(MonitoringRead),
+        "monitoring.bgp.sessions",
+        h!(monitor_sessions),
+    );
+}
+
+// ---- sessions ----
+
+async fn list_sessions(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let mut q = req.query()?;
+    let page = Page::from_query(&mut q)?;
+    q.finish()?;
+    let (views, total) = bgp::list_sessions(&app, page).await?;
+    Ok(Reply::ok(page.render("sessions", views, total)))
+}
+
+async fn create_session(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let input: SessionInput = req.json().await?;
+    let view = bgp::create_session(&app, input).await?;
+    req.audit_target = Some(format!("bgp/sessions/{}", view.id));
+    Ok(Reply::created(view, "BGP session created"))
+}
+
+async fn get_session(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(bgp::get_session(&app, req.id("id")?).await?))
+}
+
+async fn update_session(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    req.audit_target = Some(format!("bgp/sessions/{id}"));
+    let input: SessionInput = req.json().await?;
+    let view = bgp::update_session(&app, id, input).await?;
+    Ok(Reply::ok_with(view, "BGP session updated"))
+}
+
+async fn delete_session(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    req.audit_target = Some(format!("bgp/sessions/{id}"));
+    let n = bgp::delete_session(&app, id).await?;
+    Ok(Reply::message(&format!(
+        "BGP session deleted ({n} announcements restricted to it deleted)"
+    )))
+}
+
+async fn action(app: &App, req: &mut Request, action: SessionAction) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    req.audit_target = Some(format!("bgp/sessions/{id}"));
+    let view = bgp::session_action(app, id, action).await?;
+    Ok(Reply::ok_with(
+        view,
+        &format!("BGP session {}: {}", action.as_str(), "requested"),
+    ))
+}
+
+async fn start(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    action(&app, req, SessionAction::Start).await
+}
+
+async fn stop(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    action(&app, req, SessionAction::Stop).await
+}
+
+async fn reload(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    action(&app, req, SessionAction::Reload).await
+}
+
+async fn restart(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    action(&app, req, SessionAction::Restart).await
+}
+
+#[derive(Serialize)]
+struct BatchReply {
+    results: Vec<bgp::BatchResult>,
+    succeeded: usize,
+    failed: usize,
+}
+
+/// The body is an array of session ids (numbers, or numeric strings as the seeds send).
+async fn batch(app: &App, req: &mut Request, action: SessionAction) -> ApiResult<Reply> {
+    let body: Vec<serde_json::Value> = req.json().await?;
+    if body.len() > 256 {
+        return Err(ApiError::validation(
+            "ids",
+            "at most 256 sessions per batch",
+        ));
+    }
+    let ids = body
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .filter(|&id| id > 0)
+                .ok_or_else(|| {
+                    ApiError::validation(format!("[{i}]"), format!("[{i}] {v} is not a session id"))
+                })
+        })
+        .collect::<ApiResult<Vec<i64>>>()?;
+    let results = bgp::batch(app, ids, action).await;
+    let succeeded = results.iter().filter(|r| r.success).count();
+    Ok(Reply::ok(BatchReply {
+        failed: results.len() - succeeded,
+        succeeded,
+        results,
+    }))
+}
+
+async fn batch_reload(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    batch(&app, req, SessionAction::Reload).await
+}
+
+async fn batch_restart(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    batch(&app, req, SessionAction::Restart).await
+}
+
+async fn received_routes(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    let mut q = req.query()?;
+    let page = Page::from_query(&mut q)?;
+    q.finish()?;
+    let (routes, total) = bgp::received_routes(&app, id, page).await?;
+    Ok(Reply::ok(page.render("routes", routes, total)))
+}
+
+async fn monitor_sessions(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    req.query()?.finish()?;
+    Ok(Reply::ok(bgp::monitor(&app).await?))
+}
+
+// ---- announcements ----
+
+async fn list_announcements(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let mut q = req.query()?;
+    let page = Page::from_query(&mut q)?;
+    let filter = AnnouncementFilter {
+        session_id: q.take_parsed("session_id", "a session id")?,
+        enabled: q.take_parsed("enabled", "true or false")?,
+    };
+    q.finish()?;
+    let (views, total) = bgp::list_announcements(&app, filter, page).await?;
+    Ok(Reply::ok(page.render("announcements", views, total)))
+}
+
+async fn create_announcement(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let input: AnnouncementInput = req.json().await?;
+    let view = bgp::create_announcement(&app, input).await?;
+    req.audit_target = Some(format!("bgp/announcements/{}", view.id));
+    Ok(Reply::created(view, "BGP announcement created"))
+}
+
+async fn get_announcement(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(bgp::get_announcement(&app, req.id("id")?).await?))
+}
+
+async fn update_announcement(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    req.audit_target = Some(format!("bgp/announcements/{id}"));
+    let input: AnnouncementInput = req.json().await?;
+    let view = bgp::update_announcement(&app, id, input).await?;
+    Ok(Reply::ok_with(view, "BGP announcement updated"))
+}
+
+async fn delete_announcement(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    req.audit_target = Some(format!("bgp/announcements/{id}"));
+    bgp::delete_announcement(&app, id).await?;
+    Ok(Reply::message("BGP announcement deleted"))
+}

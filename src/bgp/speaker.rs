@@ -1,0 +1,366 @@
+//! The running speaker: one task per configured session, the listeners that accept peers'
+//! connections, and the export set every session announces from.
+//!
+//! ```text
+//!  API handlers ──configure/command──► Speaker ──mpsc (bounded)──► session task (one per peer)
+//!       │                                │                           │  FSM + socket + timers
+//!       └──changed()──► exports task ──watch<Arc<[Export]>>──────────┤  Adj-RIB-In / Adj-RIB-Out
+//!                       (DB + pools + RPKI)                          │
+//!  listener task (one per local addr:port) ──accept──► Incoming ─────┘
+//! ```
+//! Session tasks publish their live state into [`Shared`], which the API reads; they never
+//! block on the API and the API never waits for them (commands are fire-and-forget into a
+//! bounded queue). Memory: per session a fixed set of buffers plus its Adj-RIB-In, which
+//! the prefix limit bounds.
+
+use super::exports::Export;
+use super::fsm::State;
+use super::net;
+use super::rib::AdjRibIn;
+use crate::store::bgp::SessionFields;
+use ipnet::IpNet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+
+/// What a session task runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    pub id: i64,
+    pub f: SessionFields,
+    /// The AS we speak as on this session.
+    pub local_as: u32,
+    /// `[bgp] router_id`; else derived from the session's local address.
+    pub router_id: Option<Ipv4Addr>,
+    pub connect_retry: Duration,
+}
+
+/// The live state of a session, written by its task.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub state: State,
+    /// Unix seconds of the last state change.
+    pub last_change: Option<i64>,
+    pub established_at: Option<i64>,
+    pub prefixes_received: u64,
+    pub prefixes_sent: u64,
+    pub last_error: Option<String>,
+    pub hold_time: Option<u16>,
+    pub remote_id: Option<Ipv4Addr>,
+}
+
+impl Default for Live {
+    fn default() -> Live {
+        Live {
+            state: State::Idle,
+            last_change: None,
+            established_at: None,
+            prefixes_received: 0,
+            prefixes_sent: 0,
+            last_error: None,
+            hold_time: None,
+            remote_id: None,
+        }
+    }
+}
+
+/// What a session task shares with the API.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub live: Mutex<Live>,
+    pub rib: Mutex<AdjRibIn>,
+    /// Prefixes currently announced to the peer.
+    pub sent: Mutex<HashSet<IpNet>>,
+}
+
+/// A poisoned lock only means a task panicked mid-update; the data is still usable.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug)]
+pub enum Command {
+    /// New configuration: applied softly where possible, else the session is reset.
+    Configure(Box<SessionConfig>),
+    Start,
+    /// Cease / Administrative Shutdown with this message; stays down.
+    Stop(String),
+    /// Cease / Administrative Reset with this message, then up again.
+    Restart(String),
+    /// Soft reconfiguration: ROUTE-REFRESH to the peer, our routes sent again.
+    Refresh,
+    /// A connection the peer opened to us.
+    Incoming(TcpStream),
+    /// The service is stopping: Cease and end the task.
+    Shutdown,
+}
+
+/// Commands queued per session; more means the task is stuck, and the API says so.
+const COMMAND_QUEUE: usize = 16;
+
+struct Handle {
+    cmd: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+    config: SessionConfig,
+}
+
+struct Listener {
+    socket: Arc<TcpListener>,
+    task: JoinHandle<()>,
+    /// MD5 keys installed on it, by peer.
+    keys: HashMap<IpAddr, String>,
+}
+
+/// Which session a peer's connection on a local port belongs to.
+type Routes = Arc<Mutex<HashMap<(IpAddr, u16), mpsc::Sender<Command>>>>;
+
+pub struct Speaker {
+    sessions: Mutex<HashMap<i64, Handle>>,
+    listeners: Mutex<HashMap<SocketAddr, Listener>>,
+    routes: Routes,
+    exports: watch::Sender<Arc<Vec<Export>>>,
+    dirty: Arc<Notify>,
+}
+
+impl Default for Speaker {
+    fn default() -> Speaker {
+        Speaker {
+            sessions: Mutex::default(),
+            listeners: Mutex::default(),
+            routes: Arc::default(),
+            exports: watch::channel(Arc::new(Vec::new())).0,
+            dirty: Arc::new(Notify::new()),
+        }
+    }
+}
+
+impl Speaker {
+    /// Starts, reconfigures or (disabled) stops the session's task.
+    pub fn configure(&self, config: SessionConfig) {
+        let id = config.id;
+        let mut sessions = lock(&self.sessions);
+        match sessions.get_mut(&id) {
+            Some(h) if !h.task.is_finished() => {
+                if h.config != config {
+                    h.config = config.clone();
+                    send(&h.cmd, Command::Configure(Box::new(config)));
+                }
+            }
+            _ => {
+                let shared = Arc::new(Shared::default());
+                let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+                let task = tokio::spawn(super::session::run(
+                    config.clone(),
+                    shared.clone(),
+                    rx,
+                    self.exports.subscribe(),
+                ));
+                sessions.insert(
+                    id,
+                    Handle {
+                        cmd: tx,
+                        shared,
+                        task,
+                        config,
+                    },
+                );
+            }
+        }
+        drop(sessions);
+        self.sync_listeners();
+    }
+
+    /// Ends the session's task (Cease to the peer) and forgets it.
+    pub fn remove(&self, id: i64) {
+        if let Some(h) = lock(&self.sessions).remove(&id) {
+            send(&h.cmd, Command::Shutdown);
+        }
+        self.sync_listeners();
+    }
+
+    /// Sends `cmd` to a running session; false if there is none.
+    pub fn command(&self, id: i64, cmd: Command) -> bool {
+        match lock(&self.sessions).get(&id) {
+            Some(h) => send(&h.cmd, cmd),
+            None => false,
+        }
+    }
+
+    pub fn live(&self, id: i64) -> Option<Live> {
+        let sessions = lock(&self.sessions);
+        let h = sessions.get(&id)?;
+        let live = lock(&h.shared.live).clone();
+        Some(live)
+    }
+
+    pub fn shared(&self, id: i64) -> Option<Arc<Shared>> {
+        lock(&self.sessions).get(&id).map(|h| h.shared.clone())
+    }
+
+    /// In how many established sessions `prefix` is announced (restricted to `session`).
+    pub fn sent_count(&self, prefix: &IpNet, session: Option<i64>) -> u32 {
+        lock(&self.sessions)
+            .iter()
+            .filter(|(id, _)| session.is_none_or(|s| s == **id))
+            .filter(|(_, h)| lock(&h.shared.sent).contains(prefix))
+            .count() as u32
+    }
+
+    /// Something that feeds the export set changed (announcements, pools, RPKI data).
+    pub fn changed(&self) {
+        self.dirty.notify_one();
+    }
+
+    pub fn publish(&self, exports: Vec<Export>) {
+        self.exports.send_replace(Arc::new(exports));
+    }
+
+    pub fn exports(&self) -> Arc<Vec<Export>> {
+        self.exports.borrow().clone()
+    }
+
+    pub fn dirty(&self) -> Arc<Notify> {
+        self.dirty.clone()
+    }
+
+    /// Stops every session with a Cease and waits (bounded) for their tasks.
+    pub async fn shutdown(&self) {
+        let handles: Vec<Handle> = lock(&self.sessions).drain().map(|(_, h)| h).collect();
+        for h in &handles {
+            send(&h.cmd, Command::Shutdown);
+        }
+        for h in handles {
+            if tokio::time::timeout(Duration::from_secs(2), h.task)
+                .await
+                .is_err()
+            {
+                log::warn!("bgp: a session task did not stop in time");
+            }
+        }
+        for (_, l) in lock(&self.listeners).drain() {
+            l.task.abort();
+        }
+    }
+
+    /// Opens the listeners the sessions need, closes the others, routes incoming
+    /// connections by (peer, port) and installs the MD5 keys. A port we cannot listen on
+    /// is reported in the affected sessions' `last_error` (they can still connect out).
+    fn sync_listeners(&self) {
+        let sessions = lock(&self.sessions);
+        let mut wanted: HashMap<SocketAddr, Vec<&Handle>> = HashMap::new();
+        let mut routes = HashMap::new();
+        for h in sessions.values().filter(|h| h.config.f.enabled) {
+            let f = &h.config.f;
+            let at = net::listen_addr(f.local_address, f.neighbor, f.local_port);
+            wanted.entry(at).or_default().push(h);
+            routes.insert((f.neighbor, f.local_port), h.cmd.clone());
+        }
+        *lock(&self.routes) = routes;
+        let mut listeners = lock(&self.listeners);
+        listeners.retain(|at, l| {
+            let keep = wanted.contains_key(at);
+            if !keep {
+                l.task.abort();
+            }
+            keep
+        });
+        for (at, hs) in wanted {
+            let l = match listeners.entry(at) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => match net::listen(at) {
+                    Ok(socket) => {
+                        let socket = Arc::new(socket);
+                        let task = tokio::spawn(accept(socket.clone(), self.routes.clone()));
+                        v.insert(Listener {
+                            socket,
+                            task,
+                            keys: HashMap::new(),
+                        })
+                    }
+                    Err(e) => {
+                        for h in hs {
+                            lock(&h.shared.live).last_error =
+                                Some(format!("cannot listen on {at}: {e}"));
+                        }
+                        continue;
+                    }
+                },
+            };
+            install_keys(l, &hs);
+        }
+    }
+}
+
+fn send(tx: &mpsc::Sender<Command>, cmd: Command) -> bool {
+    match tx.try_send(cmd) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            log::warn!("bgp: a session's command queue is full; command dropped");
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// Sets the keys the sessions on this listener need and removes the others.
+fn install_keys(l: &mut Listener, hs: &[&Handle]) {
+    let want: HashMap<IpAddr, (String, &Handle)> = hs
+        .iter()
+        .filter_map(|h| Some((h.config.f.neighbor, (h.config.f.password.clone()?, *h))))
+        .collect();
+    let fd = l.socket.as_raw_fd();
+    l.keys.retain(|peer, _| {
+        let keep = want.contains_key(peer);
+        if !keep {
+            let _ = net::set_md5(fd, *peer, b"");
+        }
+        keep
+    });
+    for (peer, (key, h)) in want {
+        if l.keys.get(&peer) == Some(&key) {
+            continue;
+        }
+        match net::set_md5(fd, peer, key.as_bytes()) {
+            Ok(()) => {
+                l.keys.insert(peer, key);
+            }
+            Err(e) => lock(&h.shared.live).last_error = Some(e.to_string()),
+        }
+    }
+}
+
+/// Accepts connections and hands each to the session of its peer; strangers are closed.
+async fn accept(socket: Arc<TcpListener>, routes: Routes) {
+    let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+    loop {
+        let (stream, peer) = match socket.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                log::warn!("bgp: accept on port {port}: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ip = match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let tx = lock(&routes).get(&(ip, port)).cloned();
+        match tx {
+            Some(tx) => {
+                if !send(&tx, Command::Incoming(stream)) {
+                    log::debug!("bgp: connection from {peer} dropped: session busy");
+                }
+            }
+            None => log::info!("bgp: connection from {peer} on port {port}: no session, closed"),
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! Queries on `bgp_sessions` and `bgp_announcements`. Addresses and prefixes are stored as
+//! canonical text and come back parsed; AS paths and communities stay canonical text (the
+//! domain, `crate::bgp::model`, parses and validates them).
+
+use super::{StoreError, StoreResult};
+use ipnet::IpNet;
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::net::{IpAddr, Ipv6Addr};
+use std::str::FromStr;
+
+/// What a session is configured to be (everything but its id and timestamps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFields {
+    pub name: String,
+    pub neighbor: IpAddr,
+    pub remote_as: u32,
+    /// `None`: the `[bgp] local_asn` of the config.
+    pub local_as: Option<u32>,
+    pub hold_time: u16,
+    /// TCP-MD5 key; never shown by the API.
+    pub password: Option<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub local_address: Option<IpAddr>,
+    /// Where we accept the peer's connections.
+    pub local_port: u16,
+    /// Where we connect to the peer.
+    pub remote_port: u16,
+    /// Never connect out; wait for the peer.
+    pub passive: bool,
+    /// Routes accepted from the peer before the session is closed (0 = no limit).
+    pub max_prefixes: u32,
+    /// Next hop of our IPv6 announcements when the session runs over IPv4.
+    pub next_hop_ipv6: Option<Ipv6Addr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: i64,
+    pub f: SessionFields,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnouncementFields {
+    /// Only to this session; `None` = every session.
+    pub session_id: Option<i64>,
+    pub prefix: IpNet,
+    /// `None`: our address on the session (or the session's `next_hop_ipv6`).
+    pub next_hop: Option<IpAddr>,
+    /// ASNs after ours, canonical: space-separated, "" when we originate.
+    pub as_path: String,
+    /// Standard and large communities, canonical: space-separated.
+    pub community: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    /// Announce even when RPKI says the origin is invalid.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnouncementRow {
+    pub id: i64,
+    pub f: AnnouncementFields,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AnnouncementFilter {
+    pub session_id: Option<i64>,
+    pub enabled: Option<bool>,
+}
+
+// ---- row mapping ----
+
+fn bad(col: usize, msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, Type::Text, msg.into())
+}
+
+fn parsed<T: FromStr>(r: &Row<'_>, col: usize) -> rusqlite::Result<T> {
+    let s: String = r.get(col)?;
+    s.parse()
+        .map_err(|_| bad(col, format!("malformed value {s:?}")))
+}
+
+fn parsed_opt<T: FromStr>(r: &Row<'_>, col: usize) -> rusqlite::Result<Option<T>> {
+    match r.get::<_, Option<String>>(col)? {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| bad(col, format!("malformed value {s:?}"))),
+    }
+}
+
+fn text<T: ToString>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(T::to_string)
+}
+
+const SESSION_COLUMNS: &str = "id, name, neighbor, remote_as, local_as, hold_time, password, \
+    description, enabled, local_address, local_port, remote_port, passive, max_prefixes, \
+    next_hop_ipv6, created_at, updated_at";
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.get(0)?,
+        f: SessionFields {
+            name: r.get(1)?,
+            neighbor: parsed(r, 2)?,
+            remote_as: r.get(3)?,
+            local_as: r.get(4)?,
+            hold_time: r.get(5)?,
+            password: r.get(6)?,
+            description: r.get(7)?,
+            enabled: r.get(8)?,
+            local_address: parsed_opt(r, 9)?,
+            local_port: r.get(10)?,
+            remote_port: r.get(11)?,
+            passive: r.get(12)?,
+            max_prefixes: r.get(13)?,
+            next_hop_ipv6: parsed_opt(r, 14)?,
+        },
+        created_at: r.get(15)?,
+        updated_at: r.get(16)?,
+    })
+}
+
+const ANNOUNCEMENT_COLUMNS: &str = "id, session_id, prefix, next_hop, as_path, community, \
+    description, enabled, force_announce, created_at, updated_at";
+
+fn announcement_from_row(r: &Row<'_>) -> rusqlite::Result<AnnouncementRow> {
+    Ok(AnnouncementRow {
+        id: r.get(0)?,
+        f: AnnouncementFields {
+            session_id: r.get(1)?,
+            prefix: parsed(r, 2)?,
+            next_hop: parsed_opt(r, 3)?,
+            as_path: r.get(4)?,
+            community: r.get(5)?,
+            description: r.get(6)?,
+            enabled: r.get(7)?,
+            force: r.get(8)?,
+        },
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
+}
+
+/// A UNIQUE violation as a conflict; the domain checks these first with friendlier
+/// messages, so this is the backstop.
+fn unique_violation(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, Some(msg))
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            let field = if msg.contains("name") {
+                "name"
+            } else if msg.contains("neighbor") {
+                "neighbor"
+            } else {
+                "prefix"
+            };
+            StoreError::Conflict {
+                field: field.to_string(),
+                message: format!("{field} is already in use"),
+            }
+        }
+        e => StoreError::Sqlite(e),
+    }
+}
+
+// ---- sessions ----
+
+pub fn insert_session(conn: &Connection, f: &SessionFields, now: i64) -> StoreResult<SessionRow> {
+    conn.execute(
+        "INSERT INTO bgp_sessions (name, neighbor, remote_as, local_as, hold_time, password, \
+         description, enabled, local_address, local_port, remote_port, passive, max_prefixes, \
+         next_hop_ipv6, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+        params![
+            f.name,
+            f.neighbor.to_string(),
+            f.remote_as,
+            f.local_as,
+            f.hold_time,
+            f.password,
+            f.description,
+            f.enabled,
+            text(&f.local_address),
+            f.local_port,
+            f.remote_port,
+            f.passive,
+            f.max_prefixes,
+            text(&f.next_hop_ipv6),
+            now
+        ],
+    )
+    .map_err(unique_violation)?;
+    get_session(conn, conn.last_insert_rowid())?.ok_or(StoreError::NotFound("session"))
+}
+
+pub fn get_session(conn: &Connection, id: i64) -> StoreResult<Option<SessionRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {SESSION_COLUMNS} FROM bgp_sessions WHERE id = ?1"
+        ))?
+        .query_row([id], session_from_row)
+        .optional()?)
+}
+
+/// Every session, by id (a router has a handful).
+pub fn all_sessions(conn: &Connection) -> StoreResult<Vec<SessionRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SESSION_COLUMNS} FROM bgp_sessions ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], session_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One page of sessions and the total.
+pub fn list_sessions(
+    conn: &Connection,
+    limit: u32,
+    offset: u64,
+) -> StoreResult<(Vec<SessionRow>, u64)> {
+    let total: u64 = conn.query_row("SELECT count(*) FROM bgp_sessions", [], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SESSION_COLUMNS} FROM bgp_sessions ORDER BY id LIMIT ?1 OFFSET ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![limit, offset as i64], session_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, total))
+}
+
+pub fn update_session(
+    conn: &Connection,
+    id: i64,
+    f: &SessionFields,
+    now: i64,
+) -> StoreResult<SessionRow> {
+    let n = conn
+        .execute(
+            "UPDATE bgp_sessions SET name = ?2, neighbor = ?3, remote_as = ?4, local_as = ?5, \
+             hold_time = ?6, password = ?7, description = ?8, enabled = ?9, \
+             local_address = ?10, local_port = ?11, remote_port = ?12, passive = ?13, \
+             max_prefixes = ?14, next_hop_ipv6 = ?15, updated_at = ?16 WHERE id = ?1",
+            params![
+                id,
+                f.name,
+                f.neighbor.to_string(),
+                f.remote_as,
+                f.local_as,
+                f.hold_time,
+                f.password,
+                f.description,
+                f.enabled,
+                text(&f.local_address),
+                f.local_port,
+                f.remote_port,
+                f.passive,
+                f.max_prefixes,
+                text(&f.next_hop_ipv6),
+                now
+            ],
+        )
+        .map_err(unique_violation)?;
+    if n == 0 {
+        return Err(StoreError::NotFound("session"));
+    }
+    get_session(conn, id)?.ok_or(StoreError::NotFound("session"))
+}
+
+/// Deletes the session and the announcements restricted to it; returns how many of those.
+pub fn delete_session(conn: &Connection, id: i64) -> StoreResult<u64> {
+    let n = conn.execute("DELETE FROM bgp_announcements WHERE session_id = ?1", [id])?;
+    if conn.execute("DELETE FROM bgp_sessions WHERE id = ?1", [id])? == 0 {
+        return Err(StoreError::NotFound("session"));
+    }
+    Ok(n as u64)
+}
+
+// ---- announcements ----
+
+pub fn insert_announcement(
+    conn: &Connection,
+    f: &AnnouncementFields,
+    now: i64,
+) -> StoreResult<AnnouncementRow> {
+    conn.execute(
+        "INSERT INTO bgp_announcements (session_id, prefix, next_hop, as_path, community, \
+         description, enabled, force_announce, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        params![
+            f.session_id,
+            f.prefix.to_string(),
+            text(&f.next_hop),
+            f.as_path,
+            f.community,
+            f.description,
+            f.enabled,
+            f.force,
+            now
+        ],
+    )
+    .map_err(unique_violation)?;
+    get_announcement(conn, conn.last_insert_rowid())?.ok_or(StoreError::NotFound("announcement"))
+}
+
+pub fn get_announcement(conn: &Connection, id: i64) -> StoreResult<Option<AnnouncementRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {ANNOUNCEMENT_COLUMNS} FROM bgp_announcements WHERE id = ?1"
+        ))?
+        .query_row([id], announcement_from_row)
+        .optional()?)
+}
+
+/// Every announcement, by id: what the speaker exports.
+pub fn all_announcements(conn: &Connection) -> StoreResult<Vec<AnnouncementRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ANNOUNCEMENT_COLUMNS} FROM bgp_announcements ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], announcement_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One page of announcements matching `filter`, and the total.
+pub fn list_announcements(
+    conn: &Connection,
+    filter: &AnnouncementFilter,
+    limit: u32,
+    offset: u64,
+) -> StoreResult<(Vec<AnnouncementRow>, u64)> {
+    let cond = "(?1 IS NULL OR session_id = ?1) AND (?2 IS NULL OR enabled = ?2)";
+    let total: u64 = conn.query_row(
+        &format!("SELECT count(*) FROM bgp_announcements WHERE {cond}"),
+        params![filter.session_id, filter.enabled],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ANNOUNCEMENT_COLUMNS} FROM bgp_announcements WHERE {cond} \
+         ORDER BY id LIMIT ?3 OFFSET ?4"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![filter.session_id, filter.enabled, limit, offset as i64],
+            announcement_from_row,
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, total))
+}
+
+pub fn update_announcement(
+    conn: &Connection,
+    id: i64,
+    f: &AnnouncementFields,
+    now: i64,
+) -> StoreResult<AnnouncementRow> {
+    let n = conn
+        .execute(
+            "UPDATE bgp_announcements SET session_id = ?2, prefix = ?3, next_hop = ?4, \
+             as_path = ?5, community = ?6, description = ?7, enabled = ?8, \
+             force_announce = ?9, updated_at = ?10 WHERE id = ?1",
+            params![
+                id,
+                f.session_id,
+                f.prefix.to_string(),
+                text(&f.next_hop),
+                f.as_path,
+                f.community,
+                f.description,
+                f.enabled,
+                f.force,
+                now
+            ],
+        )
+        .map_err(unique_violation)?;
+    if n == 0 {
+        return Err(StoreError::NotFound("announcement"));
+    }
+    get_announcement(conn, id)?.ok_or(StoreError::NotFound("announcement"))
+}
+
+pub fn delete_announcement(conn: &Connection, id: i64) -> StoreResult<()> {
+    if conn.execute("DELETE FROM bgp_announcements WHERE id = ?1", [id])? == 0 {
+        return Err(StoreError::NotFound("announcement"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(name: &str, neighbor: &str) -> SessionFields {
+        SessionFields {
+            name: name.into(),
+            neighbor: neighbor.parse().unwrap(),
+            remote_as: 65002,
+            local_as: Some(4_200_000_000),
+            hold_time: 90,
+            password: Some("s3cret".into()),
+            description: None,
+            enabled: true,
+            local_address: Some("127.0.0.1".parse().unwrap()),
+            local_port: 1179,
+            remote_port: 179,
+            passive: false,
+            max_prefixes: 1000,
+            next_hop_ipv6: Some("2001:db8::1".parse().unwrap()),
+        }
+    }
+
+    fn announcement(session_id: Option<i64>, prefix: &str) -> AnnouncementFields {
+        AnnouncementFields {
+            session_id,
+            prefix: prefix.parse().unwrap(),
+            next_hop: None,
+            as_path: "65010".into(),
+            community: "65000:1 65000:1:2".into(),
+            description: Some("x".into()),
+            enabled: true,
+            force: false,
+        }
+    }
+
+    #[test]
+    fn sessions_round_trip_and_conflict_on_name_and_neighbor() {
+        let db = crate::store::test_db();
+        let a = insert_session(&db, &session("up1", "192.0.2.1"), 10).unwrap();
+        assert_eq!(a.f, session("up1", "192.0.2.1"));
+        let e = insert_session(&db, &session("UP1", "192.0.2.2"), 10).unwrap_err();
+        assert!(matches!(e, StoreError::Conflict { ref field, .. } if field == "name"));
+        let e = insert_session(&db, &session("up2", "192.0.2.1"), 10).unwrap_err();
+        assert!(matches!(e, StoreError::Conflict { ref field, .. } if field == "neighbor"));
+        let mut f = session("up1", "2001:db8::2");
+        f.local_as = None;
+        let b = update_session(&db, a.id, &f, 20).unwrap();
+        assert_eq!((b.f, b.updated_at), (f, 20));
+        assert_eq!(list_sessions(&db, 10, 0).unwrap().1, 1);
+    }
+
+    #[test]
+    fn deleting_a_session_deletes_its_own_announcements_only() {
+        let db = crate::store::test_db();
+        let s = insert_session(&db, &session("up1", "192.0.2.1"), 10).unwrap();
+        insert_announcement(&db, &announcement(Some(s.id), "2001:db8::/48"), 1).unwrap();
+        let all = insert_announcement(&db, &announcement(None, "2001:db8::/48"), 1).unwrap();
+        let e = insert_announcement(&db, &announcement(None, "2001:db8::/48"), 1).unwrap_err();
+        assert!(matches!(e, StoreError::Conflict { .. }), "{e}");
+        assert_eq!(delete_session(&db, s.id).unwrap(), 1);
+        assert_eq!(all_announcements(&db).unwrap(), vec![all]);
+        let filter = AnnouncementFilter {
+            session_id: None,
+            enabled: Some(true),
+        };
+        assert_eq!(list_announcements(&db, &filter, 10, 0).unwrap().1, 1);
+    }
+}
