@@ -217,3 +217,117 @@ fn tcp_md5_with_a_wrong_password_stays_down() {
     assert_ne!(v["status"], "established", "{v}");
     assert_ne!(v["status"], "openconfirm", "{v}");
 }
+
+// ---- GoBGP ----
+
+fn gobgp_config(our_port: u16, gobgp_port: u16) -> String {
+    format!(
+        r#"
+[global.config]
+  as = 65003
+  router-id = "127.0.0.3"
+  port = {gobgp_port}
+  local-address-list = ["127.0.0.3"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.1"
+    peer-as = 65001
+  [neighbors.transport.config]
+    local-address = "127.0.0.3"
+    remote-port = {our_port}
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
+"#
+    )
+}
+
+/// GoBGP at 127.0.0.3 and ipv6wgm with a session to it: (peer, server, token, session id).
+fn gobgp_setup() -> Option<(common::peers::GoBgp, Server, String, i64)> {
+    let (ours, theirs) = (free_port(), free_port());
+    let g = common::peers::GoBgp::start(&gobgp_config(ours, theirs))?;
+    let s = Server::start_with(Opts {
+        admin_password: Some(ADMIN_PW.into()),
+        config: Some("[bgp]\nlocal_asn = 65001\nconnect_retry_secs = 2\n".into()),
+        ..Default::default()
+    });
+    let a = s.admin();
+    let r = s.post(
+        "/bgp/sessions",
+        Some(&a),
+        &json!({"name": "gobgp", "neighbor": "127.0.0.3", "remote_as": 65003,
+                "local_address": "127.0.0.1", "local_port": ours, "remote_port": theirs,
+                "next_hop_ipv6": "2001:db8::1"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.data()["id"].as_i64().expect("id");
+    Some((g, s, a, id))
+}
+
+#[test]
+fn gobgp_receives_our_routes_and_sends_its_own() {
+    let Some((g, s, a, id)) = gobgp_setup() else {
+        return;
+    };
+    for body in [
+        json!({"prefix": "2001:db8:100::/48", "community": "65001:100 65001:1:2"}),
+        json!({"prefix": "192.0.2.0/24", "community": "65001:200"}),
+    ] {
+        assert_eq!(s.post("/bgp/announcements", Some(&a), &body).status, 201);
+    }
+    let session = || {
+        s.get(&format!("/bgp/sessions/{id}"), Some(&a))
+            .data()
+            .clone()
+    };
+    wait_for(30, "established with GoBGP", || {
+        (session()["status"] == "established").then_some(())
+    });
+    let six = wait_for(10, "our IPv6 route in GoBGP", || {
+        let out = g.cli("neighbor 127.0.0.1 adj-in -a ipv6");
+        out.contains("2001:db8:100::/48").then_some(out)
+    });
+    assert!(six.contains("2001:db8::1"), "next hop: {six}");
+    assert!(six.contains("65001:100"), "community: {six}");
+    assert!(six.contains("65001:1:2"), "large community: {six}");
+    g.cli("global rib add -a ipv6 2001:db8:300::/48 nexthop 2001:db8::3 community 65003:100");
+    g.cli("global rib add -a ipv4 203.0.113.0/24 nexthop 127.0.0.3");
+    wait_for(10, "GoBGP's routes", || {
+        (session()["prefixes_received"] == 2).then_some(())
+    });
+    let r = s.get(&format!("/bgp/sessions/{id}/routes"), Some(&a));
+    let routes = r.data()["routes"].as_array().expect("routes").clone();
+    let got = routes
+        .iter()
+        .find(|r| r["prefix"] == "2001:db8:300::/48")
+        .expect("GoBGP's IPv6 route");
+    assert_eq!(got["community"], "65003:100");
+    assert_eq!(got["as_path"], "65003");
+    assert_eq!(got["next_hop"], "2001:db8::3");
+
+    // A withdrawal from GoBGP is counted at once.
+    g.cli("global rib del -a ipv6 2001:db8:300::/48");
+    wait_for(10, "the withdrawal", || {
+        (session()["prefixes_received"] == 1).then_some(())
+    });
+}
+
+/// Known open problem: GoBGP 3.10 receives our IPv4 UPDATE (BIRD accepts the same one)
+/// but does not put the route in its Adj-RIB-In. Kept as a test to fix, not hidden.
+#[test]
+#[ignore = "open: GoBGP does not take our IPv4 UPDATE yet (BIRD does)"]
+fn gobgp_takes_our_ipv4_route() {
+    let Some((g, s, a, _)) = gobgp_setup() else {
+        return;
+    };
+    let body = json!({"prefix": "192.0.2.0/24", "community": "65001:200"});
+    assert_eq!(s.post("/bgp/announcements", Some(&a), &body).status, 201);
+    let four = wait_for(30, "our IPv4 route in GoBGP", || {
+        let out = g.cli("neighbor 127.0.0.1 adj-in -a ipv4");
+        out.contains("192.0.2.0/24").then_some(out)
+    });
+    assert!(four.contains("65001:200"), "{four}");
+}

@@ -103,3 +103,69 @@ impl Drop for Bird {
         let _ = self.child.wait();
     }
 }
+
+/// GoBGP (`gobgpd`), driven through its `gobgp` CLI on a private gRPC port.
+pub struct GoBgp {
+    child: Child,
+    _dir: tempfile::TempDir,
+    grpc: u16,
+}
+
+impl GoBgp {
+    /// `None` (with the reason printed) when GoBGP is not installed.
+    pub fn start(config: &str) -> Option<GoBgp> {
+        let (Some(bin), Some(_)) = (sbin("gobgpd"), sbin("gobgp")) else {
+            eprintln!("skipped: GoBGP is not installed (apt-get install gobgpd)");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("gobgp.toml");
+        std::fs::write(&conf, config).expect("write gobgp.toml");
+        let grpc = free_port();
+        let child = Command::new(bin)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-p")
+            .arg("--api-hosts")
+            .arg(format!("127.0.0.1:{grpc}"))
+            .arg("--pprof-disable")
+            .arg("--log-plain")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("gobgpd.log")).expect("log"))
+            .spawn()
+            .expect("spawn gobgpd");
+        let g = GoBgp {
+            child,
+            _dir: dir,
+            grpc,
+        };
+        wait_for(10, "gobgpd's API", || {
+            g.cli("global").contains("AS").then_some(())
+        });
+        Some(g)
+    }
+
+    /// What gobgpd logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("gobgpd.log")).unwrap_or_default()
+    }
+
+    /// Output of `gobgp -p <port> <args>`.
+    pub fn cli(&self, args: &str) -> String {
+        let out = Command::new(sbin("gobgp").expect("gobgp"))
+            .arg("-p")
+            .arg(self.grpc.to_string())
+            .args(args.split_whitespace())
+            .output()
+            .expect("gobgp");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for GoBgp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
