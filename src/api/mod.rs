@@ -262,10 +262,7 @@ fn target_from_path(path: &str) -> Option<String> {
 
 /// IPv4 clients of a dual-stack socket appear as `::ffff:a.b.c.d`; log them as IPv4.
 fn canonical_ip(peer: SocketAddr) -> std::net::IpAddr {
-    match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(Into::into).unwrap_or(v6.into()),
-        ip => ip,
-    }
+    peer.ip().to_canonical()
 }
 
 #[cfg(test)]

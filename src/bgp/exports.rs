@@ -28,22 +28,6 @@ pub struct Export {
     pub communities: Vec<Community>,
 }
 
-/// An RPKI verdict for `prefix` originated by `asn`, as (state, reason); `None` without
-/// data or without an AS.
-pub fn rpki_state(
-    table: Option<&VrpTable>,
-    prefix: IpNet,
-    asn: u32,
-) -> (Option<&'static str>, Option<&'static str>) {
-    match table {
-        Some(t) if asn != 0 => {
-            let s = t.validate(prefix, asn).state;
-            (Some(s.as_str()), s.reason())
-        }
-        _ => (None, None),
-    }
-}
-
 /// The routes to send. A configured announcement wins over a pool origination of the same
 /// prefix; RPKI-invalid ones are left out unless forced (announcements) — pool
 /// originations have no force.
@@ -58,7 +42,7 @@ pub fn plan(
     for a in announcements.iter().filter(|a| a.f.enabled) {
         let f = &a.f;
         configured.insert(f.prefix);
-        let (state, _) = rpki_state(table, f.prefix, origin_as(&f.as_path, local_asn));
+        let (state, _) = crate::rpki::verdict(table, f.prefix, origin_as(&f.as_path, local_asn));
         if state == Some("invalid") && !f.force {
             continue;
         }
@@ -181,11 +165,11 @@ mod tests {
         let got = plan(&anns[3..], &[], Some(&table), 65001);
         assert!(got.is_empty(), "origin 65099 is invalid_asn");
         assert_eq!(
-            rpki_state(Some(&table), "192.0.2.0/25".parse().expect("p"), 65001),
+            crate::rpki::verdict(Some(&table), "192.0.2.0/25".parse().expect("p"), 65001),
             (Some("invalid"), Some("invalid_length"))
         );
         assert_eq!(
-            rpki_state(Some(&table), "192.0.2.0/24".parse().expect("p"), 0).0,
+            crate::rpki::verdict(Some(&table), "192.0.2.0/24".parse().expect("p"), 0).0,
             None
         );
     }

@@ -59,8 +59,8 @@ fn local_as(app: &App, row: &SessionRow) -> Option<u32> {
         .or(Some(app.config.bgp.local_asn).filter(|&a| a != 0))
 }
 
-fn require_local_as(app: &App, f: &crate::store::bgp::SessionFields) -> ApiResult<()> {
-    if f.local_as.is_none() && app.config.bgp.local_asn == 0 {
+fn require_local_as(local_asn: u32, f: &crate::store::bgp::SessionFields) -> ApiResult<()> {
+    if f.local_as.is_none() && local_asn == 0 {
         return Err(ApiError::validation(
             "local_as",
             "local_as is required (the config has no [bgp] local_asn)",
@@ -132,7 +132,7 @@ pub async fn exports_task(app: Arc<App>) {
 
 pub async fn create_session(app: &App, input: SessionInput) -> ApiResult<SessionView> {
     let f = input.create()?;
-    require_local_as(app, &f)?;
+    require_local_as(app.config.bgp.local_asn, &f)?;
     let now = crate::time::now();
     let row = db(app, move |c| Ok(q::insert_session(c, &f, now)?)).await?;
     apply(app, &row);
@@ -158,12 +158,7 @@ pub async fn update_session(app: &App, id: i64, input: SessionInput) -> ApiResul
     let row = db(app, move |c| {
         let cur = session_or_404(c, id)?;
         let f = input.apply(&cur.f)?;
-        if f.local_as.is_none() && local_asn == 0 {
-            return Err(ApiError::validation(
-                "local_as",
-                "local_as is required (the config has no [bgp] local_asn)",
-            ));
-        }
+        require_local_as(local_asn, &f)?;
         Ok(q::update_session(c, id, &f, now)?)
     })
     .await?;
@@ -383,7 +378,7 @@ fn check_session_ref(c: &rusqlite::Connection, session_id: Option<i64>) -> ApiRe
 fn announcement_view(app: &App, row: AnnouncementRow) -> AnnouncementView {
     let table = app.rpki.loaded().then(|| app.rpki.table());
     let asn = model::origin_as(&row.f.as_path, app.config.bgp.local_asn);
-    let (rpki, rpki_reason) = exports::rpki_state(table.as_deref(), row.f.prefix, asn);
+    let (rpki, rpki_reason) = crate::rpki::verdict(table.as_deref(), row.f.prefix, asn);
     let st = AnnouncementState {
         rpki,
         rpki_reason,

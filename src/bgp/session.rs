@@ -76,10 +76,7 @@ impl Conn {
     }
 
     fn local_ip(&self) -> IpAddr {
-        match self.local.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        }
+        self.local.ip().to_canonical()
     }
 }
 
@@ -934,9 +931,7 @@ fn route_attrs(u: &Update, remote_as: u32) -> (RouteAttrs, RouteAttrs) {
     let mut mp = base.clone();
     mp.next_hop = a.mp_reach.as_ref().map(|m| match m.next_hop {
         NextHop::V4(v4) => IpAddr::V4(v4),
-        NextHop::V6 { global, .. } => global
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(global), IpAddr::V4),
+        NextHop::V6 { global, .. } => IpAddr::V6(global).to_canonical(),
     });
     (base, mp)
 }

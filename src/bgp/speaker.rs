@@ -222,10 +222,6 @@ impl Speaker {
         self.exports.send_replace(Arc::new(exports));
     }
 
-    pub fn exports(&self) -> Arc<Vec<Export>> {
-        self.exports.borrow().clone()
-    }
-
     pub fn dirty(&self) -> Arc<Notify> {
         self.dirty.clone()
     }
@@ -349,11 +345,9 @@ async fn accept(socket: Arc<TcpListener>, routes: Routes) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let ip = match peer.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        let tx = lock(&routes).get(&(ip, port)).cloned();
+        let tx = lock(&routes)
+            .get(&(peer.ip().to_canonical(), port))
+            .cloned();
         match tx {
             Some(tx) => {
                 if !send(&tx, Command::Incoming(stream)) {

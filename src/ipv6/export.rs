@@ -7,7 +7,7 @@
 use super::{PoolRow, PoolStatus};
 use crate::app::App;
 use crate::error::ApiResult;
-use crate::rpki::vrp::{State, VrpTable};
+use crate::rpki::vrp::VrpTable;
 use crate::store::ipv6 as q;
 use ipnet::{IpNet, Ipv6Net};
 
@@ -43,15 +43,7 @@ pub fn plan(
     table: Option<&VrpTable>,
     asn: u32,
 ) -> Vec<Origination> {
-    let check = |p: Ipv6Net| -> (Option<&'static str>, Option<&'static str>) {
-        match table {
-            Some(t) if asn != 0 => {
-                let s: State = t.validate(IpNet::V6(p), asn).state;
-                (Some(s.as_str()), s.reason())
-            }
-            _ => (None, None),
-        }
-    };
+    let check = |p: Ipv6Net| crate::rpki::verdict(table, IpNet::V6(p), asn);
     let announced = |id: i64| {
         pools
             .iter()

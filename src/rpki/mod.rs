@@ -24,3 +24,19 @@ pub mod source;
 pub mod vrp;
 
 pub use source::{Rpki, SourceInfo};
+
+/// The RFC 6811 verdict on `prefix` originated by `asn` as (state, reason) for the API;
+/// `None` without a table or without an AS to check (0).
+pub fn verdict(
+    table: Option<&vrp::VrpTable>,
+    prefix: ipnet::IpNet,
+    asn: u32,
+) -> (Option<&'static str>, Option<&'static str>) {
+    match table {
+        Some(t) if asn != 0 => {
+            let s = t.validate(prefix, asn).state;
+            (Some(s.as_str()), s.reason())
+        }
+        _ => (None, None),
+    }
+}

@@ -4,8 +4,8 @@
 
 use super::{StoreError, StoreResult};
 use ipnet::IpNet;
-use rusqlite::types::Type;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::types::{Type, Value};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
@@ -172,31 +172,77 @@ fn unique_violation(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// `INSERT INTO table (cols…, created_at, updated_at) VALUES (?1…?n, ?n+1, ?n+1)`.
+fn insert_sql(table: &str, cols: &[&str]) -> String {
+    let n = cols.len();
+    let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO {table} ({}, created_at, updated_at) VALUES ({}, ?{t}, ?{t})",
+        cols.join(", "),
+        marks.join(", "),
+        t = n + 1
+    )
+}
+
+/// `UPDATE table SET col = ?2…, updated_at = ?n+2 WHERE id = ?1`.
+fn update_sql(table: &str, cols: &[&str]) -> String {
+    let sets: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ?{}", i + 2))
+        .collect();
+    format!(
+        "UPDATE {table} SET {}, updated_at = ?{} WHERE id = ?1",
+        sets.join(", "),
+        cols.len() + 2
+    )
+}
+
 // ---- sessions ----
 
+/// The columns a session writes, in the order of [`SESSION_WRITE`].
+fn session_values(f: &SessionFields) -> Vec<Value> {
+    vec![
+        f.name.clone().into(),
+        f.neighbor.to_string().into(),
+        f.remote_as.into(),
+        f.local_as.into(),
+        f.hold_time.into(),
+        f.password.clone().into(),
+        f.description.clone().into(),
+        f.enabled.into(),
+        text(&f.local_address).into(),
+        f.local_port.into(),
+        f.remote_port.into(),
+        f.passive.into(),
+        f.max_prefixes.into(),
+        text(&f.next_hop_ipv6).into(),
+    ]
+}
+
+const SESSION_WRITE: [&str; 14] = [
+    "name",
+    "neighbor",
+    "remote_as",
+    "local_as",
+    "hold_time",
+    "password",
+    "description",
+    "enabled",
+    "local_address",
+    "local_port",
+    "remote_port",
+    "passive",
+    "max_prefixes",
+    "next_hop_ipv6",
+];
+
 pub fn insert_session(conn: &Connection, f: &SessionFields, now: i64) -> StoreResult<SessionRow> {
+    let mut values = session_values(f);
+    values.push(now.into());
     conn.execute(
-        "INSERT INTO bgp_sessions (name, neighbor, remote_as, local_as, hold_time, password, \
-         description, enabled, local_address, local_port, remote_port, passive, max_prefixes, \
-         next_hop_ipv6, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
-        params![
-            f.name,
-            f.neighbor.to_string(),
-            f.remote_as,
-            f.local_as,
-            f.hold_time,
-            f.password,
-            f.description,
-            f.enabled,
-            text(&f.local_address),
-            f.local_port,
-            f.remote_port,
-            f.passive,
-            f.max_prefixes,
-            text(&f.next_hop_ipv6),
-            now
-        ],
+        &insert_sql("bgp_sessions", &SESSION_WRITE),
+        params_from_iter(values),
     )
     .map_err(unique_violation)?;
     get_session(conn, conn.last_insert_rowid())?.ok_or(StoreError::NotFound("session"))
@@ -242,30 +288,13 @@ pub fn update_session(
     f: &SessionFields,
     now: i64,
 ) -> StoreResult<SessionRow> {
+    let mut values = vec![Value::from(id)];
+    values.extend(session_values(f));
+    values.push(now.into());
     let n = conn
         .execute(
-            "UPDATE bgp_sessions SET name = ?2, neighbor = ?3, remote_as = ?4, local_as = ?5, \
-             hold_time = ?6, password = ?7, description = ?8, enabled = ?9, \
-             local_address = ?10, local_port = ?11, remote_port = ?12, passive = ?13, \
-             max_prefixes = ?14, next_hop_ipv6 = ?15, updated_at = ?16 WHERE id = ?1",
-            params![
-                id,
-                f.name,
-                f.neighbor.to_string(),
-                f.remote_as,
-                f.local_as,
-                f.hold_time,
-                f.password,
-                f.description,
-                f.enabled,
-                text(&f.local_address),
-                f.local_port,
-                f.remote_port,
-                f.passive,
-                f.max_prefixes,
-                text(&f.next_hop_ipv6),
-                now
-            ],
+            &update_sql("bgp_sessions", &SESSION_WRITE),
+            params_from_iter(values),
         )
         .map_err(unique_violation)?;
     if n == 0 {
@@ -285,26 +314,41 @@ pub fn delete_session(conn: &Connection, id: i64) -> StoreResult<u64> {
 
 // ---- announcements ----
 
+/// The columns an announcement writes, in the order of [`ANNOUNCEMENT_WRITE`].
+fn announcement_values(f: &AnnouncementFields) -> Vec<Value> {
+    vec![
+        f.session_id.into(),
+        f.prefix.to_string().into(),
+        text(&f.next_hop).into(),
+        f.as_path.clone().into(),
+        f.community.clone().into(),
+        f.description.clone().into(),
+        f.enabled.into(),
+        f.force.into(),
+    ]
+}
+
+const ANNOUNCEMENT_WRITE: [&str; 8] = [
+    "session_id",
+    "prefix",
+    "next_hop",
+    "as_path",
+    "community",
+    "description",
+    "enabled",
+    "force_announce",
+];
+
 pub fn insert_announcement(
     conn: &Connection,
     f: &AnnouncementFields,
     now: i64,
 ) -> StoreResult<AnnouncementRow> {
+    let mut values = announcement_values(f);
+    values.push(now.into());
     conn.execute(
-        "INSERT INTO bgp_announcements (session_id, prefix, next_hop, as_path, community, \
-         description, enabled, force_announce, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-        params![
-            f.session_id,
-            f.prefix.to_string(),
-            text(&f.next_hop),
-            f.as_path,
-            f.community,
-            f.description,
-            f.enabled,
-            f.force,
-            now
-        ],
+        &insert_sql("bgp_announcements", &ANNOUNCEMENT_WRITE),
+        params_from_iter(values),
     )
     .map_err(unique_violation)?;
     get_announcement(conn, conn.last_insert_rowid())?.ok_or(StoreError::NotFound("announcement"))
@@ -360,23 +404,13 @@ pub fn update_announcement(
     f: &AnnouncementFields,
     now: i64,
 ) -> StoreResult<AnnouncementRow> {
+    let mut values = vec![Value::from(id)];
+    values.extend(announcement_values(f));
+    values.push(now.into());
     let n = conn
         .execute(
-            "UPDATE bgp_announcements SET session_id = ?2, prefix = ?3, next_hop = ?4, \
-             as_path = ?5, community = ?6, description = ?7, enabled = ?8, \
-             force_announce = ?9, updated_at = ?10 WHERE id = ?1",
-            params![
-                id,
-                f.session_id,
-                f.prefix.to_string(),
-                text(&f.next_hop),
-                f.as_path,
-                f.community,
-                f.description,
-                f.enabled,
-                f.force,
-                now
-            ],
+            &update_sql("bgp_announcements", &ANNOUNCEMENT_WRITE),
+            params_from_iter(values),
         )
         .map_err(unique_violation)?;
     if n == 0 {
