@@ -248,6 +248,7 @@ pub struct AnnouncementInput {
     pub session_id: Option<Option<i64>>,
     #[serde(default, deserialize_with = "crate::api::request::nullable")]
     pub next_hop: Option<Option<String>>,
+    /// The ASes behind ours, origin last ("64999 64998"); eBGP sessions prepend our AS.
     #[serde(default, deserialize_with = "crate::api::request::nullable")]
     pub as_path: Option<Option<String>>,
     /// The origin AS (the last of the path); `as_path` or our AS when absent.

@@ -34,10 +34,26 @@ use tokio::sync::{mpsc, watch};
 
 /// Longest a write may take before the peer is considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a closing connection waits for the peer's FIN (`close_gracefully`).
+const CLOSE_LINGER: Duration = Duration::from_secs(3);
 
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
 
 /// An open connection and what its OPEN exchange settled.
+/// Closes a connection the way a peer can read to the end: our FIN goes after what we
+/// wrote (a NOTIFICATION), and what the peer still sends is read and discarded until its
+/// FIN. Closing with unread input would send a RST instead, and a peer that sees the RST
+/// first loses the NOTIFICATION (ExaBGP did). Bounded by `CLOSE_LINGER`.
+async fn close_gracefully(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+}
+
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -276,7 +292,9 @@ impl Session {
                     None
                 }
                 Action::Drop => {
-                    self.conn = None;
+                    if let Some(conn) = self.conn.take() {
+                        tokio::spawn(close_gracefully(conn.stream));
+                    }
                     self.connecting = None;
                     None
                 }

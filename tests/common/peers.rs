@@ -131,8 +131,9 @@ impl GoBgp {
             .arg("--pprof-disable")
             .arg("--log-plain")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("gobgpd.log")).expect("log"))
+            // gobgpd logs to standard output.
+            .stdout(std::fs::File::create(dir.path().join("gobgpd.log")).expect("log"))
+            .stderr(Stdio::null())
             .spawn()
             .expect("spawn gobgpd");
         let g = GoBgp {
@@ -164,6 +165,106 @@ impl GoBgp {
 }
 
 impl Drop for GoBgp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// ExaBGP with a helper process that appends every message it receives (ExaBGP's JSON
+/// encoding, one object per line) to `received.json`.
+pub struct ExaBgp {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl ExaBgp {
+    /// `None` (with the reason printed) when ExaBGP is not installed. `{RECV}` in `config`
+    /// is the path of the receiving helper, to name in a `process { run {RECV}; encoder json; }`.
+    pub fn start(config: &str) -> Option<ExaBgp> {
+        let Some(bin) = sbin("exabgp") else {
+            eprintln!("skipped: ExaBGP is not installed (apt-get install exabgp)");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let recv = dir.path().join("recv.py");
+        let out = dir.path().join("received.json");
+        // ExaBGP restarts a helper that exits; `cat` does on the non-blocking stdin it gets.
+        std::fs::write(
+            &recv,
+            format!(
+                "#!/usr/bin/env python3\nimport sys\nwith open({:?}, 'a') as f:\n    for line in sys.stdin:\n        f.write(line)\n        f.flush()\n",
+                out.display().to_string()
+            ),
+        )
+        .expect("write recv.py");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&recv, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let conf = dir.path().join("exabgp.conf");
+        std::fs::write(&conf, config.replace("{RECV}", &recv.display().to_string()))
+            .expect("write exabgp.conf");
+        let child = Command::new(bin)
+            .arg(&conf)
+            .env("exabgp.daemon.user", "root")
+            .env("exabgp.log.destination", dir.path().join("exabgp.log"))
+            .env("exabgp.api.cli", "false")
+            .env("exabgp.log.level", "DEBUG")
+            // Packets in hex, for messages ExaBGP itself fails to decode.
+            .env("exabgp.log.packets", "true")
+            .env("exabgp.log.network", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn exabgp");
+        Some(ExaBgp { child, dir })
+    }
+
+    /// Every message ExaBGP passed to the helper so far, parsed.
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("received.json"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// ExaBGP's Adj-RIB-In for its neighbour, replayed from the received UPDATEs:
+    /// prefix → the attributes it came with.
+    pub fn rib(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut rib = std::collections::BTreeMap::new();
+        for m in self.received() {
+            let u = &m["neighbor"]["message"]["update"];
+            if let Some(w) = u["withdraw"].as_object() {
+                for nlri in w
+                    .values()
+                    .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                {
+                    rib.remove(nlri["nlri"].as_str().unwrap_or_default());
+                }
+            }
+            if let Some(a) = u["announce"].as_object() {
+                for (hop, nlris) in a
+                    .values()
+                    .flat_map(|v| v.as_object().cloned().unwrap_or_default())
+                {
+                    for nlri in nlris.as_array().cloned().unwrap_or_default() {
+                        let mut attrs = u["attribute"].clone();
+                        attrs["next-hop"] = hop.clone().into();
+                        rib.insert(nlri["nlri"].as_str().unwrap_or_default().to_string(), attrs);
+                    }
+                }
+            }
+        }
+        rib
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("exabgp.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for ExaBgp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
