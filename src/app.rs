@@ -20,7 +20,7 @@ use crate::auth::ratelimit::LoginLimiter;
 use crate::auth::token::{self, TokenService};
 use crate::config::Config;
 use crate::health::HealthCheck;
-use crate::metrics::HttpMetrics;
+use crate::metrics::Latencies;
 use crate::store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,7 +36,7 @@ pub struct App {
     /// Password hashes computed at once (each is ~tens of ms of one core's time).
     pub hashing: Semaphore,
     pub health: Vec<Box<dyn HealthCheck>>,
-    pub metrics: HttpMetrics,
+    pub metrics: Latencies,
     pub router: Router,
     pub started: Instant,
     /// The running WireGuard servers.
@@ -47,10 +47,59 @@ pub struct App {
     pub pools: crate::ipv6::Pools,
     /// The BGP speaker: one task per session.
     pub bgp: crate::bgp::Speaker,
+    /// The log store's writer queue and live feed.
+    pub logs: crate::logs::Logs,
+    /// Settings that can change while running (`/system/config`).
+    pub runtime: crate::system::Runtime,
+    /// Stop or restart requested through the API (`/system/action`).
+    pub control: Control,
+    /// The metrics collector's latest sample, history and alerts.
+    pub monitor: crate::monitor::collector::Monitor,
+    /// Open API connections (HTTP keep-alive and WebSocket).
+    pub open_connections: std::sync::atomic::AtomicUsize,
+    /// WebSocket connections allowed at once (`http.max_connections`).
+    pub ws_slots: Arc<Semaphore>,
+    /// Writes through the API, for the WebSocket channels without an engine feed.
+    pub changes: tokio::sync::broadcast::Sender<crate::ws::Change>,
+}
+
+/// How `run` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Stop,
+    /// `POST /system/action {"action": "restart"}`: the caller executes the binary again.
+    Restart,
+}
+
+/// A stop requested from inside (the API), next to SIGTERM from outside.
+#[derive(Default)]
+pub struct Control {
+    requested: tokio::sync::Notify,
+    restart: std::sync::atomic::AtomicBool,
+}
+
+impl Control {
+    /// Asks `run` to drain and return `Exit::Restart` (or `Exit::Stop`).
+    pub fn request(&self, exit: Exit) {
+        self.restart
+            .store(exit == Exit::Restart, std::sync::atomic::Ordering::SeqCst);
+        self.requested.notify_one();
+    }
+
+    async fn requested(&self) -> Exit {
+        self.requested.notified().await;
+        if self.restart.load(std::sync::atomic::Ordering::SeqCst) {
+            Exit::Restart
+        } else {
+            Exit::Stop
+        }
+    }
 }
 
 pub const DB_FILE: &str = "ipv6wgm.db";
 pub const KEY_FILE: &str = "jwt.key";
+/// The log store, in `run_dir()` (RAM on OpenWrt when `log_dir` is in /tmp).
+pub const LOGS_FILE: &str = "logs.db";
 
 impl App {
     /// Opens the data dir (creating it, the database and the signing key as needed) and
@@ -58,7 +107,10 @@ impl App {
     pub async fn open(config: Config) -> Result<App, String> {
         crate::fsutil::ensure_private_dir(&config.data_dir)?;
         crate::fsutil::ensure_private_dir(&config.run_dir())?;
-        let store = Store::open(&config.data_dir.join(DB_FILE))?;
+        let store = Store::open(
+            &config.data_dir.join(DB_FILE),
+            &config.run_dir().join(LOGS_FILE),
+        )?;
         let key = token::load_or_create_key(&config.data_dir.join(KEY_FILE))?;
         let pools = crate::ipv6::Pools::load(&store).await?;
         let app = App {
@@ -73,7 +125,7 @@ impl App {
                 Box::new(crate::health::ApiCheck),
                 Box::new(crate::health::RpkiCheck),
             ],
-            metrics: HttpMetrics::default(),
+            metrics: Latencies::default(),
             router: crate::api::routes(),
             started: Instant::now(),
             rpki: Arc::default(),
@@ -82,6 +134,16 @@ impl App {
             ),
             pools,
             bgp: crate::bgp::Speaker::default(),
+            logs: crate::logs::Logs::default(),
+            runtime: crate::system::Runtime::new(crate::system::Settings::from_config(&config)),
+            control: Control::default(),
+            monitor: crate::monitor::collector::Monitor::new(
+                config.monitoring.interval_secs,
+                config.monitoring.history_hours,
+            ),
+            open_connections: Default::default(),
+            ws_slots: Arc::new(Semaphore::new(config.http.max_connections)),
+            changes: tokio::sync::broadcast::Sender::new(16),
             store,
             config,
         };
@@ -90,15 +152,24 @@ impl App {
         Ok(app)
     }
 
+    /// Open API connections right now.
+    pub fn connections(&self) -> usize {
+        self.open_connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Seconds since start, on the monotonic clock (immune to NTP steps).
     pub fn uptime_secs(&self) -> u64 {
         self.started.elapsed().as_secs()
     }
 }
 
-/// Runs the service until `shutdown` resolves, then drains requests and closes the
-/// database.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), String> {
+/// Runs the service until `shutdown` resolves (or the API asks for a stop or restart), then
+/// drains requests and closes the database.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<Exit, String> {
     let listener = bind(config.listen)?;
     let tls = crate::api::tls::acceptor(&config.http)?;
     let app = Arc::new(App::open(config).await?);
@@ -108,6 +179,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         "ipv6wgm {} listening on {scheme}://{addr}",
         env!("CARGO_PKG_VERSION")
     );
+    crate::system::load(&app).await;
+    let log_writer = tokio::spawn(crate::logs::writer(app.clone()));
     crate::wireguard::live::restore(&app).await;
     let rpki = &app.config.rpki;
     let rpki_task = match (&rpki.vrp_file, &rpki.rtr_server) {
@@ -123,10 +196,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         (None, None) => None,
     };
     let exports_task = tokio::spawn(crate::bgp::exports_task(app.clone()));
+    let collector = tokio::spawn(crate::monitor::collector::run(app.clone()));
+    let events = tokio::spawn(crate::monitor::events::run(app.clone()));
     if let Err(e) = crate::bgp::restore(&app).await {
         log::warn!("bgp: cannot start the sessions: {e}");
     }
-    crate::api::serve(listener, tls, app.clone(), shutdown).await;
+    let exit = std::sync::Mutex::new(Exit::Stop);
+    let stop = async {
+        tokio::select! {
+            _ = shutdown => {}
+            e = app.control.requested() => {
+                log::info!("{} requested through the API", if e == Exit::Restart { "restart" } else { "stop" });
+                if let Ok(mut x) = exit.lock() {
+                    *x = e;
+                }
+            }
+        }
+    };
+    crate::api::serve(listener, tls, app.clone(), stop).await;
     // Peers get a Cease (administrative shutdown) rather than a hold-timer expiry.
     app.bgp.shutdown().await;
     exports_task.abort();
@@ -135,9 +222,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
     if let Some(t) = rpki_task {
         t.abort();
     }
+    collector.abort();
+    events.abort();
+    log_writer.abort();
     app.store.close().await;
     log::info!("stopped");
-    Ok(())
+    Ok(exit.into_inner().unwrap_or(Exit::Stop))
 }
 
 /// Binds the API socket. `[::]` is made dual-stack explicitly (routers may set

@@ -6,6 +6,12 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// Bounds shared by the file's keys and `/system/config`.
+pub const LOG_ENTRIES: std::ops::RangeInclusive<u32> = 100..=10_000_000;
+pub const LOG_SIZE_MB: std::ops::RangeInclusive<u32> = 1..=4096;
+pub const METRICS_INTERVAL: std::ops::RangeInclusive<u64> = 5..=3600;
+pub const TOKEN_TTL: std::ops::RangeInclusive<u64> = 1..=366 * 86_400;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -24,10 +30,14 @@ pub struct Config {
     pub public_host: Option<String>,
     pub http: HttpConfig,
     pub auth: AuthConfig,
-    pub audit: AuditConfig,
+    pub logs: LogsConfig,
+    pub monitoring: MonitoringConfig,
     pub wireguard: WireguardConfig,
     pub rpki: RpkiConfig,
     pub bgp: BgpConfig,
+    /// The file and overrides this configuration was loaded from, for a reload.
+    #[serde(skip)]
+    pub origin: Overrides,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -109,9 +119,25 @@ pub struct AuthConfig {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct AuditConfig {
-    /// The audit log keeps at most this many newest entries (bounded on flash).
+pub struct LogsConfig {
+    /// The log store (audit log and events, `<log_dir>/logs.db`) keeps at most this many
+    /// newest entries …
     pub max_entries: u32,
+    /// … and at most this many MiB of file. Both can be changed through `/system/config`.
+    pub max_size_mb: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringConfig {
+    /// Seconds between two samples of the metrics collector (and alert evaluations).
+    pub interval_secs: u64,
+    /// Hours of history kept in memory per metric (`/monitoring/metrics/system?hours=`).
+    pub history_hours: u32,
+    /// Serve `GET /metrics` (Prometheus text format).
+    pub prometheus: bool,
+    /// When set, `/metrics` needs `Authorization: Bearer <this>`.
+    pub prometheus_token: Option<String>,
 }
 
 impl Default for Config {
@@ -124,10 +150,12 @@ impl Default for Config {
             public_host: None,
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
-            audit: AuditConfig::default(),
+            logs: LogsConfig::default(),
+            monitoring: MonitoringConfig::default(),
             wireguard: WireguardConfig::default(),
             rpki: RpkiConfig::default(),
             bgp: BgpConfig::default(),
+            origin: Overrides::default(),
         }
     }
 }
@@ -156,10 +184,22 @@ impl Default for AuthConfig {
     }
 }
 
-impl Default for AuditConfig {
+impl Default for LogsConfig {
     fn default() -> Self {
-        AuditConfig {
+        LogsConfig {
             max_entries: 20_000,
+            max_size_mb: 16,
+        }
+    }
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        MonitoringConfig {
+            interval_secs: 30,
+            history_hours: 24,
+            prometheus: true,
+            prometheus_token: None,
         }
     }
 }
@@ -241,7 +281,42 @@ impl Config {
             cfg.http.tls_key = ov.tls_key.clone();
         }
         cfg.validate()?;
+        cfg.origin = ov.clone();
         Ok(cfg)
+    }
+
+    /// Names of the settings that differ from `other` and only take effect at the next
+    /// start (everything but what `/system/config` changes live).
+    pub fn needs_restart(&self, other: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let mut check = |name: &'static str, same: bool| {
+            if !same {
+                out.push(name);
+            }
+        };
+        check("listen", self.listen == other.listen);
+        check("data_dir", self.data_dir == other.data_dir);
+        check("log_dir", self.log_dir == other.log_dir);
+        check("public_host", self.public_host == other.public_host);
+        check("http", self.http == other.http);
+        let auth = |a: &AuthConfig| {
+            (
+                a.login_max_failures,
+                a.login_window_secs,
+                a.password_min_length,
+            )
+        };
+        check("auth", auth(&self.auth) == auth(&other.auth));
+        let mon =
+            |m: &MonitoringConfig| (m.history_hours, m.prometheus, m.prometheus_token.clone());
+        check(
+            "monitoring",
+            mon(&self.monitoring) == mon(&other.monitoring),
+        );
+        check("wireguard", self.wireguard == other.wireguard);
+        check("rpki", self.rpki == other.rpki);
+        check("bgp", self.bgp == other.bgp);
+        out
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {
@@ -263,7 +338,7 @@ impl Config {
             return Err("TLS needs both a certificate (--tls-cert) and a key (--tls-key)".into());
         }
         let a = &self.auth;
-        if a.token_ttl_secs == 0 || a.token_ttl_secs > 366 * 86_400 {
+        if !TOKEN_TTL.contains(&a.token_ttl_secs) {
             return Err("auth.token_ttl_secs must be between 1 and 31622400".into());
         }
         if a.login_max_failures == 0 || a.login_window_secs == 0 {
@@ -272,8 +347,20 @@ impl Config {
         if !(1..=128).contains(&a.password_min_length) {
             return Err("auth.password_min_length must be between 1 and 128".into());
         }
-        if self.audit.max_entries < 100 {
-            return Err("audit.max_entries must be at least 100".into());
+        if !LOG_ENTRIES.contains(&self.logs.max_entries) {
+            return Err("logs.max_entries must be between 100 and 10000000".into());
+        }
+        if !LOG_SIZE_MB.contains(&self.logs.max_size_mb) {
+            return Err("logs.max_size_mb must be between 1 and 4096".into());
+        }
+        if !METRICS_INTERVAL.contains(&self.monitoring.interval_secs) {
+            return Err("monitoring.interval_secs must be between 5 and 3600".into());
+        }
+        if !(1..=168).contains(&self.monitoring.history_hours) {
+            return Err("monitoring.history_hours must be between 1 and 168".into());
+        }
+        if self.monitoring.prometheus_token.as_deref() == Some("") {
+            return Err("monitoring.prometheus_token must not be empty (leave it unset)".into());
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err("data_dir must not be empty".into());

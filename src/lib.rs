@@ -29,7 +29,14 @@
 //!   login/refresh/logout flows.
 //! - [`users`] — user validation, the "always an active admin" rule, first-start bootstrap.
 //! - [`store`] — SQLite: migrations and one query file per table. The only place with SQL.
-//! - [`health`], [`metrics`] — component health checks and request-latency histogram.
+//! - [`health`], [`metrics`] — component health checks; latency histograms (API requests,
+//!   database jobs).
+//! - [`monitor`] — pure `/proc` parsers, fixed-size metric history, the alert evaluator; the
+//!   collector task (one sample per interval: host, engines, alerts) and Prometheus text.
+//! - [`logs`] — the log store's front: audit entries and engine events, filters, exports.
+//! - [`system`] — settings that change live (`/system/config`), host info, reload/restart.
+//! - [`ws`] — WebSocket channels (hyper upgrade, tokio-tungstenite frames).
+//! - [`logging`] — the process logger with a filter that can change while running.
 //! - [`ipv6`] — IPv6 prefix pools: the pure allocator ([`ipv6::alloc`]), pool/whitelist/
 //!   allocation rules, one in-memory allocator per pool updated in the same DB-thread closure
 //!   as the SQL (race-free), and the link that puts delegated prefixes into a WireGuard
@@ -64,8 +71,9 @@
 //! - Pure logic (role table, password hash, token codec, rate limiter, validation, query and
 //!   pagination parsing, time formatting) does no I/O and takes time as a parameter.
 //! - Memory is bounded: request bodies (`http.max_body_bytes`), connections
-//!   (`http.max_connections`), the database queue, the login limiter, the latency histogram
-//!   and the audit log (`audit.max_entries`) all have fixed caps; WireGuard devices have
+//!   (`http.max_connections`), the database queue, the login limiter, the latency histograms,
+//!   the metric history, the log store (`logs.max_entries`, `logs.max_size_mb`), the event
+//!   queue and every WebSocket's output (one message in flight) all have fixed caps; WireGuard devices have
 //!   fixed packet buffers and never queue packets per peer (see [`wg::device`]).
 //! - What the API reports as running is running: a server's `status` comes from the engine
 //!   (a live device), client statistics from the device; nothing is stored as a guess.
@@ -82,12 +90,17 @@ pub mod error;
 pub mod fsutil;
 pub mod health;
 pub mod ipv6;
+pub mod logging;
+pub mod logs;
 pub mod metrics;
+pub mod monitor;
 pub mod rpki;
 pub mod store;
+pub mod system;
 #[cfg(test)]
 mod testutil;
 pub mod time;
 pub mod users;
 pub mod wg;
 pub mod wireguard;
+pub mod ws;

@@ -1,5 +1,6 @@
 //! `ipv6wgm`: parse the command line, load the configuration, run. Nothing else lives here.
 
+use ipv6wgm::app::Exit;
 use ipv6wgm::cli::{self, Command};
 use ipv6wgm::config::{Config, Overrides};
 use ipv6wgm::wg::keys::{PresharedKey, PrivateKey};
@@ -49,10 +50,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(cfg: Config) -> Result<(), String> {
-    env_logger::Builder::new()
-        .parse_filters(&cfg.log)
-        .format_timestamp_secs()
-        .init();
+    ipv6wgm::logging::init(&cfg.log);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -61,12 +59,38 @@ fn serve(cfg: Config) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
-    rt.block_on(async {
+    let exit = rt.block_on(async {
         // Registered before start-up, so a SIGTERM that arrives while the database opens
         // still means "stop cleanly", not the default instant death.
         let stop = shutdown_signal()?;
         ipv6wgm::app::run(cfg, stop).await
-    })
+    })?;
+    // Every task and worker thread ends here, before a restart replaces the process.
+    drop(rt);
+    match exit {
+        Exit::Stop => Ok(()),
+        Exit::Restart => Err(restart()),
+    }
+}
+
+/// Executes this binary again with the same arguments and environment (same pid, so procd
+/// and systemd keep tracking it). The path the binary was started from is preferred, so an
+/// upgraded binary is what comes back; returns only on failure.
+fn restart() -> String {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()
+        .ok()
+        .map(|p| {
+            let s = p.to_string_lossy();
+            std::path::PathBuf::from(s.strip_suffix(" (deleted)").unwrap_or(&s))
+        })
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| "/proc/self/exe".into());
+    log::info!("restarting: {}", exe.display());
+    let err = std::process::Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    format!("restart failed: cannot execute {}: {err}", exe.display())
 }
 
 /// A future resolving on SIGINT or SIGTERM (procd stops services with SIGTERM). The

@@ -1,5 +1,6 @@
-//! Request latency, recorded for every API request into a fixed-size histogram: constant
-//! memory however long the process runs. Read by the status endpoints.
+//! Latency histograms of fixed size (constant memory however long the process runs): one
+//! records every API request (with its status class), one every database job (run time on
+//! the database thread; status 200 or 500). Read by the status and monitoring endpoints.
 
 use serde::Serialize;
 use std::sync::Mutex;
@@ -22,11 +23,11 @@ struct Inner {
 }
 
 #[derive(Default)]
-pub struct HttpMetrics {
+pub struct Latencies {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LatencySummary {
     pub requests: u64,
     /// Milliseconds; `None` until a request has been served.
@@ -40,7 +41,7 @@ pub struct LatencySummary {
     pub responses_5xx: u64,
 }
 
-impl HttpMetrics {
+impl Latencies {
     pub fn record(&self, elapsed: Duration, status: u16) {
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let bucket = BOUNDS_US
@@ -116,13 +117,13 @@ mod tests {
 
     #[test]
     fn empty_has_no_figures() {
-        let m = HttpMetrics::default();
+        let m = Latencies::default();
         assert_eq!(m.summary(), LatencySummary::empty());
     }
 
     #[test]
     fn quantiles_err_high_within_a_bucket() {
-        let m = HttpMetrics::default();
+        let m = Latencies::default();
         for _ in 0..90 {
             m.record(Duration::from_micros(80), 200);
         }

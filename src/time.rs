@@ -39,6 +39,94 @@ pub fn ser_opt<S: serde::Serializer>(secs: &Option<i64>, s: S) -> Result<S::Ok, 
     }
 }
 
+/// Parses what clients send for a point in time: RFC 3339 (`2024-01-01T00:00:00Z`, an
+/// offset such as `+02:00`, fractional seconds, `t`/`z` or a space for `T`), a bare date
+/// (`2024-01-01`, midnight UTC) or Unix seconds. `None` when it is none of these.
+pub fn parse(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return None;
+    }
+    let days = days_from_civil(y, m as u32, d as u32);
+    if b.len() == 10 {
+        return Some(days * 86_400);
+    }
+    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 19 || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let o = rest.get(1..)?;
+            if o.len() != 5 || o.as_bytes()[2] != b':' {
+                return None;
+            }
+            let (oh, om): (i64, i64) = (o[0..2].parse().ok()?, o[3..5].parse().ok()?);
+            if oh > 23
+                || om > 59
+                || !o[0..2]
+                    .bytes()
+                    .chain(o[3..5].bytes())
+                    .all(|c| c.is_ascii_digit())
+            {
+                return None;
+            }
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss - offset)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
@@ -55,6 +143,35 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_what_clients_send() {
+        for (text, want) in [
+            ("2024-01-01T00:00:00Z", Some(1_704_067_200)),
+            ("2024-01-01t00:00:00z", Some(1_704_067_200)),
+            ("2024-01-01 00:00:00Z", Some(1_704_067_200)),
+            ("2024-01-01T02:00:00+02:00", Some(1_704_067_200)),
+            ("2023-12-31T23:00:00-01:00", Some(1_704_067_200)),
+            ("2024-01-01T00:00:00.123456Z", Some(1_704_067_200)),
+            ("2024-01-01", Some(1_704_067_200)),
+            ("2000-02-29T00:00:00Z", Some(951_782_400)),
+            ("1704067200", Some(1_704_067_200)),
+            ("2023-02-29", None),
+            ("2024-13-01", None),
+            ("2024-01-01T24:00:00Z", None),
+            ("2024-01-01T00:00:00", None),
+            ("2024-01-01T00:00:00+2:00", None),
+            ("2024-01-01T00:00:00.Z", None),
+            ("yesterday", None),
+            ("", None),
+            ("２０２４-01-01", None),
+        ] {
+            assert_eq!(parse(text), want, "{text}");
+        }
+        for secs in [0, 951_782_400, 1_709_251_199, 4_102_444_800] {
+            assert_eq!(parse(&rfc3339(secs)), Some(secs));
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

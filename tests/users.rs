@@ -418,10 +418,13 @@ fn mutations_are_audited_with_user_ip_action_and_target() {
     let (dir, data) = (s.dir.clone(), s.data_dir());
     assert!(s.stop().success());
 
-    let db = open_db(&data);
+    let db = open_logs_db(&data);
     type Row = (String, Option<String>, String, Option<String>, i64);
     let rows: Vec<Row> = db
-        .prepare("SELECT action, username, ip, target, status FROM audit_log ORDER BY id")
+        .prepare(
+            "SELECT action, username, ip, target, status FROM entries \
+             WHERE method IS NOT NULL ORDER BY id",
+        )
         .expect("prepare")
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))

@@ -5,18 +5,21 @@
 pub mod auth;
 pub mod bgp;
 pub mod ipv6;
+pub mod logs;
+pub mod monitoring;
 pub mod query;
 pub mod request;
 pub mod response;
 pub mod router;
 pub mod status;
+pub mod system;
 pub mod tls;
 pub mod users;
 pub mod wireguard;
 
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
-use crate::store::audit::{self, AuditEntry};
+use crate::store::logs::{self as logq, LogEntry};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -44,6 +47,9 @@ pub fn routes() -> Router {
     wireguard::routes(&mut r);
     ipv6::routes(&mut r);
     bgp::routes(&mut r);
+    logs::routes(&mut r);
+    monitoring::routes(&mut r);
+    system::routes(&mut r);
     r
 }
 
@@ -55,8 +61,12 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(app.config.http.max_connections));
+    // Graceful shutdown by hand: hyper-util's watcher cannot hold connections that may be
+    // upgraded to WebSockets. `stop` tells every connection to finish its request and
+    // close; the permits tell when all have.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let max = app.config.http.max_connections;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -77,7 +87,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let watcher = graceful.watcher();
+        let open = OpenConnection::new(&app);
+        let watcher = stopping.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
@@ -87,6 +98,7 @@ pub async fn serve(
                 },
                 None => serve_connection(stream, peer, app, watcher).await,
             }
+            drop(open);
             drop(permit);
         });
     }
@@ -96,7 +108,9 @@ pub async fn serve(
         "shutting down: finishing in-flight requests (up to {}s)",
         grace.as_secs()
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
+    let _ = stop.send(true);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, slots.acquire_many(all))
         .await
         .is_err()
     {
@@ -104,11 +118,30 @@ pub async fn serve(
     }
 }
 
+/// Counts a connection in `App::open_connections` while it lives.
+struct OpenConnection(Arc<App>);
+
+impl OpenConnection {
+    fn new(app: &Arc<App>) -> OpenConnection {
+        app.open_connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection(app.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0
+            .open_connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 async fn serve_connection<IO>(
     io: IO,
     peer: SocketAddr,
     app: Arc<App>,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -118,8 +151,17 @@ async fn serve_connection<IO>(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .keep_alive(true)
-        .serve_connection(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(conn).await {
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let r = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = r {
         log::debug!("{peer}: connection: {e}");
     }
 }
@@ -131,6 +173,9 @@ pub async fn handle(
     req: hyper::Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
+    if crate::ws::is_upgrade(&req) {
+        return Ok(crate::ws::upgrade(app, req));
+    }
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let mut request = Request {
@@ -146,6 +191,22 @@ pub async fn handle(
         audit_username: None,
         max_body: app.config.http.max_body_bytes,
     };
+    if path == "/metrics" && app.config.monitoring.prometheus {
+        let result = if request.method == Method::GET {
+            monitoring::prometheus(&app, &request).await
+        } else {
+            let mut e = ApiError::new(ErrorCode::MethodNotAllowed, "use GET");
+            e.allow = Some("GET".into());
+            Err(e)
+        };
+        let response = match result {
+            Ok(reply) => reply.into_response(),
+            Err(e) => response::error_response(&e),
+        };
+        app.metrics
+            .record(started.elapsed(), response.status().as_u16());
+        return Ok(response);
+    }
     let lookup = match path.strip_prefix(PREFIX) {
         Some(rest) if rest.is_empty() || rest.starts_with('/') => {
             app.router.lookup(&request.method, rest)
@@ -183,7 +244,17 @@ pub async fn handle(
         elapsed.as_secs_f64() * 1000.0
     );
     if let Some(route) = route.filter(|_| is_mutating(&request.method)) {
+        let ok = error.is_none();
         record_audit(&app, route, &request, status, error).await;
+        let change = match route.module {
+            "wireguard" => Some(crate::ws::Change::Wireguard),
+            "bgp" => Some(crate::ws::Change::Bgp),
+            "ipv6" => Some(crate::ws::Change::Pools),
+            _ => None,
+        };
+        if let Some(c) = change.filter(|_| ok) {
+            let _ = app.changes.send(c);
+        }
     }
     Ok(response)
 }
@@ -221,9 +292,9 @@ async fn record_audit(app: &App, route: &Route, req: &Request, status: u16, err:
         None => "ok".to_string(),
         Some(e) => format!("{}: {}", e.code.as_str(), e.message),
     };
-    let entry = AuditEntry {
+    let entry = LogEntry {
         ts: crate::time::now(),
-        level: audit::level_for_status(status),
+        level: logq::level_for_status(status),
         module: route.module.to_string(),
         action: route.action.to_string(),
         message: format!("{} {} -> {status} ({outcome})", req.method, req.path),
@@ -231,19 +302,19 @@ async fn record_audit(app: &App, route: &Route, req: &Request, status: u16, err:
         username: who
             .map(|p| p.username.clone())
             .or_else(|| req.audit_username.clone()),
-        ip: req.client_ip.to_string(),
+        ip: Some(req.client_ip.to_string()),
         user_agent: req.user_agent(),
-        method: req.method.to_string(),
-        path: req.path.clone(),
+        method: Some(req.method.to_string()),
+        path: Some(req.path.clone()),
         target: req
             .audit_target
             .clone()
             .or_else(|| target_from_path(&req.path)),
-        status,
+        status: Some(status),
+        details: None,
     };
-    let max = app.config.audit.max_entries;
-    if let Err(e) = app.store.call(move |c| audit::insert(c, &entry, max)).await {
-        log::error!("audit log write failed: {e}");
+    if let Err(e) = crate::logs::record(app, entry).await {
+        log::error!("audit log write failed: {}", e.message);
     }
 }
 

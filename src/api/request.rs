@@ -37,6 +37,15 @@ impl Request {
             .ok_or_else(|| ApiError::unauthorized("authentication required"))
     }
 
+    /// A path parameter as given (`{file}` in `/logs/export/download/{file}`).
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
     /// A path parameter that must be an integer id, e.g. `{id}` in `/users/{id}`.
     pub fn id(&self, name: &str) -> ApiResult<i64> {
         let raw = self
@@ -72,11 +81,12 @@ impl Request {
 
     /// The bearer token of the `Authorization` header, if any.
     pub fn bearer_token(&self) -> Option<&str> {
-        let v = self
-            .headers
-            .get(hyper::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
+        Self::bearer_from(&self.headers)
+    }
+
+    /// The bearer token of an `Authorization` header in `headers`.
+    pub fn bearer_from(headers: &hyper::HeaderMap) -> Option<&str> {
+        let v = headers.get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
         let (scheme, token) = v.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     }

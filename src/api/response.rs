@@ -88,7 +88,7 @@ impl Reply {
         }
     }
 
-    fn raw(status: StatusCode, body: Bytes, content_type: &'static str) -> Reply {
+    pub fn raw(status: StatusCode, body: Bytes, content_type: &'static str) -> Reply {
         Reply {
             status,
             body,

@@ -37,6 +37,19 @@ pub fn routes(r: &mut Router) {
         "status.live",
         h!(live),
     );
+    for (path, action, handler) in [
+        ("/status/metrics", "status.metrics", h!(metrics)),
+        ("/status/status", "status.status", h!(status)),
+        ("/status/system", "status.system", h!(system)),
+    ] {
+        r.add(
+            Method::GET,
+            path,
+            Access::Require(Permission::StatusRead),
+            action,
+            handler,
+        );
+    }
     r.add(
         Method::GET,
         "/status/health/detailed",
@@ -80,6 +93,61 @@ async fn detailed(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
         "version": env!("CARGO_PKG_VERSION"),
         "uptime": app.uptime_secs(),
         "components": components,
+        "timestamp": now(),
+    })))
+}
+
+/// `(cpu, memory, disk)` usage in percent from the newest sample.
+fn usage(s: &crate::monitor::collector::Snapshot) -> serde_json::Value {
+    json!({
+        "cpu_usage": s.system.cpu.usage,
+        "memory_usage": s.system.memory.as_ref().map(|m| m.usage_percent),
+        "disk_usage": s.system.disk.as_ref().map(|d| d.usage_percent),
+    })
+}
+
+/// API latency (every request since start), database job time, open connections.
+async fn metrics(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
+    let s = super::monitoring::snapshot(&app)?;
+    let api = app.metrics.summary();
+    let db = app.store.timing.summary();
+    Ok(Reply::ok(json!({
+        "timestamp": now(),
+        "performance": {
+            "api_response_time": {"avg": api.avg_ms, "p50": api.p50_ms, "p95": api.p95_ms,
+                                  "p99": api.p99_ms, "max": api.max_ms},
+            "requests": api.requests,
+            "responses": {"2xx": api.responses_2xx, "4xx": api.responses_4xx, "5xx": api.responses_5xx},
+            "database_query_time": {"avg": db.avg_ms, "p50": db.p50_ms, "p95": db.p95_ms,
+                                    "p99": db.p99_ms, "max": db.max_ms},
+            "database_queries": db.requests,
+            "active_connections": app.connections(),
+        },
+        "system": usage(&s),
+    })))
+}
+
+async fn status(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
+    let s = super::monitoring::snapshot(&app)?;
+    let (overall, _) = health::run_all(&app).await;
+    Ok(Reply::ok(json!({
+        "system": {"status": overall, "uptime": app.uptime_secs(), "version": env!("CARGO_PKG_VERSION")},
+        "services": crate::system::services(&app).await,
+        "resources": usage(&s),
+        "timestamp": now(),
+    })))
+}
+
+async fn system(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
+    let s = super::monitoring::snapshot(&app)?;
+    let h = &s.system;
+    Ok(Reply::ok(json!({
+        "system": crate::system::host(),
+        "resources": {
+            "cpu": {"usage": h.cpu.usage, "cores": h.cpu.cores},
+            "memory": h.memory,
+            "disk": h.disk,
+        },
         "timestamp": now(),
     })))
 }

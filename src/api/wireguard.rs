@@ -244,7 +244,7 @@ async fn update_server(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
             message = "server updated, but it could not be started (see last_error)";
         }
     } else if !new.is_active && running {
-        app.wg.stop(id).await;
+        live::stop(&app, id, &new.name).await;
     }
     let (row, n) = wg::server_summary(&app, id).await?;
     Ok(Reply::ok_with(
@@ -258,8 +258,8 @@ async fn delete_server(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let force = q.take_parsed("force", "true or false")?.unwrap_or(false);
     q.finish()?;
-    let (_, clients) = wg::delete_server(&app, id, force).await?;
-    app.wg.stop(id).await;
+    let (server, clients) = wg::delete_server(&app, id, force).await?;
+    live::stop(&app, id, &server.name).await;
     Ok(Reply::message(&format!(
         "server deleted with {} clients",
         clients.len()
@@ -298,7 +298,7 @@ async fn start_server(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
 async fn stop_server(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     let row = wg::set_server_active(&app, id, false).await?;
-    app.wg.stop(id).await;
+    live::stop(&app, id, &row.name).await;
     let (_, n) = wg::server_summary(&app, id).await?;
     let view = live::server_view(&app, row, n).await;
     Ok(Reply::ok_with(

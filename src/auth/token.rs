@@ -33,7 +33,8 @@ pub enum TokenError {
 
 pub struct TokenService {
     key: HS256Key,
-    ttl_secs: u64,
+    /// Lifetime of newly issued tokens; changeable live (`/system/config` `session_timeout`).
+    ttl_secs: std::sync::atomic::AtomicU64,
 }
 
 pub struct Issued {
@@ -45,18 +46,24 @@ impl TokenService {
     pub fn new(key: &[u8], ttl_secs: u64) -> TokenService {
         TokenService {
             key: HS256Key::from_bytes(key),
-            ttl_secs,
+            ttl_secs: ttl_secs.into(),
         }
     }
 
     pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Tokens issued from now on live this long; those already issued keep their expiry.
+    pub fn set_ttl_secs(&self, secs: u64) {
         self.ttl_secs
+            .store(secs, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn issue(&self, user_id: i64, generation: i64) -> Result<Issued, String> {
         let jti = super::random_hex::<16>();
         let claims =
-            Claims::with_custom_claims(Custom { generation }, Duration::from_secs(self.ttl_secs))
+            Claims::with_custom_claims(Custom { generation }, Duration::from_secs(self.ttl_secs()))
                 .with_subject(user_id)
                 .with_jwt_id(&jti);
         let expires_at = claims.expires_at.map(|t| t.as_secs() as i64).unwrap_or(0);

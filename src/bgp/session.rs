@@ -20,7 +20,7 @@ use super::packet::{
     AFI_IPV4, AFI_IPV6, SAFI_UNICAST,
 };
 use super::rib::RouteAttrs;
-use super::speaker::{lock, Command, SessionConfig, Shared};
+use super::speaker::{lock, Command, SessionConfig, Shared, StateChange};
 use ipnet::IpNet;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -228,6 +228,15 @@ impl Session {
         let received = lock(&self.shared.rib).len() as u64;
         let mut live = lock(&self.shared.live);
         if live.state != state || live.last_change.is_none() {
+            if live.state != state {
+                let _ = self.shared.changes.send(StateChange {
+                    session_id: self.cfg.id,
+                    name: self.cfg.f.name.clone(),
+                    from: live.state,
+                    to: state,
+                    last_error: live.last_error.clone(),
+                });
+            }
             live.last_change = Some(crate::time::now());
             live.state = state;
         }

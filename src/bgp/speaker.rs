@@ -26,7 +26,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 /// What a session task runs with.
@@ -71,9 +71,25 @@ impl Default for Live {
 }
 
 /// What a session task shares with the API.
-#[derive(Debug, Default)]
+/// A session's state changed (for the log and live WebSocket subscribers).
+#[derive(Debug, Clone)]
+pub struct StateChange {
+    pub session_id: i64,
+    pub name: String,
+    pub from: State,
+    pub to: State,
+    /// The last NOTIFICATION or error, decoded, when the change is a drop.
+    pub last_error: Option<String>,
+}
+
+/// State changes kept for a slow subscriber before it skips ahead.
+const CHANGES: usize = 64;
+
+#[derive(Debug)]
 pub struct Shared {
     pub live: Mutex<Live>,
+    /// Where the session task announces its state changes.
+    pub changes: broadcast::Sender<StateChange>,
     pub rib: Mutex<AdjRibIn>,
     /// Prefixes currently announced to the peer.
     pub sent: Mutex<HashSet<IpNet>>,
@@ -127,6 +143,16 @@ pub struct Speaker {
     routes: Routes,
     exports: watch::Sender<Arc<Vec<Export>>>,
     dirty: Arc<Notify>,
+    changes: broadcast::Sender<StateChange>,
+}
+
+/// One session as monitoring sees it.
+#[derive(Debug, Clone)]
+pub struct SessionLive {
+    pub id: i64,
+    pub name: String,
+    pub enabled: bool,
+    pub live: Live,
 }
 
 impl Default for Speaker {
@@ -137,6 +163,7 @@ impl Default for Speaker {
             routes: Arc::default(),
             exports: watch::channel(Arc::new(Vec::new())).0,
             dirty: Arc::new(Notify::new()),
+            changes: broadcast::Sender::new(CHANGES),
         }
     }
 }
@@ -154,7 +181,12 @@ impl Speaker {
                 }
             }
             _ => {
-                let shared = Arc::new(Shared::default());
+                let shared = Arc::new(Shared {
+                    live: Mutex::default(),
+                    changes: self.changes.clone(),
+                    rib: Mutex::default(),
+                    sent: Mutex::default(),
+                });
                 let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
                 let task = tokio::spawn(super::session::run(
                     config.clone(),
@@ -198,6 +230,27 @@ impl Speaker {
         let h = sessions.get(&id)?;
         let live = lock(&h.shared.live).clone();
         Some(live)
+    }
+
+    /// Every configured session with its live state, by id.
+    pub fn overview(&self) -> Vec<SessionLive> {
+        let sessions = lock(&self.sessions);
+        let mut out: Vec<SessionLive> = sessions
+            .iter()
+            .map(|(id, h)| SessionLive {
+                id: *id,
+                name: h.config.f.name.clone(),
+                enabled: h.config.f.enabled,
+                live: lock(&h.shared.live).clone(),
+            })
+            .collect();
+        out.sort_by_key(|s| s.id);
+        out
+    }
+
+    /// State changes of every session from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<StateChange> {
+        self.changes.subscribe()
     }
 
     pub fn shared(&self, id: i64) -> Option<Arc<Shared>> {

@@ -8,11 +8,14 @@
 //! connections would buy nothing but memory.
 //!
 //! **Layout.** `schema` holds the versioned migrations; one file of queries per table
-//! (`users`, `tokens`, `audit`, `settings`, `wireguard`, `ipv6`, `bgp`). SQL lives only here.
+//! (`users`, `tokens`, `logs`, `settings`, `wireguard`, `ipv6`, `bgp`, `alerts`). SQL lives
+//! only here. The log store is a second database file attached as schema `logs` (see
+//! [`logs`]), so it can live in RAM while the rest is on flash.
 
-pub mod audit;
+pub mod alerts;
 pub mod bgp;
 pub mod ipv6;
+pub mod logs;
 pub mod schema;
 pub mod settings;
 pub mod tokens;
@@ -78,18 +81,29 @@ const QUEUE_DEPTH: usize = 64;
 pub struct Store {
     tx: mpsc::Sender<Msg>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// How long jobs take on the database thread (queueing not included).
+    pub timing: std::sync::Arc<crate::metrics::Latencies>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database, runs migrations, starts the thread.
-    pub fn open(path: &Path) -> Result<Store, String> {
+    /// Opens (creating if needed) the database and the log store at `logs_path`, runs
+    /// migrations, starts the thread.
+    pub fn open(path: &Path, logs_path: &Path) -> Result<Store, String> {
         let mut conn = open_connection(path)?;
+        attach_logs(&conn, logs_path)?;
+        schema::migrate_logs(&mut conn)?;
         schema::migrate(&mut conn)?;
+        let moved = logs::adopt_audit_log(&mut conn)
+            .map_err(|e| format!("cannot move the audit log to the log store: {e}"))?;
+        if moved > 0 {
+            log::info!("moved {moved} audit log entries to {}", logs_path.display());
+        }
         Ok(Self::start(conn))
     }
 
     fn start(mut conn: Connection) -> Store {
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE_DEPTH);
+        let timing = std::sync::Arc::new(crate::metrics::Latencies::default());
         let thread = std::thread::Builder::new()
             .name("ipv6wgm-db".into())
             .spawn(move || {
@@ -112,6 +126,7 @@ impl Store {
         Store {
             tx,
             thread: Mutex::new(thread),
+            timing,
         }
     }
 
@@ -122,8 +137,12 @@ impl Store {
         F: FnOnce(&mut Connection) -> StoreResult<R> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        let timing = self.timing.clone();
         let job: Job = Box::new(move |conn| {
-            let _ = reply.send(f(conn));
+            let started = std::time::Instant::now();
+            let r = f(conn);
+            timing.record(started.elapsed(), if r.is_ok() { 200 } else { 500 });
+            let _ = reply.send(r);
         });
         self.tx
             .send(Msg::Run(job))
@@ -156,11 +175,40 @@ pub fn open_connection(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
-/// An in-memory database with the current schema, as the store opens it (foreign keys on).
+/// Attaches the log store file as schema `logs` (WAL, like the main file).
+pub fn attach_logs(conn: &Connection, path: &Path) -> Result<(), String> {
+    let name = path
+        .to_str()
+        .ok_or_else(|| format!("log store path {} is not UTF-8", path.display()))?;
+    conn.execute("ATTACH DATABASE ?1 AS logs", [name])
+        .and_then(|_| {
+            conn.pragma_update(
+                Some(rusqlite::DatabaseName::Attached("logs")),
+                "journal_mode",
+                "WAL",
+            )
+        })
+        .and_then(|_| {
+            conn.pragma_update(
+                Some(rusqlite::DatabaseName::Attached("logs")),
+                "synchronous",
+                "NORMAL",
+            )
+        })
+        .map(|_| ())
+        .map_err(|e| format!("cannot open the log store {}: {e}", path.display()))
+}
+
+/// An in-memory database (and log store) with the current schema, as the store opens it
+/// (foreign keys on).
 #[cfg(test)]
 pub fn test_db() -> Connection {
     let mut c = Connection::open_in_memory().expect("db");
     c.pragma_update(None, "foreign_keys", "ON").expect("fk");
+    c.execute("ATTACH DATABASE ':memory:' AS logs", [])
+        .expect("attach");
+    schema::migrate_logs(&mut c).expect("log schema");
     schema::migrate(&mut c).expect("schema");
+    logs::adopt_audit_log(&mut c).expect("adopt");
     c
 }

@@ -196,10 +196,110 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX bgp_announcements_prefix
         ON bgp_announcements (prefix, ifnull(session_id, 0));
     "#,
+    // 5: alert rules, with the built-in defaults users can edit or delete. (The audit log
+    // moved to the log store, `logs.entries`; `store::logs::adopt_audit_log` moves old rows.)
+    r#"
+    CREATE TABLE alert_rules (
+        id               TEXT    PRIMARY KEY,
+        name             TEXT    NOT NULL,
+        metric_name      TEXT    NOT NULL,
+        condition        TEXT    NOT NULL CHECK (condition IN ('>','>=','<','<=','==','!=')),
+        threshold        REAL    NOT NULL,
+        level            TEXT    NOT NULL CHECK (level IN ('info','warning','error','critical')),
+        enabled          INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0,1)),
+        cooldown_minutes INTEGER NOT NULL DEFAULT 5 CHECK (cooldown_minutes >= 0),
+        description      TEXT,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO alert_rules (id, name, metric_name, condition, threshold, level, enabled,
+                             cooldown_minutes, description, created_at, updated_at)
+    VALUES
+      ('cpu_high', 'CPU usage high', 'system.cpu.usage', '>', 90, 'warning', 1, 5,
+       'CPU busy above 90 %', unixepoch(), unixepoch()),
+      ('memory_high', 'Memory usage high', 'system.memory.usage', '>', 90, 'warning', 1, 5,
+       'Memory in use above 90 %', unixepoch(), unixepoch()),
+      ('disk_high', 'Disk almost full', 'system.disk.usage', '>', 90, 'error', 1, 30,
+       'The data directory''s file system is more than 90 % full', unixepoch(), unixepoch()),
+      ('bgp_session_down', 'BGP session down', 'bgp.sessions.down', '>', 0, 'error', 1, 5,
+       'An enabled BGP session is not established', unixepoch(), unixepoch()),
+      ('wireguard_server_error', 'WireGuard server failed', 'wireguard.servers.error', '>', 0,
+       'error', 1, 5, 'A WireGuard server that should run is in state error', unixepoch(),
+       unixepoch());
+    "#,
 ];
 
 /// The schema version this binary writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Migrations of the log store (schema `logs`, its own file and `user_version`).
+const LOG_MIGRATIONS: &[&str] = &[
+    // 1: one table for audit entries and application events.
+    r#"
+    CREATE TABLE logs.entries (
+        id         INTEGER PRIMARY KEY,
+        ts         INTEGER NOT NULL,
+        level      TEXT    NOT NULL,
+        module     TEXT    NOT NULL,
+        action     TEXT    NOT NULL,
+        message    TEXT    NOT NULL,
+        user_id    INTEGER,
+        username   TEXT,
+        ip         TEXT,
+        user_agent TEXT,
+        method     TEXT,
+        path       TEXT,
+        target     TEXT,
+        status     INTEGER,
+        -- JSON object
+        details    TEXT
+    );
+    CREATE INDEX logs.entries_ts ON entries (ts);
+    "#,
+];
+
+/// Creates or updates the log store attached as `logs`. A newer log schema than this binary
+/// knows is not an error worth refusing to start for: the file is disposable (it may live in
+/// RAM), so it is emptied and recreated.
+pub fn migrate_logs(conn: &mut Connection) -> Result<(), String> {
+    let version = |c: &Connection| -> Result<i64, String> {
+        c.pragma_query_value(
+            Some(rusqlite::DatabaseName::Attached("logs")),
+            "user_version",
+            |r| r.get(0),
+        )
+        .map_err(|e| format!("cannot read the log store's version: {e}"))
+    };
+    let mut current = version(conn)?;
+    if current > LOG_MIGRATIONS.len() as i64 {
+        log::warn!("log store written by a newer release: starting it afresh");
+        conn.execute_batch("DROP TABLE IF EXISTS logs.entries; PRAGMA logs.user_version = 0")
+            .map_err(|e| format!("cannot reset the log store: {e}"))?;
+        current = 0;
+    }
+    if current == 0 {
+        // Before any table exists: lets `trim_to_size` give pages back to the file system.
+        conn.execute_batch("PRAGMA logs.auto_vacuum = INCREMENTAL")
+            .map_err(|e| format!("log store: {e}"))?;
+    }
+    for (i, sql) in LOG_MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let to = i as i64 + 1;
+        let tx = conn
+            .transaction()
+            .map_err(|e| format!("log store migration {to}: {e}"))?;
+        tx.execute_batch(sql)
+            .and_then(|_| {
+                tx.pragma_update(
+                    Some(rusqlite::DatabaseName::Attached("logs")),
+                    "user_version",
+                    to,
+                )
+            })
+            .and_then(|_| tx.commit())
+            .map_err(|e| format!("log store migration {to} failed: {e}"))?;
+    }
+    Ok(())
+}
 
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
     let current: i64 = conn

@@ -5,6 +5,7 @@
 use super::{ClientRow, Live, ServerRow, ServerView};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::store::logs::LogEntry;
 use crate::wg::device::{DeviceError, PeerConfig, PeerStats, SESSION_LIFETIME};
 use crate::wg::engine::{ServerSpec, ServerState};
 use crate::wg::keys::PublicKey;
@@ -48,10 +49,50 @@ pub async fn start(app: &App, server: &ServerRow, clients: &[ClientRow]) -> ApiR
         .filter(|c| c.enabled)
         .map(peer)
         .collect::<ApiResult<Vec<_>>>()?;
-    app.wg
+    let n = peers.len();
+    let r = app
+        .wg
         .start(spec(server)?, peers)
         .await
-        .map_err(device_error)
+        .map_err(device_error);
+    let target = format!("wireguard/servers/{}", server.id);
+    let entry = match &r {
+        Ok(()) => LogEntry::event(
+            "INFO",
+            "wireguard",
+            "wireguard.server.started",
+            format!(
+                "WireGuard server {} started on {} (UDP {}, {n} peers)",
+                server.name, server.interface, server.listen_port
+            ),
+        ),
+        Err(e) => LogEntry::event(
+            "ERROR",
+            "wireguard",
+            "wireguard.server.failed",
+            format!(
+                "WireGuard server {} failed to start: {}",
+                server.name, e.message
+            ),
+        ),
+    };
+    app.logs.event(entry.with_target(target));
+    r
+}
+
+/// Takes the server's device down (if it runs) and logs it.
+pub async fn stop(app: &App, server_id: i64, name: &str) {
+    if app.wg.stop(server_id).await {
+        app.logs.event(
+            LogEntry::event(
+                "INFO",
+                "wireguard",
+                "wireguard.server.stopped",
+                format!("WireGuard server {name} stopped"),
+            )
+            .with_target(format!("wireguard/servers/{server_id}")),
+        );
+    }
 }
 
 /// Makes the running device (if any) match a client change: `old` → `new`, either may be

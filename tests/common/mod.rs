@@ -372,7 +372,16 @@ pub fn read_response(s: &mut impl Read) -> Resp {
     }
 }
 
-/// Opens the server's database read-only (for audit-log checks).
+/// Opens the server's log store read-only (audit entries and events, table `entries`).
+pub fn open_logs_db(data_dir: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(
+        data_dir.join("run").join("logs.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open logs db")
+}
+
+/// Opens the server's database read-only.
 pub fn open_db(data_dir: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open_with_flags(
         data_dir.join("ipv6wgm.db"),

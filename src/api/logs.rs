@@ -1,0 +1,106 @@
+//! `/logs`: the audit log and application events — list with filters, one entry, exports
+//! (JSON, CSV, text) and their download. Thin: parse → `crate::logs` → render.
+
+use super::query::{Page, Query};
+use super::request::Request;
+use super::response::Reply;
+use super::router::{Access, Router};
+use crate::app::App;
+use crate::auth::Permission::LogsRead;
+use crate::error::{ApiError, ApiResult};
+use crate::h;
+use crate::logs::{self, Format};
+use crate::store::logs::{parse_level, Filter};
+use hyper::Method;
+use std::sync::Arc;
+
+pub fn routes(r: &mut Router) {
+    let read = Access::Require(LogsRead);
+    r.add(Method::GET, "/logs", read, "logs.list", h!(list));
+    r.add(Method::GET, "/logs/export", read, "logs.export", h!(export));
+    r.add(
+        Method::GET,
+        "/logs/export/download/{file}",
+        read,
+        "logs.download",
+        h!(download),
+    );
+    r.add(Method::GET, "/logs/{id}", read, "logs.get", h!(get));
+}
+
+/// `level=` (one level, or several comma-separated), `start_time=`/`end_time=` (RFC 3339,
+/// a date, or Unix seconds), `search=`, `module=`.
+fn filter(q: &mut Query) -> ApiResult<Filter> {
+    let mut f = Filter::default();
+    if let Some(levels) = q.take("level") {
+        for l in levels.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+            f.levels.push(parse_level(l).ok_or_else(|| {
+                ApiError::validation(
+                    "level",
+                    "level must be DEBUG, INFO, WARNING, ERROR or CRITICAL (comma-separated for several)",
+                )
+            })?);
+        }
+    }
+    let time = |q: &mut Query, name: &str| -> ApiResult<Option<i64>> {
+        q.take(name)
+            .map(|t| {
+                crate::time::parse(&t).ok_or_else(|| {
+                    ApiError::validation(
+                        name,
+                        format!("{name} must be an RFC 3339 time (2024-01-01T00:00:00Z), a date or Unix seconds"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    f.start = time(q, "start_time")?;
+    f.end = time(q, "end_time")?;
+    if let (Some(s), Some(e)) = (f.start, f.end) {
+        if s > e {
+            return Err(ApiError::validation(
+                "end_time",
+                "end_time must not be before start_time",
+            ));
+        }
+    }
+    f.search = q
+        .take("search")
+        .map(|s| s.trim().chars().take(200).collect::<String>())
+        .filter(|s| !s.is_empty());
+    f.module = q.take("module").filter(|m| !m.is_empty());
+    Ok(f)
+}
+
+async fn list(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let mut q = req.query()?;
+    let page = Page::from_query(&mut q)?;
+    let f = filter(&mut q)?;
+    q.finish()?;
+    let (views, total) = logs::list(&app, f, page.size, page.offset()).await?;
+    Ok(Reply::ok(page.render("logs", views, total)))
+}
+
+async fn get(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(logs::get(&app, req.id("id")?).await?))
+}
+
+async fn export(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let mut q = req.query()?;
+    let format = match q.take("format") {
+        None => Format::Json,
+        Some(f) => Format::parse(&f)
+            .ok_or_else(|| ApiError::validation("format", "format must be json, csv or txt"))?,
+    };
+    let f = filter(&mut q)?;
+    q.finish()?;
+    let done = logs::export(&app, f, format).await?;
+    let msg = format!("{} log entries exported", done.entries);
+    Ok(Reply::ok_with(done, &msg))
+}
+
+async fn download(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+    let name = req.param("file").to_string();
+    let body = logs::download(&app, &name).await?;
+    Ok(Reply::file(body, Format::content_type(&name), &name))
+}

@@ -1,0 +1,459 @@
+//! The log: audit entries (written by the request pipeline, awaited) and application events
+//! (written by engines without waiting: [`Logs::event`] queues them for [`writer`]), both
+//! into the one bounded store (`store::logs`), both announced to live subscribers
+//! (WebSocket `log_entry`). Listing, filtering and exports in JSON, CSV or text.
+//!
+//! Bounds: the event queue holds [`QUEUE`] entries (more are dropped and counted, never
+//! buffered without limit); the live channel keeps [`LIVE`] (a slow subscriber skips); an
+//! export holds at most [`EXPORT_MAX_ROWS`] rows, at most [`EXPORTS_KEPT`] export files
+//! exist, each for [`EXPORT_TTL_SECS`].
+
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::store::logs::{self as q, Filter, LogEntry, LogRow};
+use crate::store::StoreError;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, mpsc};
+
+pub const QUEUE: usize = 256;
+pub const LIVE: usize = 64;
+pub const EXPORT_MAX_ROWS: u32 = 100_000;
+pub const EXPORTS_KEPT: usize = 8;
+pub const EXPORT_TTL_SECS: i64 = 3600;
+
+/// An entry as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LogView {
+    pub id: i64,
+    pub level: &'static str,
+    pub message: String,
+    pub module: String,
+    pub action: String,
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub target: Option<String>,
+    pub status: Option<u16>,
+    #[serde(serialize_with = "crate::time::ser")]
+    pub timestamp: i64,
+    pub details: serde_json::Value,
+}
+
+impl From<LogRow> for LogView {
+    fn from(r: LogRow) -> LogView {
+        let e = r.entry;
+        LogView {
+            id: r.id,
+            level: e.level,
+            message: e.message,
+            module: e.module,
+            action: e.action,
+            user_id: e.user_id,
+            username: e.username,
+            ip_address: e.ip,
+            user_agent: e.user_agent,
+            method: e.method,
+            path: e.path,
+            target: e.target,
+            status: e.status,
+            timestamp: e.ts,
+            details: e.details.unwrap_or_else(|| serde_json::json!({})),
+        }
+    }
+}
+
+pub struct Logs {
+    tx: mpsc::Sender<LogEntry>,
+    rx: Mutex<Option<mpsc::Receiver<LogEntry>>>,
+    dropped: AtomicU64,
+    live: broadcast::Sender<Arc<LogView>>,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        Logs {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            dropped: AtomicU64::new(0),
+            live: broadcast::Sender::new(LIVE),
+        }
+    }
+}
+
+impl Logs {
+    /// Queues an application event; never waits. Also written to the process log.
+    pub fn event(&self, e: LogEntry) {
+        let level = match e.level {
+            "ERROR" | "CRITICAL" => log::Level::Error,
+            "WARNING" => log::Level::Warn,
+            "DEBUG" => log::Level::Debug,
+            _ => log::Level::Info,
+        };
+        log::log!(level, "{}: {}", e.action, e.message);
+        if self.tx.try_send(e).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Events lost because the queue was full (the database could not keep up).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// New entries as they are stored.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LogView>> {
+        self.live.subscribe()
+    }
+}
+
+/// Stores an entry now (the audit log: the request waits for it) and announces it.
+pub async fn record(app: &App, e: LogEntry) -> ApiResult<i64> {
+    let max = app.runtime.get().max_log_entries;
+    let stored = e.clone();
+    let id = app.store.call(move |c| q::insert(c, &stored, max)).await?;
+    let _ = app
+        .logs
+        .live
+        .send(Arc::new(LogView::from(LogRow { id, entry: e })));
+    Ok(id)
+}
+
+/// Writes queued events until the queue closes (at shutdown). Runs once.
+pub async fn writer(app: Arc<App>) {
+    let rx = app.logs.rx.lock().ok().and_then(|mut r| r.take());
+    let Some(mut rx) = rx else { return };
+    while let Some(e) = rx.recv().await {
+        if let Err(err) = record(&app, e).await {
+            log::error!("log store write failed: {}", err.message);
+        }
+    }
+}
+
+/// Keeps the log file under its size bound and removes expired exports; called by the
+/// collector on every tick.
+pub async fn housekeeping(app: &App) {
+    let max = u64::from(app.runtime.get().max_log_size_mb) << 20;
+    match app.store.call(move |c| q::trim_to_size(c, max)).await {
+        Ok(0) => {}
+        Ok(n) => log::info!("log store over its size bound: {n} oldest entries removed"),
+        Err(e) => log::warn!("log store trim failed: {e}"),
+    }
+    let dir = exports_dir(app);
+    let now = crate::time::now();
+    for (path, made) in export_files(&dir) {
+        if now - made > EXPORT_TTL_SECS {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+pub async fn list(
+    app: &App,
+    filter: Filter,
+    limit: u32,
+    offset: u64,
+) -> ApiResult<(Vec<LogView>, u64)> {
+    let (rows, total) = app
+        .store
+        .call(move |c| q::list(c, &filter, limit, offset))
+        .await?;
+    Ok((rows.into_iter().map(LogView::from).collect(), total))
+}
+
+pub async fn get(app: &App, id: i64) -> ApiResult<LogView> {
+    let row = app.store.call(move |c| q::get(c, id)).await?;
+    row.map(LogView::from)
+        .ok_or_else(|| ApiError::from(StoreError::NotFound("log entry")))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Csv,
+    Txt,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Some(Format::Json),
+            "csv" => Some(Format::Csv),
+            "txt" | "text" => Some(Format::Txt),
+            _ => None,
+        }
+    }
+
+    fn ext(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Txt => "txt",
+        }
+    }
+
+    pub fn content_type(name: &str) -> &'static str {
+        match name.rsplit('.').next() {
+            Some("json") => "application/json",
+            Some("csv") => "text/csv; charset=utf-8",
+            _ => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Export {
+    pub download_url: String,
+    pub file_name: String,
+    pub file_size: u64,
+    pub entries: usize,
+    pub format: &'static str,
+    #[serde(serialize_with = "crate::time::ser")]
+    pub expires_at: i64,
+}
+
+fn exports_dir(app: &App) -> PathBuf {
+    app.config.run_dir().join("exports")
+}
+
+/// Export files with their creation time (from the name), oldest first.
+fn export_files(dir: &std::path::Path) -> Vec<(PathBuf, i64)> {
+    let mut files: Vec<(PathBuf, i64)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let made = export_time(&name)?;
+            Some((e.path(), made))
+        })
+        .collect();
+    files.sort_by_key(|(p, t)| (*t, p.clone()));
+    files
+}
+
+/// `export_<unix secs>_<8 hex>.<ext>` → the creation time; `None` for any other name (so a
+/// download can never name another file).
+fn export_time(name: &str) -> Option<i64> {
+    let rest = name.strip_prefix("export_")?;
+    let (stem, ext) = rest.rsplit_once('.')?;
+    Format::parse(ext).filter(|f| f.ext() == ext)?;
+    let (secs, tag) = stem.split_once('_')?;
+    let ok = |s: &str, n: usize, f: fn(&u8) -> bool| {
+        s.len() <= n && !s.is_empty() && s.as_bytes().iter().all(f)
+    };
+    if !ok(secs, 12, u8::is_ascii_digit) || tag.len() != 8 || !ok(tag, 8, u8::is_ascii_hexdigit) {
+        return None;
+    }
+    secs.parse().ok()
+}
+
+/// Writes the matching entries (oldest first, at most [`EXPORT_MAX_ROWS`]) to a file under
+/// `<log_dir>/exports` and says where to download it.
+pub async fn export(app: &App, filter: Filter, format: Format) -> ApiResult<Export> {
+    let rows = app
+        .store
+        .call(move |c| q::export(c, &filter, EXPORT_MAX_ROWS))
+        .await?;
+    let entries = rows.len();
+    let views: Vec<LogView> = rows.into_iter().map(LogView::from).collect();
+    let body = render(&views, format);
+    let now = crate::time::now();
+    let name = format!(
+        "export_{now}_{}.{}",
+        crate::auth::random_hex::<4>(),
+        format.ext()
+    );
+    let dir = exports_dir(app);
+    let path = dir.join(&name);
+    let size = body.len() as u64;
+    tokio::task::spawn_blocking(move || {
+        crate::fsutil::ensure_private_dir(&dir)?;
+        // Keep the newest few: exports are for downloading now, not an archive.
+        let files = export_files(&dir);
+        for (old, _) in files
+            .iter()
+            .take((files.len() + 1).saturating_sub(EXPORTS_KEPT))
+        {
+            let _ = std::fs::remove_file(old);
+        }
+        crate::fsutil::write_private(&path, &body)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|e| {
+        log::error!("log export: {e}");
+        ApiError::internal()
+    })?;
+    Ok(Export {
+        download_url: format!("{}/logs/export/download/{name}", crate::api::PREFIX),
+        file_name: name,
+        file_size: size,
+        entries,
+        format: format.ext(),
+        expires_at: now + EXPORT_TTL_SECS,
+    })
+}
+
+/// The bytes of an export that exists and has not expired.
+pub async fn download(app: &App, name: &str) -> ApiResult<Vec<u8>> {
+    let made = export_time(name).ok_or_else(|| ApiError::not_found("export"))?;
+    if crate::time::now() - made > EXPORT_TTL_SECS {
+        return Err(ApiError::not_found("export (expired)"));
+    }
+    let path = exports_dir(app).join(name);
+    tokio::task::spawn_blocking(move || std::fs::read(path))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|_| ApiError::not_found("export"))
+}
+
+const CSV_HEADER: &str =
+    "id,timestamp,level,module,action,message,user_id,username,ip_address,method,path,status,target,details";
+
+/// The file's contents. CSV follows RFC 4180 (fields with commas, quotes or line breaks are
+/// quoted); text is one line per entry with line breaks in messages escaped.
+pub fn render(views: &[LogView], format: Format) -> Vec<u8> {
+    match format {
+        Format::Json => serde_json::to_vec_pretty(views).unwrap_or_default(),
+        Format::Csv => {
+            let mut out = String::from(CSV_HEADER);
+            out.push_str("\r\n");
+            for v in views {
+                let fields = [
+                    v.id.to_string(),
+                    crate::time::rfc3339(v.timestamp),
+                    v.level.to_string(),
+                    v.module.clone(),
+                    v.action.clone(),
+                    v.message.clone(),
+                    v.user_id.map(|u| u.to_string()).unwrap_or_default(),
+                    v.username.clone().unwrap_or_default(),
+                    v.ip_address.clone().unwrap_or_default(),
+                    v.method.clone().unwrap_or_default(),
+                    v.path.clone().unwrap_or_default(),
+                    v.status.map(|s| s.to_string()).unwrap_or_default(),
+                    v.target.clone().unwrap_or_default(),
+                    v.details.to_string(),
+                ];
+                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                out.push_str(&line.join(","));
+                out.push_str("\r\n");
+            }
+            out.into_bytes()
+        }
+        Format::Txt => {
+            let mut out = String::new();
+            for v in views {
+                let who = match (&v.username, &v.ip_address) {
+                    (Some(u), Some(ip)) => format!(" ({u} from {ip})"),
+                    (Some(u), None) => format!(" ({u})"),
+                    (None, Some(ip)) => format!(" (from {ip})"),
+                    (None, None) => String::new(),
+                };
+                out.push_str(&format!(
+                    "{} {:<8} [{}] {}: {}{who}\n",
+                    crate::time::rfc3339(v.timestamp),
+                    v.level,
+                    v.module,
+                    v.action,
+                    v.message
+                        .replace('\\', "\\\\")
+                        .replace('\n', "\\n")
+                        .replace('\r', "\\r"),
+                ));
+            }
+            out.into_bytes()
+        }
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    // A leading =, +, - or @ makes spreadsheets run a formula: prefix it with a quote.
+    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(id: i64, message: &str) -> LogView {
+        LogView {
+            id,
+            level: "INFO",
+            message: message.into(),
+            module: "bgp".into(),
+            action: "bgp.state".into(),
+            user_id: None,
+            username: Some("admin".into()),
+            ip_address: Some("::1".into()),
+            user_agent: None,
+            method: None,
+            path: None,
+            target: None,
+            status: None,
+            timestamp: 1_704_067_200,
+            details: serde_json::json!({"a": 1}),
+        }
+    }
+
+    #[test]
+    fn export_names_are_checked() {
+        assert_eq!(
+            export_time("export_1704067200_0a1b2c3d.json"),
+            Some(1_704_067_200)
+        );
+        for bad in [
+            "export_1704067200_0a1b2c3d.exe",
+            "export_1704067200_0a1b2c3.json",
+            "export_1704067200_0a1b2c3d.json/../x",
+            "../export_1704067200_0a1b2c3d.json",
+            "export__0a1b2c3d.csv",
+            "export_17040672000000000_0a1b2c3d.csv",
+            "x_1704067200_0a1b2c3d.txt",
+            "export_1704067200_0a1b2c3d.text",
+        ] {
+            assert_eq!(export_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses() {
+        let rows = [view(1, "plain"), view(2, "a,\"b\"\nc"), view(3, "=cmd()")];
+        let text = String::from_utf8(render(&rows, Format::Csv)).expect("utf8");
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        assert!(lines[1].starts_with("1,2024-01-01T00:00:00Z,INFO,bgp,bgp.state,plain,,admin,::1,"));
+        assert!(text.contains("\"a,\"\"b\"\"\nc\""));
+        assert!(text.contains(",'=cmd(),"));
+        assert!(lines[1].ends_with("\"{\"\"a\"\":1}\""));
+    }
+
+    #[test]
+    fn text_is_one_line_per_entry() {
+        let rows = [view(1, "two\nlines")];
+        let text = String::from_utf8(render(&rows, Format::Txt)).expect("utf8");
+        assert_eq!(
+            text,
+            "2024-01-01T00:00:00Z INFO     [bgp] bgp.state: two\\nlines (admin from ::1)\n"
+        );
+        let json: Vec<serde_json::Value> =
+            serde_json::from_slice(&render(&rows, Format::Json)).expect("json");
+        assert_eq!(json[0]["timestamp"], "2024-01-01T00:00:00Z");
+    }
+}

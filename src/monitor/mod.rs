@@ -1,0 +1,11 @@
+//! Observe and operate: the metrics collector ([`collector`]), its bounded history, alerts.
+//!
+//! Pure parts: [`procfs`] (parsers of `/proc` files and `statvfs`), [`history`] (fixed-size
+//! sample rings), [`alerts`] (rule evaluation with a fake clock).
+
+pub mod alerts;
+pub mod collector;
+pub mod events;
+pub mod history;
+pub mod procfs;
+pub mod prometheus;

@@ -1,0 +1,453 @@
+//! Queries on the log store: one table, `logs.entries`, for the audit log (one row per
+//! mutating API request: who, from where, what, result) and application events (WireGuard
+//! servers starting and stopping, BGP state changes, alerts).
+//!
+//! The table lives in its own database file, `ATTACH`ed as schema `logs` to the one
+//! connection (`Store::open`), so it can be put in RAM (`log_dir = "/tmp/ipv6wgm"` on
+//! OpenWrt) while the rest stays on flash. It is bounded twice: by rows (trimmed in batches,
+//! so a write costs one INSERT almost always) and by file size ([`trim_to_size`], called by
+//! the collector).
+
+use super::StoreResult;
+use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension};
+
+/// The levels, most verbose first; stored and shown upper-case.
+pub const LEVELS: [&str; 5] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub ts: i64,
+    /// One of [`LEVELS`]. Audit entries: `INFO` for success, `WARNING` for a refused request
+    /// (4xx), `ERROR` for 5xx.
+    pub level: &'static str,
+    /// `auth`, `users`, `wireguard`, `bgp`, `monitoring`, …
+    pub module: String,
+    /// Stable action name, e.g. `users.create`, `bgp.state`, `alert.raised`.
+    pub action: String,
+    pub message: String,
+    pub user_id: Option<i64>,
+    pub username: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// HTTP method, path and status: audit entries only.
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub target: Option<String>,
+    pub status: Option<u16>,
+    /// A JSON object with event-specific fields.
+    pub details: Option<serde_json::Value>,
+}
+
+impl LogEntry {
+    /// An application event (no request behind it).
+    pub fn event(level: &'static str, module: &str, action: &str, message: String) -> LogEntry {
+        LogEntry {
+            ts: crate::time::now(),
+            level,
+            module: module.into(),
+            action: action.into(),
+            message,
+            user_id: None,
+            username: None,
+            ip: None,
+            user_agent: None,
+            method: None,
+            path: None,
+            target: None,
+            status: None,
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> LogEntry {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn with_target(mut self, target: String) -> LogEntry {
+        self.target = Some(target);
+        self
+    }
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRow {
+    pub id: i64,
+    pub entry: LogEntry,
+}
+
+/// Rows over the cap that are tolerated before a trim (keeps trims rare).
+const TRIM_SLACK: i64 = 256;
+
+pub fn insert(conn: &Connection, e: &LogEntry, max_entries: u32) -> StoreResult<i64> {
+    conn.prepare_cached(
+        "INSERT INTO logs.entries (ts, level, module, action, message, user_id, username, ip, \
+         user_agent, method, path, target, status, details) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        e.ts,
+        e.level,
+        e.module,
+        e.action,
+        e.message,
+        e.user_id,
+        e.username,
+        e.ip,
+        e.user_agent,
+        e.method,
+        e.path,
+        e.target,
+        e.status,
+        e.details.as_ref().map(|d| d.to_string()),
+    ])?;
+    let id = conn.last_insert_rowid();
+    // Ids only grow, so "id <= newest - cap" removes exactly the rows beyond the cap.
+    if id % TRIM_SLACK == 0 {
+        conn.execute(
+            "DELETE FROM logs.entries WHERE id <= ?1",
+            [id - i64::from(max_entries)],
+        )?;
+    }
+    Ok(id)
+}
+
+/// While the log file is larger than `max_bytes`, deletes the oldest entries (the share by
+/// which it is too big, plus a tenth of headroom) and gives the free pages back to the file
+/// system. Returns the rows deleted.
+pub fn trim_to_size(conn: &Connection, max_bytes: u64) -> StoreResult<u64> {
+    let mut deleted = 0u64;
+    for _ in 0..4 {
+        let size = file_bytes(conn)?;
+        if size <= max_bytes {
+            break;
+        }
+        let n: i64 = conn.query_row("SELECT count(*) FROM logs.entries", [], |r| r.get(0))?;
+        if n == 0 {
+            break;
+        }
+        let keep = (max_bytes as f64 * 0.9 / size as f64).clamp(0.0, 0.9);
+        let drop = ((n as f64 * (1.0 - keep)).ceil() as i64).max(1);
+        deleted += conn.execute(
+            "DELETE FROM logs.entries WHERE id IN \
+             (SELECT id FROM logs.entries ORDER BY id LIMIT ?1)",
+            [drop],
+        )? as u64;
+        // Each step of this pragma frees one page: step it to the end.
+        let mut stmt = conn.prepare("PRAGMA logs.incremental_vacuum")?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
+    }
+    Ok(deleted)
+}
+
+/// Size of the log database file in bytes (pages in use and free).
+pub fn file_bytes(conn: &Connection) -> StoreResult<u64> {
+    let pages: i64 = conn.query_row("PRAGMA logs.page_count", [], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA logs.page_size", [], |r| r.get(0))?;
+    Ok((pages.max(0) as u64) * (size.max(0) as u64))
+}
+
+pub fn count(conn: &Connection) -> StoreResult<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM logs.entries", [], |r| r.get(0))?)
+}
+
+/// What `/logs` and `/logs/export` select by.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    /// Upper-case level names (any of them).
+    pub levels: Vec<&'static str>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    /// Substring of the message, action, module, user name, IP or target (case-insensitive).
+    pub search: Option<String>,
+    pub module: Option<String>,
+}
+
+impl Filter {
+    fn where_sql(&self) -> (String, Vec<Value>) {
+        let mut sql = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
+        if !self.levels.is_empty() {
+            let marks = vec!["?"; self.levels.len()].join(", ");
+            sql.push(format!("level IN ({marks})"));
+            args.extend(self.levels.iter().map(|l| Value::Text((*l).into())));
+        }
+        if let Some(s) = self.start {
+            sql.push("ts >= ?".into());
+            args.push(Value::Integer(s));
+        }
+        if let Some(e) = self.end {
+            sql.push("ts <= ?".into());
+            args.push(Value::Integer(e));
+        }
+        if let Some(m) = &self.module {
+            sql.push("module = ?".into());
+            args.push(Value::Text(m.clone()));
+        }
+        if let Some(q) = &self.search {
+            let like = format!("%{}%", escape_like(q));
+            sql.push(
+                "(message LIKE ?1 ESCAPE '\\' OR action LIKE ?1 ESCAPE '\\' \
+                 OR module LIKE ?1 ESCAPE '\\' OR ifnull(username, '') LIKE ?1 ESCAPE '\\' \
+                 OR ifnull(ip, '') LIKE ?1 ESCAPE '\\' OR ifnull(target, '') LIKE ?1 ESCAPE '\\')"
+                    .replace("?1", "?"),
+            );
+            args.extend(std::iter::repeat_n(Value::Text(like), 6));
+        }
+        if sql.is_empty() {
+            (String::new(), args)
+        } else {
+            (format!(" WHERE {}", sql.join(" AND ")), args)
+        }
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+const COLUMNS: &str = "id, ts, level, module, action, message, user_id, username, ip, \
+                       user_agent, method, path, target, status, details";
+
+/// One page, newest first, and the number of matching rows.
+pub fn list(
+    conn: &Connection,
+    filter: &Filter,
+    limit: u32,
+    offset: u64,
+) -> StoreResult<(Vec<LogRow>, u64)> {
+    let (cond, args) = filter.where_sql();
+    let total: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM logs.entries{cond}"),
+        params_from_iter(args.iter()),
+        |r| r.get(0),
+    )?;
+    let mut all = args;
+    all.push(Value::Integer(i64::from(limit)));
+    all.push(Value::Integer(offset.min(i64::MAX as u64) as i64));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM logs.entries{cond} ORDER BY id DESC LIMIT ? OFFSET ?"
+    ))?;
+    let rows = stmt
+        .query_map(params_from_iter(all.iter()), row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, total.max(0) as u64))
+}
+
+/// Matching rows oldest first, at most `limit` (the newest ones when there are more).
+pub fn export(conn: &Connection, filter: &Filter, limit: u32) -> StoreResult<Vec<LogRow>> {
+    let (cond, mut args) = filter.where_sql();
+    args.push(Value::Integer(i64::from(limit)));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT * FROM (SELECT {COLUMNS} FROM logs.entries{cond} ORDER BY id DESC LIMIT ?) \
+         ORDER BY id"
+    ))?;
+    let rows = stmt
+        .query_map(params_from_iter(args.iter()), row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<LogRow>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM logs.entries WHERE id = ?1"),
+            [id],
+            row,
+        )
+        .optional()?)
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
+    let level: String = r.get(2)?;
+    let details: Option<String> = r.get(14)?;
+    Ok(LogRow {
+        id: r.get(0)?,
+        entry: LogEntry {
+            ts: r.get(1)?,
+            level: level_name(&level),
+            module: r.get(3)?,
+            action: r.get(4)?,
+            message: r.get(5)?,
+            user_id: r.get(6)?,
+            username: r.get(7)?,
+            ip: r.get(8)?,
+            user_agent: r.get(9)?,
+            method: r.get(10)?,
+            path: r.get(11)?,
+            target: r.get(12)?,
+            status: r.get(13)?,
+            details: details.and_then(|d| serde_json::from_str(&d).ok()),
+        },
+    })
+}
+
+pub fn level_for_status(status: u16) -> &'static str {
+    match status {
+        500.. => "ERROR",
+        400.. => "WARNING",
+        _ => "INFO",
+    }
+}
+
+/// The stored name for `s` (any case), or `None` when it is not a level.
+pub fn parse_level(s: &str) -> Option<&'static str> {
+    LEVELS
+        .iter()
+        .copied()
+        .find(|l| l.eq_ignore_ascii_case(s) || (s.eq_ignore_ascii_case("warn") && *l == "WARNING"))
+}
+
+fn level_name(s: &str) -> &'static str {
+    parse_level(s).unwrap_or("INFO")
+}
+
+/// Moves the rows of the old `main.audit_log` table (schema versions 1–5 kept the audit log
+/// in the main database) into the log store and drops it. A no-op when it is gone.
+pub fn adopt_audit_log(conn: &mut Connection) -> StoreResult<u64> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM main.sqlite_master WHERE type = 'table' AND name = 'audit_log'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    let tx = conn.transaction()?;
+    let n = tx.execute(
+        "INSERT INTO logs.entries (ts, level, module, action, message, user_id, username, ip, \
+         user_agent, method, path, target, status) \
+         SELECT ts, level, module, action, message, user_id, username, ip, user_agent, method, \
+         path, target, status FROM main.audit_log ORDER BY id",
+        [],
+    )?;
+    tx.execute_batch("DROP TABLE main.audit_log")?;
+    tx.commit()?;
+    Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: i64) -> LogEntry {
+        LogEntry {
+            ts: i,
+            level: "INFO",
+            module: "users".into(),
+            action: "users.create".into(),
+            message: format!("m{i}"),
+            user_id: Some(1),
+            username: Some("admin".into()),
+            ip: Some("::1".into()),
+            user_agent: None,
+            method: Some("POST".into()),
+            path: Some("/api/v1/users".into()),
+            target: None,
+            status: Some(201),
+            details: None,
+        }
+    }
+
+    #[test]
+    fn log_is_capped_to_newest_entries() {
+        let c = crate::store::test_db();
+        for i in 1..=1024 {
+            insert(&c, &entry(i), 100).expect("insert");
+        }
+        let n = count(&c).expect("count");
+        assert!((100..=100 + TRIM_SLACK).contains(&n), "{n} rows kept");
+        let (newest, _) = list(&c, &Filter::default(), 1, 0).expect("list");
+        assert_eq!(newest[0].entry, entry(1024));
+    }
+
+    #[test]
+    fn filters_by_level_time_and_search() {
+        let c = crate::store::test_db();
+        for i in 1..=30 {
+            let mut e = entry(i * 10);
+            if i % 3 == 0 {
+                e.level = "ERROR";
+                e.message = format!("BGP peer {i} went_down 100%");
+            }
+            insert(&c, &e, 1000).expect("insert");
+        }
+        let only = |f: Filter| list(&c, &f, 100, 0).expect("list");
+        let (rows, total) = only(Filter {
+            levels: vec!["ERROR"],
+            ..Default::default()
+        });
+        assert_eq!(total, 10);
+        assert!(rows.iter().all(|r| r.entry.level == "ERROR"));
+        let (_, total) = only(Filter {
+            start: Some(100),
+            end: Some(200),
+            ..Default::default()
+        });
+        assert_eq!(total, 11);
+        let (rows, total) = only(Filter {
+            search: Some("peer 9 WENT_".into()),
+            ..Default::default()
+        });
+        assert_eq!((total, rows[0].entry.ts), (1, 90));
+        // LIKE wildcards in the search are literal.
+        let (_, total) = only(Filter {
+            search: Some("_%".into()),
+            ..Default::default()
+        });
+        assert_eq!(total, 0);
+        let (_, total) = only(Filter {
+            search: Some("100%".into()),
+            ..Default::default()
+        });
+        assert_eq!(total, 10);
+        // Pages, newest first.
+        let (page, total) = list(&c, &Filter::default(), 7, 7).expect("page");
+        assert_eq!((total, page.len(), page[0].entry.ts), (30, 7, 230));
+        // Export: oldest first, the newest `limit`.
+        let rows = export(&c, &Filter::default(), 5).expect("export");
+        let ts: Vec<i64> = rows.iter().map(|r| r.entry.ts).collect();
+        assert_eq!(ts, [260, 270, 280, 290, 300]);
+    }
+
+    #[test]
+    fn events_keep_their_details() {
+        let c = crate::store::test_db();
+        let e = LogEntry::event("WARNING", "bgp", "bgp.state", "down".into())
+            .with_details(serde_json::json!({"session_id": 3}));
+        let id = insert(&c, &e, 1000).expect("insert");
+        let got = get(&c, id).expect("get").expect("row");
+        assert_eq!(got.entry, e);
+        assert_eq!(get(&c, id + 1).expect("get"), None);
+    }
+
+    #[test]
+    fn trims_to_a_file_size() {
+        let c = crate::store::test_db();
+        let mut e = entry(1);
+        e.message = "x".repeat(2000);
+        for _ in 0..500 {
+            insert(&c, &e, 100_000).expect("insert");
+        }
+        let before = file_bytes(&c).expect("size");
+        assert!(before > 1_000_000, "{before}");
+        let deleted = trim_to_size(&c, 400_000).expect("trim");
+        assert!(deleted > 0);
+        assert!(file_bytes(&c).expect("size") <= 400_000);
+        assert!(count(&c).expect("count") > 0);
+    }
+
+    #[test]
+    fn levels_follow_status_and_parse() {
+        assert_eq!(level_for_status(201), "INFO");
+        assert_eq!(level_for_status(403), "WARNING");
+        assert_eq!(level_for_status(503), "ERROR");
+        assert_eq!(parse_level("error"), Some("ERROR"));
+        assert_eq!(parse_level("warn"), Some("WARNING"));
+        assert_eq!(parse_level("loud"), None);
+    }
+}

@@ -1,0 +1,383 @@
+//! `/system`: the settings that can change while the service runs (`/system/config`), what
+//! the host is (`/system/info`), and restart/reload (`/system/action`).
+//!
+//! **Settings.** The configuration file gives the starting values; a `PUT /system/config`
+//! validates, applies at once and stores its values in the `settings` table (key
+//! `system.config`), which overlays the file at the next start. Only settings that take
+//! effect live are offered: the log filter, the log store's bounds, the collector interval
+//! and the lifetime of new tokens.
+
+use crate::app::App;
+use crate::config::{Config, LOG_ENTRIES, LOG_SIZE_MB, METRICS_INTERVAL, TOKEN_TTL};
+use crate::error::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+const SETTINGS_KEY: &str = "system.config";
+
+/// The live settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// env_logger filter (`info`, `warn,ipv6wgm::bgp=debug`).
+    pub log_level: String,
+    pub max_log_entries: u32,
+    pub max_log_size_mb: u32,
+    pub metrics_interval_secs: u64,
+    /// Lifetime of new tokens, seconds.
+    pub session_timeout: u64,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        Settings {
+            log_level: c.log.clone(),
+            max_log_entries: c.logs.max_entries,
+            max_log_size_mb: c.logs.max_size_mb,
+            metrics_interval_secs: c.monitoring.interval_secs,
+            session_timeout: c.auth.token_ttl_secs,
+        }
+    }
+}
+
+/// A `PUT /system/config` body: any subset of the settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsInput {
+    pub log_level: Option<String>,
+    pub max_log_entries: Option<u32>,
+    pub max_log_size_mb: Option<u32>,
+    pub metrics_interval_secs: Option<u64>,
+    pub session_timeout: Option<u64>,
+}
+
+impl SettingsInput {
+    /// `current` with these changes, or the first invalid field.
+    pub fn apply_to(self, current: &Settings) -> ApiResult<Settings> {
+        let mut s = current.clone();
+        if let Some(l) = self.log_level {
+            let l = l.trim().to_string();
+            if !crate::logging::valid_filter(&l) {
+                return Err(ApiError::validation(
+                    "log_level",
+                    "log_level must be error, warn, info, debug, trace or off, optionally per \
+                     module (\"warn,ipv6wgm::bgp=debug\")",
+                ));
+            }
+            s.log_level = l;
+        }
+        if let Some(n) = self.max_log_entries {
+            in_range("max_log_entries", n, LOG_ENTRIES)?;
+            s.max_log_entries = n;
+        }
+        if let Some(n) = self.max_log_size_mb {
+            in_range("max_log_size_mb", n, LOG_SIZE_MB)?;
+            s.max_log_size_mb = n;
+        }
+        if let Some(n) = self.metrics_interval_secs {
+            in_range("metrics_interval_secs", n, METRICS_INTERVAL)?;
+            s.metrics_interval_secs = n;
+        }
+        if let Some(n) = self.session_timeout {
+            in_range("session_timeout", n, TOKEN_TTL)?;
+            s.session_timeout = n;
+        }
+        Ok(s)
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    v: T,
+    r: std::ops::RangeInclusive<T>,
+) -> ApiResult<()> {
+    if r.contains(&v) {
+        Ok(())
+    } else {
+        Err(ApiError::validation(
+            field,
+            format!("{field} must be between {} and {}", r.start(), r.end()),
+        ))
+    }
+}
+
+/// The live settings, readable everywhere; the collector watches it for interval changes.
+pub struct Runtime {
+    tx: watch::Sender<Settings>,
+}
+
+impl Runtime {
+    pub fn new(s: Settings) -> Runtime {
+        Runtime {
+            tx: watch::Sender::new(s),
+        }
+    }
+
+    pub fn get(&self) -> Settings {
+        self.tx.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Settings> {
+        self.tx.subscribe()
+    }
+
+    fn set(&self, s: Settings) {
+        self.tx.send_replace(s);
+    }
+}
+
+/// At start: the stored settings over the file's, applied. A stored value that is no longer
+/// valid is ignored (with a warning) rather than stopping the service.
+pub async fn load(app: &App) {
+    let s = overlay(app, Settings::from_config(&app.config)).await;
+    apply(app, s);
+}
+
+/// `base` with the settings stored by `PUT /system/config` over it.
+async fn overlay(app: &App, base: Settings) -> Settings {
+    let stored = app
+        .store
+        .call(|c| crate::store::settings::get(c, SETTINGS_KEY))
+        .await;
+    let Ok(Some(v)) = stored else { return base };
+    let input: SettingsInput = match serde_json::from_value(v) {
+        Ok(i) => i,
+        Err(e) => {
+            log::warn!("stored system config ignored: {e}");
+            return base;
+        }
+    };
+    match input.apply_to(&base) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("stored system config ignored: {}", e.message);
+            base
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Reloaded {
+    /// The live settings now in force (the file's, under those set through the API).
+    pub settings: Settings,
+    /// Settings whose new value in the file waits for a restart.
+    pub restart_required: Vec<&'static str>,
+}
+
+/// `reload`: reads the configuration file again (with the same flags and environment),
+/// applies what can change live and names what needs a restart. An invalid file changes
+/// nothing.
+pub async fn reload(app: &App) -> ApiResult<Reloaded> {
+    let origin = app.config.origin.clone();
+    let new = tokio::task::spawn_blocking(move || Config::load(&origin))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| ApiError::validation("config", e))?;
+    let settings = overlay(app, Settings::from_config(&new)).await;
+    apply(app, settings.clone());
+    Ok(Reloaded {
+        settings,
+        restart_required: new.needs_restart(&app.config),
+    })
+}
+
+/// Validates, stores and applies a change; returns the new settings.
+pub async fn update(app: &App, input: SettingsInput) -> ApiResult<Settings> {
+    let new = input.apply_to(&app.runtime.get())?;
+    let value = serde_json::to_value(&new).map_err(|_| ApiError::internal())?;
+    let now = crate::time::now();
+    app.store
+        .call(move |c| crate::store::settings::put(c, SETTINGS_KEY, &value, now))
+        .await?;
+    apply(app, new.clone());
+    Ok(new)
+}
+
+fn apply(app: &App, s: Settings) {
+    let old = app.runtime.get();
+    if s.log_level != old.log_level {
+        crate::logging::set_filter(&s.log_level);
+    }
+    app.tokens.set_ttl_secs(s.session_timeout);
+    app.runtime.set(s);
+}
+
+/// `uname(2)`: (node name, kernel release, machine).
+pub fn uname() -> Option<(String, String, String)> {
+    // SAFETY: all-zero is a valid `utsname`; uname fills it with NUL-terminated strings.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let field = |f: &[libc::c_char]| -> String {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Some((field(&u.nodename), field(&u.release), field(&u.machine)))
+}
+
+/// The host: name, OS, kernel, architecture, uptime, load.
+pub fn host() -> serde_json::Value {
+    let (hostname, kernel, arch) = uname().unwrap_or_default();
+    serde_json::json!({
+        "hostname": hostname,
+        "os": crate::monitor::procfs::read_os_name(),
+        "kernel": kernel,
+        "architecture": arch,
+        "uptime": crate::monitor::procfs::read_uptime().map(|u| u as u64),
+        "load_average": crate::monitor::procfs::read_loadavg(),
+    })
+}
+
+/// States of the parts of the service, as `/system/info` and `/status/status` show them.
+pub async fn services(app: &App) -> serde_json::Value {
+    let db = crate::health::HealthCheck::check(&crate::health::DatabaseCheck, app).await;
+    let running = app.wg.running_ids().await.len();
+    let sessions = app.bgp.overview();
+    let established = sessions
+        .iter()
+        .filter(|s| s.live.state == crate::bgp::fsm::State::Established)
+        .count();
+    let info = app.rpki.info();
+    let rpki = match (info.source, info.vrp_count, &info.last_error) {
+        ("none", _, _) => "off",
+        (_, 0, Some(_)) => "error",
+        (_, 0, None) => "loading",
+        _ => "active",
+    };
+    serde_json::json!({
+        "api": "running",
+        "database": if db.status == crate::health::Status::Healthy { "running" } else { "error" },
+        "wireguard": if running > 0 { "active" } else { "inactive" },
+        "wireguard_servers_running": running,
+        "bgp": if established > 0 { "active" } else if sessions.is_empty() { "inactive" } else { "connecting" },
+        "bgp_sessions_established": established,
+        "bgp_sessions": sessions.len(),
+        "rpki": rpki,
+        "collector": "running",
+    })
+}
+
+/// Everything `/system/info` shows.
+pub async fn info(app: &App) -> serde_json::Value {
+    let interfaces = match crate::wg::netlink::Netlink::new() {
+        Ok(n) => match n.interfaces().await {
+            Ok(list) => serde_json::Value::Array(
+                list.into_iter()
+                    .map(|l| {
+                        let (v4, v6): (Vec<_>, Vec<_>) = l
+                            .addresses
+                            .iter()
+                            .partition(|a| matches!(a, ipnet::IpNet::V4(_)));
+                        let text = |v: Vec<&ipnet::IpNet>| -> Vec<String> {
+                            v.into_iter().map(|a| a.to_string()).collect()
+                        };
+                        serde_json::json!({
+                            "name": l.name, "index": l.index, "up": l.up, "mtu": l.mtu,
+                            "ipv4": text(v4), "ipv6": text(v6),
+                        })
+                    })
+                    .collect(),
+            ),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        },
+        Err(e) => serde_json::json!({"error": e.to_string()}),
+    };
+    let db_path = app.config.data_dir.join(crate::app::DB_FILE);
+    let logs_path = app.config.run_dir().join(crate::app::LOGS_FILE);
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    let entries = app.store.call(|c| crate::store::logs::count(c)).await.ok();
+    serde_json::json!({
+        "system": host(),
+        "application": {
+            "name": crate::api::status::SERVICE,
+            "version": env!("CARGO_PKG_VERSION"),
+            "target": format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
+            "pid": std::process::id(),
+            "uptime": app.uptime_secs(),
+            "data_dir": app.config.data_dir.display().to_string(),
+            "log_dir": app.config.run_dir().display().to_string(),
+        },
+        "database": {
+            "type": "SQLite",
+            "version": rusqlite::version(),
+            "status": "connected",
+            "path": db_path.display().to_string(),
+            "size_bytes": size(&db_path),
+            "log_store": {
+                "path": logs_path.display().to_string(),
+                "size_bytes": size(&logs_path),
+                "entries": entries,
+            },
+        },
+        "network": {"interfaces": interfaces},
+        "services": services(app).await,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Settings {
+        Settings::from_config(&Config::default())
+    }
+
+    #[test]
+    fn partial_changes_apply_and_bad_values_name_their_field() {
+        let s = SettingsInput {
+            log_level: Some(" debug ".into()),
+            max_log_entries: Some(500),
+            ..Default::default()
+        }
+        .apply_to(&base())
+        .expect("valid");
+        assert_eq!(s.log_level, "debug");
+        assert_eq!(s.max_log_entries, 500);
+        assert_eq!(s.metrics_interval_secs, base().metrics_interval_secs);
+        for (input, field) in [
+            (
+                SettingsInput {
+                    log_level: Some("chatty".into()),
+                    ..Default::default()
+                },
+                "log_level",
+            ),
+            (
+                SettingsInput {
+                    max_log_entries: Some(5),
+                    ..Default::default()
+                },
+                "max_log_entries",
+            ),
+            (
+                SettingsInput {
+                    max_log_size_mb: Some(0),
+                    ..Default::default()
+                },
+                "max_log_size_mb",
+            ),
+            (
+                SettingsInput {
+                    metrics_interval_secs: Some(1),
+                    ..Default::default()
+                },
+                "metrics_interval_secs",
+            ),
+            (
+                SettingsInput {
+                    session_timeout: Some(0),
+                    ..Default::default()
+                },
+                "session_timeout",
+            ),
+        ] {
+            let e = input.apply_to(&base()).unwrap_err();
+            assert_eq!(e.details.as_ref().map(|d| d.field.as_str()), Some(field));
+        }
+    }
+}

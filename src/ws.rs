@@ -1,0 +1,635 @@
+//! Live WebSocket channels (contract `websocket`): `/ws/connect`, `/ws/system/status`,
+//! `/ws/wireguard/status`, `/ws/bgp/status`, `/ws/monitoring/alerts` and
+//! `/ws/{user_id}?connection_type=…` with `subscribe`/`unsubscribe` messages.
+//!
+//! The HTTP upgrade is hyper's; frames are tokio-tungstenite's. Every message is
+//! `{"type", "data", "timestamp"}`. A connection gets the current state of its channels at
+//! once, then a message when something changes (a collector sample, a BGP state change, a
+//! WireGuard/BGP/pool change through the API, an alert, a log entry) and at least every
+//! [`STEADY`].
+//!
+//! Bounds: at most `http.max_connections` sockets; nothing is queued per connection — each
+//! message is written (with a [`WRITE_TIMEOUT`]) before the next is built, so a client that
+//! does not read is dropped instead of buffered for; a subscriber that falls behind a
+//! broadcast skips to the newest state. A bad token closes with 1008 (policy violation).
+
+use crate::api::request::Request;
+use crate::app::App;
+use crate::auth::{Permission, Principal};
+use futures_util::{SinkExt, StreamExt};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// Every channel's state is sent at least this often.
+pub const STEADY: Duration = Duration::from_secs(30);
+/// A client that takes longer to accept one message is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Without any frame from the client for this long (pings are sent every [`PING`]), the
+/// connection is closed.
+pub const IDLE: Duration = Duration::from_secs(90);
+pub const PING: Duration = Duration::from_secs(30);
+/// `/ws/connect` without a token in the URL waits this long for `{"token", "channels"}`.
+const AUTH_WAIT: Duration = Duration::from_secs(10);
+/// Largest message accepted from a client.
+const MAX_IN: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Channel {
+    System,
+    Wireguard,
+    Bgp,
+    Monitoring,
+    Logs,
+    Pools,
+}
+
+impl Channel {
+    pub fn parse(s: &str) -> Option<Channel> {
+        Some(match s {
+            "system" | "system_status" | "status" => Channel::System,
+            "wireguard" | "wireguard_status" => Channel::Wireguard,
+            "bgp" | "bgp_status" | "bgp_sessions" => Channel::Bgp,
+            "monitoring" | "alerts" | "monitoring_alert" | "system_alert" => Channel::Monitoring,
+            "logs" | "log_entry" => Channel::Logs,
+            "ipv6_pools" | "pools" | "pool_status" => Channel::Pools,
+            _ => return None,
+        })
+    }
+
+    fn permission(self) -> Permission {
+        match self {
+            Channel::System => Permission::StatusRead,
+            Channel::Wireguard => Permission::WireguardRead,
+            Channel::Bgp => Permission::BgpRead,
+            Channel::Monitoring => Permission::MonitoringRead,
+            Channel::Logs => Permission::LogsRead,
+            Channel::Pools => Permission::Ipv6Read,
+        }
+    }
+}
+
+/// What changed through the API (`api::handle` sends it after a successful write), for the
+/// channels that have no engine feed of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Wireguard,
+    Bgp,
+    Pools,
+}
+
+/// Which endpoint was asked for, from the path after `/api/v1/ws/`.
+#[derive(Debug, Clone, PartialEq)]
+enum Endpoint {
+    Connect,
+    Fixed(Channel),
+    User(i64),
+}
+
+fn endpoint(rest: &str) -> Option<Endpoint> {
+    Some(match rest {
+        "connect" => Endpoint::Connect,
+        "system/status" => Endpoint::Fixed(Channel::System),
+        "wireguard/status" => Endpoint::Fixed(Channel::Wireguard),
+        "bgp/status" => Endpoint::Fixed(Channel::Bgp),
+        "monitoring/alerts" => Endpoint::Fixed(Channel::Monitoring),
+        id if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+            Endpoint::User(id.parse().ok()?)
+        }
+        _ => return None,
+    })
+}
+
+/// Whether `req` asks for a WebSocket under `/api/v1/ws/`.
+pub fn is_upgrade(req: &hyper::Request<Incoming>) -> bool {
+    req.uri().path().starts_with("/api/v1/ws/")
+        && req
+            .headers()
+            .get(UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<crate::api::response::Body> {
+    let e = crate::error::ApiError::new(
+        match status {
+            StatusCode::NOT_FOUND => crate::error::ErrorCode::NotFound,
+            _ => crate::error::ErrorCode::BadRequest,
+        },
+        text,
+    );
+    crate::api::response::error_response(&e)
+}
+
+/// Answers the upgrade request (101) and runs the connection in its own task.
+pub fn upgrade(
+    app: Arc<App>,
+    mut req: hyper::Request<Incoming>,
+) -> Response<crate::api::response::Body> {
+    let rest = req
+        .uri()
+        .path()
+        .trim_start_matches("/api/v1/ws/")
+        .trim_end_matches('/');
+    let Some(ep) = endpoint(rest) else {
+        return plain(StatusCode::NOT_FOUND, "no such WebSocket endpoint");
+    };
+    let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
+        return plain(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
+    };
+    let pairs = query_pairs(req.uri().query());
+    let header_token = Request::bearer_from(req.headers()).map(str::to_string);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                log::debug!("websocket upgrade failed: {e}");
+                return;
+            }
+        };
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(MAX_IN);
+        config.max_frame_size = Some(MAX_IN);
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        run(app, ws, ep, pairs, header_token).await;
+    });
+    let mut r = Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    };
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(Some(frame))).await;
+}
+
+/// Subscriptions of one connection: channels, and for `bgp_sessions`/`ipv6_pools` the ids
+/// asked for (empty = all).
+#[derive(Debug, Default)]
+struct Subs {
+    channels: BTreeSet<Channel>,
+    sessions: BTreeSet<i64>,
+    pools: BTreeSet<i64>,
+    /// `/ws/{user_id}` speaks the `*_update` message types of the second seed.
+    updates: bool,
+}
+
+async fn run(
+    app: Arc<App>,
+    mut ws: Ws,
+    ep: Endpoint,
+    pairs: Vec<(String, String)>,
+    header_token: Option<String>,
+) {
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut channels: Vec<String> = get("channels")
+        .map(|c| c.split(',').map(|s| s.trim().to_string()).collect())
+        .unwrap_or_default();
+    let mut token = get("token").or(header_token);
+    if token.is_none() && ep == Endpoint::Connect {
+        // The seed's connect parameters as a first message: {"token", "channels"}.
+        if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(AUTH_WAIT, ws.next()).await {
+            if let Ok(v) = serde_json::from_str::<Value>(&t) {
+                token = v["token"].as_str().map(str::to_string);
+                if let Some(list) = v["channels"].as_array() {
+                    channels = list
+                        .iter()
+                        .filter_map(|c| c.as_str().map(str::to_string))
+                        .collect();
+                }
+            }
+        }
+    }
+    let principal = match token {
+        Some(t) => crate::auth::authenticate(&app, &t).await.ok(),
+        None => None,
+    };
+    let Some(principal) = principal else {
+        close(&mut ws, CloseCode::Policy, "invalid or missing token").await;
+        return;
+    };
+    let mut subs = Subs::default();
+    match &ep {
+        Endpoint::Connect => {
+            if channels.is_empty() {
+                channels = ["system", "wireguard", "bgp", "monitoring"]
+                    .map(String::from)
+                    .to_vec();
+            }
+            for c in &channels {
+                match Channel::parse(c) {
+                    Some(ch) => {
+                        subs.channels.insert(ch);
+                    }
+                    None => {
+                        close(
+                            &mut ws,
+                            CloseCode::Invalid,
+                            &format!("unknown channel {c:?}"),
+                        )
+                        .await;
+                        return;
+                    }
+                }
+            }
+        }
+        Endpoint::Fixed(c) => {
+            subs.channels.insert(*c);
+        }
+        Endpoint::User(id) => {
+            if *id != principal.user_id {
+                close(&mut ws, CloseCode::Policy, "this is another user's channel").await;
+                return;
+            }
+            subs.updates = true;
+            if let Some(c) = get("connection_type").as_deref().and_then(Channel::parse) {
+                subs.channels.insert(c);
+            }
+        }
+    }
+    if let Some(c) = subs
+        .channels
+        .iter()
+        .find(|c| !principal.role.allows(c.permission()))
+    {
+        close(
+            &mut ws,
+            CloseCode::Policy,
+            &format!("no permission for {c:?}"),
+        )
+        .await;
+        return;
+    }
+    let _slot = match app.ws_slots.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            close(&mut ws, CloseCode::Again, "too many WebSocket connections").await;
+            return;
+        }
+    };
+    if serve(&app, &mut ws, &principal, subs).await.is_ok() {
+        close(&mut ws, CloseCode::Normal, "bye").await;
+    }
+}
+
+/// A write that did not finish in time, or failed: the connection is over.
+struct Gone;
+
+async fn send(ws: &mut Ws, kind: &str, data: Value) -> Result<(), Gone> {
+    let text = json!({
+        "type": kind,
+        "data": data,
+        "timestamp": crate::time::rfc3339(crate::time::now()),
+    })
+    .to_string();
+    match tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(text))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(Gone),
+    }
+}
+
+async fn serve(app: &App, ws: &mut Ws, who: &Principal, mut subs: Subs) -> Result<(), Gone> {
+    let mut snapshots = app.monitor.subscribe();
+    let mut bgp = app.bgp.subscribe();
+    let mut changes = app.changes.subscribe();
+    let mut alerts = app.monitor.subscribe_alerts();
+    let mut logs = app.logs.subscribe();
+    let mut steady = tokio::time::interval(STEADY);
+    let mut ping = tokio::time::interval(PING);
+    ping.reset();
+    let mut last_heard = tokio::time::Instant::now();
+    send(
+        ws,
+        "connected",
+        json!({"user_id": who.user_id, "channels": names(&subs)}),
+    )
+    .await?;
+    // `steady` fires at once: every channel's state goes out first.
+    loop {
+        tokio::select! {
+            _ = steady.tick() => {
+                for c in subs.channels.clone() {
+                    push(app, ws, &subs, c).await?;
+                }
+            }
+            r = snapshots.changed() => {
+                if r.is_err() { return Ok(()) }
+                if subs.channels.contains(&Channel::System) {
+                    push(app, ws, &subs, Channel::System).await?;
+                }
+            }
+            r = bgp.recv() => match r {
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    if subs.channels.contains(&Channel::Bgp) {
+                        push(app, ws, &subs, Channel::Bgp).await?;
+                    }
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            r = changes.recv() => {
+                let channel = match r {
+                    Ok(Change::Wireguard) => Some(Channel::Wireguard),
+                    Ok(Change::Bgp) => Some(Channel::Bgp),
+                    Ok(Change::Pools) => Some(Channel::Pools),
+                    Err(RecvError::Lagged(_)) => None,
+                    Err(RecvError::Closed) => return Ok(()),
+                };
+                let targets: Vec<Channel> = match channel {
+                    Some(c) => vec![c],
+                    None => vec![Channel::Wireguard, Channel::Bgp, Channel::Pools],
+                };
+                for c in targets.into_iter().filter(|c| subs.channels.contains(c)) {
+                    push(app, ws, &subs, c).await?;
+                }
+            }
+            r = alerts.recv() => match r {
+                Ok(a) if subs.channels.contains(&Channel::Monitoring) => {
+                    let kind = if subs.updates { "system_alert" } else { "monitoring_alert" };
+                    send(ws, kind, serde_json::to_value(&*a).unwrap_or_default()).await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+                _ => {}
+            },
+            r = logs.recv() => match r {
+                Ok(l) if subs.channels.contains(&Channel::Logs) => {
+                    send(ws, "log_entry", serde_json::to_value(&*l).unwrap_or_default()).await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+                _ => {}
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > IDLE {
+                    close(ws, CloseCode::Away, "no answer to pings").await;
+                    return Err(Gone);
+                }
+                if tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::Ping(Vec::new().into()))).await.map_or(true, |r| r.is_err()) {
+                    return Err(Gone);
+                }
+            }
+            m = ws.next() => {
+                last_heard = tokio::time::Instant::now();
+                match m {
+                    Some(Ok(Message::Text(t))) => {
+                        if let Some(c) = command(&mut subs, who, &t) {
+                            match c {
+                                Reply::Send(kind, data) => send(ws, kind, data).await?,
+                                Reply::Subscribed(c) => {
+                                    send(ws, "subscribed", json!({"channels": names(&subs)})).await?;
+                                    push(app, ws, &subs, c).await?;
+                                }
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None => return Err(Gone),
+                    Some(Ok(_)) => {} // pings are answered by tungstenite; pongs and binary ignored
+                    Some(Err(_)) => return Err(Gone),
+                }
+            }
+        }
+    }
+}
+
+fn names(subs: &Subs) -> Vec<&'static str> {
+    subs.channels
+        .iter()
+        .map(|c| match c {
+            Channel::System => "system",
+            Channel::Wireguard => "wireguard",
+            Channel::Bgp => "bgp",
+            Channel::Monitoring => "monitoring",
+            Channel::Logs => "logs",
+            Channel::Pools => "ipv6_pools",
+        })
+        .collect()
+}
+
+enum Reply {
+    Send(&'static str, Value),
+    Subscribed(Channel),
+}
+
+/// A client message: `{"type": "subscribe"|"unsubscribe", "channel", "session_id"?,
+/// "pool_id"?}` or `{"type": "ping"}`. Anything else gets an `error` message.
+fn command(subs: &mut Subs, who: &Principal, text: &str) -> Option<Reply> {
+    let err = |m: String| Some(Reply::Send("error", json!({"message": m})));
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return err("messages must be JSON objects".into());
+    };
+    let id = |k: &str| -> Option<i64> {
+        v[k].as_i64()
+            .or_else(|| v[k].as_str().and_then(|s| s.parse().ok()))
+    };
+    match v["type"].as_str() {
+        Some("ping") => Some(Reply::Send("pong", json!({}))),
+        Some(t @ ("subscribe" | "unsubscribe")) => {
+            let name = v["channel"].as_str().unwrap_or("");
+            let Some(c) = Channel::parse(name) else {
+                return err(format!("unknown channel {name:?}"));
+            };
+            if !who.role.allows(c.permission()) {
+                return err(format!("no permission for channel {name:?}"));
+            }
+            if t == "subscribe" {
+                subs.channels.insert(c);
+                if let Some(s) = id("session_id") {
+                    subs.sessions.insert(s);
+                }
+                if let Some(p) = id("pool_id") {
+                    subs.pools.insert(p);
+                }
+                Some(Reply::Subscribed(c))
+            } else {
+                subs.channels.remove(&c);
+                match c {
+                    Channel::Bgp => subs.sessions.clear(),
+                    Channel::Pools => subs.pools.clear(),
+                    _ => {}
+                }
+                Some(Reply::Send(
+                    "unsubscribed",
+                    json!({"channels": names(subs)}),
+                ))
+            }
+        }
+        _ => err("type must be subscribe, unsubscribe or ping".into()),
+    }
+}
+
+/// Sends the current state of one channel.
+async fn push(app: &App, ws: &mut Ws, subs: &Subs, c: Channel) -> Result<(), Gone> {
+    match c {
+        Channel::System => {
+            if let Some(s) = app.monitor.latest() {
+                let h = &s.system;
+                send(
+                    ws,
+                    "system_status",
+                    json!({
+                        "cpu_usage": h.cpu.usage,
+                        "memory_usage": h.memory.as_ref().map(|m| m.usage_percent),
+                        "disk_usage": h.disk.as_ref().map(|d| d.usage_percent),
+                        "load_average": h.cpu.load_average,
+                        "network_traffic": {
+                            "bytes_sent": h.network.bytes_sent,
+                            "bytes_recv": h.network.bytes_recv,
+                            "rx_rate": h.network.rx_rate,
+                            "tx_rate": h.network.tx_rate,
+                        },
+                        "uptime": h.uptime,
+                        "sampled_at": s.timestamp_string(),
+                    }),
+                )
+                .await?;
+            }
+        }
+        Channel::Wireguard => {
+            let servers = wireguard_status(app).await;
+            send(ws, "wireguard_status", json!({"servers": servers})).await?;
+        }
+        Channel::Bgp => {
+            let sessions: Vec<Value> = app
+                .bgp
+                .overview()
+                .into_iter()
+                .filter(|s| subs.sessions.is_empty() || subs.sessions.contains(&s.id))
+                .map(|s| {
+                    let now = crate::time::now();
+                    json!({
+                        "id": s.id,
+                        "session_id": s.id,
+                        "name": s.name,
+                        "enabled": s.enabled,
+                        "status": s.live.state.as_str(),
+                        "uptime": s.live.established_at.map_or(0, |t| (now - t).max(0)),
+                        "prefixes_received": s.live.prefixes_received,
+                        "prefixes_sent": s.live.prefixes_sent,
+                        "routes_received": s.live.prefixes_received,
+                        "routes_advertised": s.live.prefixes_sent,
+                        "last_error": s.live.last_error,
+                        "last_update": s.live.last_change.map(crate::time::rfc3339),
+                    })
+                })
+                .collect();
+            let kind = if subs.updates {
+                "bgp_status_update"
+            } else {
+                "bgp_status"
+            };
+            send(ws, kind, json!({"sessions": sessions})).await?;
+        }
+        Channel::Pools => {
+            let pools = match crate::ipv6::monitor(app).await {
+                Ok(m) => m
+                    .pools
+                    .into_iter()
+                    .filter(|p| subs.pools.is_empty() || subs.pools.contains(&p.pool_id))
+                    .map(|p| serde_json::to_value(p).unwrap_or_default())
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            let kind = if subs.updates {
+                "pool_status_update"
+            } else {
+                "pool_status"
+            };
+            send(ws, kind, json!({"pools": pools})).await?;
+        }
+        Channel::Monitoring => {
+            let kind = if subs.updates {
+                "system_alert"
+            } else {
+                "monitoring_alert"
+            };
+            // The active alerts as one message; new ones arrive as they are raised.
+            send(
+                ws,
+                "alerts_active",
+                json!({"alerts": app.monitor.active_alerts(), "message_type": kind}),
+            )
+            .await?;
+        }
+        Channel::Logs => {}
+    }
+    Ok(())
+}
+
+async fn wireguard_status(app: &App) -> Vec<Value> {
+    let Ok((rows, _)) = crate::wireguard::list_servers(
+        app,
+        crate::api::query::Page {
+            page: 1,
+            size: 1000,
+        },
+    )
+    .await
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for (row, clients) in rows {
+        let state = app.wg.state(row.id).await;
+        let stats = app.wg.stats(row.id).await;
+        let (rx, tx) = stats
+            .values()
+            .fold((0u64, 0u64), |(r, t), s| (r + s.rx_bytes, t + s.tx_bytes));
+        out.push(json!({
+            "id": row.id,
+            "name": row.name,
+            "interface": row.interface,
+            "status": state.as_str(),
+            "clients_count": clients,
+            "peers": stats.len(),
+            "bytes_received": rx,
+            "bytes_sent": tx,
+        }));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_and_channels() {
+        assert_eq!(endpoint("connect"), Some(Endpoint::Connect));
+        assert_eq!(endpoint("bgp/status"), Some(Endpoint::Fixed(Channel::Bgp)));
+        assert_eq!(endpoint("42"), Some(Endpoint::User(42)));
+        assert_eq!(endpoint("x/y"), None);
+        assert_eq!(endpoint(""), None);
+        assert_eq!(Channel::parse("bgp_sessions"), Some(Channel::Bgp));
+        assert_eq!(Channel::parse("ipv6_pools"), Some(Channel::Pools));
+        assert_eq!(Channel::parse("nope"), None);
+    }
+}
