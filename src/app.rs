@@ -61,6 +61,8 @@ pub struct App {
     pub ws_slots: Arc<Semaphore>,
     /// Writes through the API, for the WebSocket channels without an engine feed.
     pub changes: tokio::sync::broadcast::Sender<crate::ws::Change>,
+    /// Set when the service stops: WebSocket connections close with 1001.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// How `run` ended.
@@ -144,6 +146,7 @@ impl App {
             open_connections: Default::default(),
             ws_slots: Arc::new(Semaphore::new(config.http.max_connections)),
             changes: tokio::sync::broadcast::Sender::new(16),
+            stopping: tokio::sync::watch::Sender::new(false),
             store,
             config,
         };
@@ -214,6 +217,7 @@ pub async fn run(
         }
     };
     crate::api::serve(listener, tls, app.clone(), stop).await;
+    app.stopping.send_replace(true);
     // Peers get a Cease (administrative shutdown) rather than a hold-timer expiry.
     app.bgp.shutdown().await;
     exports_task.abort();

@@ -43,6 +43,10 @@ pub const PING: Duration = Duration::from_secs(30);
 const AUTH_WAIT: Duration = Duration::from_secs(10);
 /// Largest message accepted from a client.
 const MAX_IN: usize = 16 * 1024;
+/// Read buffer per connection.
+const READ_BUFFER: usize = 4 * 1024;
+/// Largest message out (a status of a thousand sessions is ~300 KiB).
+const MAX_OUT: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Channel {
@@ -165,9 +169,14 @@ pub fn upgrade(
                 return;
             }
         };
-        let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(MAX_IN);
-        config.max_frame_size = Some(MAX_IN);
+        // tungstenite's defaults reserve 128 KiB per direction per connection; messages
+        // in are small and each one out is written through at once.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(0)
+            .max_write_buffer_size(MAX_OUT)
+            .max_message_size(Some(MAX_IN))
+            .max_frame_size(Some(MAX_IN));
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
@@ -325,6 +334,7 @@ async fn serve(app: &App, ws: &mut Ws, who: &Principal, mut subs: Subs) -> Resul
     let mut changes = app.changes.subscribe();
     let mut alerts = app.monitor.subscribe_alerts();
     let mut logs = app.logs.subscribe();
+    let mut stopping = app.stopping.subscribe();
     let mut steady = tokio::time::interval(STEADY);
     let mut ping = tokio::time::interval(PING);
     ping.reset();
@@ -388,6 +398,10 @@ async fn serve(app: &App, ws: &mut Ws, who: &Principal, mut subs: Subs) -> Resul
                 Err(RecvError::Closed) => return Ok(()),
                 _ => {}
             },
+            _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => {
+                close(ws, CloseCode::Away, "the service is stopping").await;
+                return Err(Gone);
+            }
             _ = ping.tick() => {
                 if last_heard.elapsed() > IDLE {
                     close(ws, CloseCode::Away, "no answer to pings").await;

@@ -810,4 +810,7 @@ fn websocket_channels_push_state_and_changes() {
     let mut m = ws(&s, &format!("/ws/monitoring/alerts?token={a}"));
     next(&mut m);
     next_of(&mut m, "alerts_active", |d| d["alerts"].is_array());
+    // Stopping the service says goodbye (1001) instead of dropping the socket.
+    s.signal(libc::SIGTERM);
+    assert_eq!(close_code(m), 1001);
 }
