@@ -14,7 +14,7 @@ use crate::store::logs::{self as q, Filter, LogEntry, LogRow};
 use crate::store::StoreError;
 use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc};
 
@@ -71,7 +71,8 @@ impl From<LogRow> for LogView {
 pub struct Logs {
     tx: mpsc::Sender<LogEntry>,
     rx: Mutex<Option<mpsc::Receiver<LogEntry>>>,
-    dropped: AtomicU64,
+    /// (usize: MIPS32 has no 64-bit atomics.)
+    dropped: AtomicUsize,
     live: broadcast::Sender<Arc<LogView>>,
 }
 
@@ -81,7 +82,7 @@ impl Default for Logs {
         Logs {
             tx,
             rx: Mutex::new(Some(rx)),
-            dropped: AtomicU64::new(0),
+            dropped: AtomicUsize::new(0),
             live: broadcast::Sender::new(LIVE),
         }
     }
@@ -104,7 +105,7 @@ impl Logs {
 
     /// Events lost because the queue was full (the database could not keep up).
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.load(Ordering::Relaxed) as u64
     }
 
     /// New entries as they are stored.

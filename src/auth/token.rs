@@ -34,7 +34,12 @@ pub enum TokenError {
 pub struct TokenService {
     key: HS256Key,
     /// Lifetime of newly issued tokens; changeable live (`/system/config` `session_timeout`).
-    ttl_secs: std::sync::atomic::AtomicU64,
+    /// 32 bits: MIPS32 has no 64-bit atomics, and the bound (366 days) fits.
+    ttl_secs: std::sync::atomic::AtomicU32,
+}
+
+fn clamp_ttl(secs: u64) -> u32 {
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 pub struct Issued {
@@ -46,18 +51,18 @@ impl TokenService {
     pub fn new(key: &[u8], ttl_secs: u64) -> TokenService {
         TokenService {
             key: HS256Key::from_bytes(key),
-            ttl_secs: ttl_secs.into(),
+            ttl_secs: clamp_ttl(ttl_secs).into(),
         }
     }
 
     pub fn ttl_secs(&self) -> u64 {
-        self.ttl_secs.load(std::sync::atomic::Ordering::Relaxed)
+        u64::from(self.ttl_secs.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Tokens issued from now on live this long; those already issued keep their expiry.
     pub fn set_ttl_secs(&self, secs: u64) {
         self.ttl_secs
-            .store(secs, std::sync::atomic::Ordering::Relaxed);
+            .store(clamp_ttl(secs), std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn issue(&self, user_id: i64, generation: i64) -> Result<Issued, String> {
