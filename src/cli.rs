@@ -48,7 +48,7 @@ OPTIONS:
     --data-dir DIR      database, keys, initial admin password (default ./data)  [env IPV6WGM_DATA_DIR]
     --config FILE       TOML configuration (see config/ipv6wgm.toml)  [env IPV6WGM_CONFIG]
     --log FILTER        log filter: error|warn|info|debug|trace  [env IPV6WGM_LOG]
-    --log-dir DIR       high-churn files (log exports, metrics history); RAM on routers
+    --log-dir DIR       high-churn files (log store, log exports); RAM on routers
                         (default DATA_DIR/run)  [env IPV6WGM_LOG_DIR]
     --public-host HOST  name/address VPN clients use to reach this host  [env IPV6WGM_PUBLIC_HOST]
     --tls-cert FILE     PEM certificate chain for HTTPS (build feature `tls`)  [env IPV6WGM_TLS_CERT]

@@ -21,8 +21,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// env_logger filter, e.g. `info` or `ipv6wgm=debug`.
     pub log: String,
-    /// High-churn files (log exports, metrics history) — RAM (`/tmp`) on OpenWrt so flash
-    /// is not worn. Unset: `<data_dir>/run`.
+    /// High-churn files (the log store, log exports) — RAM (`/tmp`) on OpenWrt so flash is
+    /// not worn. Unset: `<data_dir>/run`.
     pub log_dir: Option<PathBuf>,
     /// Host name or address VPN clients use to reach this host (the `Endpoint` of client
     /// configs) when a server has no `endpoint` of its own. Unset: the host the API request

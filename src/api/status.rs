@@ -122,6 +122,8 @@ async fn metrics(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
                                     "p99": db.p99_ms, "max": db.max_ms},
             "database_queries": db.requests,
             "active_connections": app.connections(),
+            "websocket_connections": app.config.http.max_connections
+                .saturating_sub(app.ws_slots.available_permits()),
         },
         "system": usage(&s),
     })))

@@ -442,6 +442,32 @@ mod tests {
     }
 
     #[test]
+    fn an_old_audit_log_moves_to_the_log_store() {
+        // A database of schema 4 (audit log in the main file), then the upgrade.
+        let mut c = Connection::open_in_memory().expect("db");
+        crate::store::schema::migrate(&mut c).expect("schema");
+        c.execute_batch(
+            "CREATE TABLE IF NOT EXISTS audit_log (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, \
+             level TEXT NOT NULL, module TEXT NOT NULL, action TEXT NOT NULL, \
+             message TEXT NOT NULL, user_id INTEGER, username TEXT, ip TEXT NOT NULL, \
+             user_agent TEXT, method TEXT NOT NULL, path TEXT NOT NULL, target TEXT, \
+             status INTEGER NOT NULL);
+             INSERT INTO audit_log (ts, level, module, action, message, user_id, username, ip, \
+             method, path, status) VALUES (5, 'INFO', 'users', 'users.create', 'm', 1, 'admin', \
+             '::1', 'POST', '/api/v1/users', 201);",
+        )
+        .expect("old rows");
+        c.execute("ATTACH DATABASE ':memory:' AS logs", [])
+            .expect("attach");
+        crate::store::schema::migrate_logs(&mut c).expect("log schema");
+        assert_eq!(adopt_audit_log(&mut c).expect("adopt"), 1);
+        assert_eq!(adopt_audit_log(&mut c).expect("again"), 0);
+        let (rows, _) = list(&c, &Filter::default(), 10, 0).expect("list");
+        assert_eq!(rows[0].entry.action, "users.create");
+        assert_eq!(rows[0].entry.status, Some(201));
+    }
+
+    #[test]
     fn levels_follow_status_and_parse() {
         assert_eq!(level_for_status(201), "INFO");
         assert_eq!(level_for_status(403), "WARNING");
