@@ -228,7 +228,13 @@ pub async fn run(
     }
     collector.abort();
     events.abort();
-    log_writer.abort();
+    // Events still queued are written (the writer drains once `stopping` is set).
+    if tokio::time::timeout(std::time::Duration::from_secs(2), log_writer)
+        .await
+        .is_err()
+    {
+        log::warn!("log events still queued at stop were not written");
+    }
     app.store.close().await;
     log::info!("stopped");
     Ok(exit.into_inner().unwrap_or(Exit::Stop))

@@ -25,6 +25,16 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     })
 }
 
+/// Creates a new file (it must not exist) readable only by us, for writing in steps.
+pub fn create_private(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
 /// Creates `dir` (and parents) if missing, with mode 0700 for a new directory.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;

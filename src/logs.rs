@@ -22,6 +22,10 @@ pub const QUEUE: usize = 256;
 pub const LIVE: usize = 64;
 pub const EXPORT_MAX_ROWS: u32 = 100_000;
 pub const EXPORTS_KEPT: usize = 8;
+/// One export file at most (larger selections are cut, `truncated: true`).
+pub const EXPORT_MAX_BYTES: u64 = 16 << 20;
+/// All export files together.
+pub const EXPORTS_MAX_BYTES: u64 = 32 << 20;
 pub const EXPORT_TTL_SECS: i64 = 3600;
 
 /// An entry as the API shows it.
@@ -74,6 +78,8 @@ pub struct Logs {
     /// (usize: MIPS32 has no 64-bit atomics.)
     dropped: AtomicUsize,
     live: broadcast::Sender<Arc<LogView>>,
+    exporting: tokio::sync::Semaphore,
+    downloading: tokio::sync::Semaphore,
 }
 
 impl Default for Logs {
@@ -84,6 +90,8 @@ impl Default for Logs {
             rx: Mutex::new(Some(rx)),
             dropped: AtomicUsize::new(0),
             live: broadcast::Sender::new(LIVE),
+            exporting: tokio::sync::Semaphore::new(1),
+            downloading: tokio::sync::Semaphore::new(2),
         }
     }
 }
@@ -126,14 +134,23 @@ pub async fn record(app: &App, e: LogEntry) -> ApiResult<i64> {
     Ok(id)
 }
 
-/// Writes queued events until the queue closes (at shutdown). Runs once.
+/// Writes queued events until the service stops, then what is still queued. Runs once.
 pub async fn writer(app: Arc<App>) {
     let rx = app.logs.rx.lock().ok().and_then(|mut r| r.take());
     let Some(mut rx) = rx else { return };
-    while let Some(e) = rx.recv().await {
+    let mut stopping = app.stopping.subscribe();
+    loop {
+        let e = tokio::select! {
+            e = rx.recv() => e,
+            _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => break,
+        };
+        let Some(e) = e else { return };
         if let Err(err) = record(&app, e).await {
             log::error!("log store write failed: {}", err.message);
         }
+    }
+    while let Ok(e) = rx.try_recv() {
+        let _ = record(&app, e).await;
     }
 }
 
@@ -214,6 +231,8 @@ pub struct Export {
     pub file_name: String,
     pub file_size: u64,
     pub entries: usize,
+    /// The selection was larger than one export may be; the oldest part is in the file.
+    pub truncated: bool,
     pub format: &'static str,
     #[serde(serialize_with = "crate::time::ser")]
     pub expires_at: i64,
@@ -255,16 +274,16 @@ fn export_time(name: &str) -> Option<i64> {
     secs.parse().ok()
 }
 
-/// Writes the matching entries (oldest first, at most [`EXPORT_MAX_ROWS`]) to a file under
-/// `<log_dir>/exports` and says where to download it.
+/// Writes the matching entries (oldest first, at most [`EXPORT_MAX_ROWS`] and
+/// [`EXPORT_MAX_BYTES`]) to a file under `<log_dir>/exports`, a page of rows at a time, and
+/// says where to download it. One export runs at a time.
 pub async fn export(app: &App, filter: Filter, format: Format) -> ApiResult<Export> {
-    let rows = app
-        .store
-        .call(move |c| q::export(c, &filter, EXPORT_MAX_ROWS))
-        .await?;
-    let entries = rows.len();
-    let views: Vec<LogView> = rows.into_iter().map(LogView::from).collect();
-    let body = render(&views, format);
+    let _one = app.logs.exporting.try_acquire().map_err(|_| {
+        ApiError::conflict(
+            "format",
+            "another log export is being written; try again shortly",
+        )
+    })?;
     let now = crate::time::now();
     let name = format!(
         "export_{now}_{}.{}",
@@ -273,41 +292,113 @@ pub async fn export(app: &App, filter: Filter, format: Format) -> ApiResult<Expo
     );
     let dir = exports_dir(app);
     let path = dir.join(&name);
-    let size = body.len() as u64;
-    tokio::task::spawn_blocking(move || {
+    let mut file = blocking(move || {
         crate::fsutil::ensure_private_dir(&dir)?;
-        // Keep the newest few: exports are for downloading now, not an archive.
+        // Keep the newest few, and their total bounded: exports are for downloading now,
+        // not an archive (on a router they are in RAM).
         let files = export_files(&dir);
-        for (old, _) in files
-            .iter()
-            .take((files.len() + 1).saturating_sub(EXPORTS_KEPT))
-        {
+        let mut total: u64 = files.iter().map(|(p, _)| file_len(p)).sum();
+        let excess = (files.len() + 1).saturating_sub(EXPORTS_KEPT);
+        for (i, (old, _)) in files.iter().enumerate() {
+            if i >= excess && total + EXPORT_MAX_BYTES <= EXPORTS_MAX_BYTES {
+                break;
+            }
+            total = total.saturating_sub(file_len(old));
             let _ = std::fs::remove_file(old);
         }
-        crate::fsutil::write_private(&path, &body)
+        crate::fsutil::create_private(&path)
     })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| {
-        log::error!("log export: {e}");
-        ApiError::internal()
-    })?;
+    .await?;
+    let f = filter.clone();
+    let mut next = app
+        .store
+        .call(move |c| q::export_start(c, &f, EXPORT_MAX_ROWS))
+        .await?;
+    let (mut entries, mut size, mut truncated) = (0usize, 0u64, false);
+    let mut chunk = render_head(format);
+    while let Some(from) = next {
+        let f = filter.clone();
+        let rows = app
+            .store
+            .call(move |c| q::export_page(c, &f, from, EXPORT_PAGE))
+            .await?;
+        next = (rows.len() == EXPORT_PAGE as usize)
+            .then(|| rows.last().map(|r| r.id + 1))
+            .flatten();
+        let views: Vec<LogView> = rows.into_iter().map(LogView::from).collect();
+        let rest = EXPORT_MAX_ROWS as usize - entries;
+        if views.len() >= rest {
+            next = None;
+        }
+        let views = &views[..views.len().min(rest)];
+        render_rows(&mut chunk, views, format, entries == 0);
+        entries += views.len();
+        size += chunk.len() as u64;
+        if size > EXPORT_MAX_BYTES {
+            truncated = true;
+            next = None;
+        }
+        let bytes = std::mem::take(&mut chunk);
+        file = blocking(move || {
+            use std::io::Write;
+            file.write_all(&bytes).map_err(|e| e.to_string())?;
+            Ok(file)
+        })
+        .await?;
+    }
+    let tail = render_tail(format);
+    size += tail.len() as u64;
+    blocking(move || {
+        use std::io::Write;
+        file.write_all(&tail)
+            .and_then(|_| file.sync_data())
+            .map_err(|e| e.to_string())
+    })
+    .await?;
     Ok(Export {
         download_url: format!("{}/logs/export/download/{name}", crate::api::PREFIX),
         file_name: name,
         file_size: size,
         entries,
+        truncated,
         format: format.ext(),
         expires_at: now + EXPORT_TTL_SECS,
     })
 }
 
-/// The bytes of an export that exists and has not expired.
+/// Rows read from the database per step of an export.
+const EXPORT_PAGE: u32 = 500;
+
+fn file_len(p: &std::path::Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Runs file work on the blocking pool; its errors are logged and answered as a 500.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| {
+            log::error!("log export: {e}");
+            ApiError::internal()
+        })
+}
+
+/// The bytes of an export that exists and has not expired. At most two are read at once
+/// (each is at most [`EXPORT_MAX_BYTES`]).
 pub async fn download(app: &App, name: &str) -> ApiResult<Vec<u8>> {
     let made = export_time(name).ok_or_else(|| ApiError::not_found("export"))?;
     if crate::time::now() - made > EXPORT_TTL_SECS {
         return Err(ApiError::not_found("export (expired)"));
     }
+    let _slot = app
+        .logs
+        .downloading
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable("shutting down"))?;
     let path = exports_dir(app).join(name);
     tokio::task::spawn_blocking(move || std::fs::read(path))
         .await
@@ -318,15 +409,40 @@ pub async fn download(app: &App, name: &str) -> ApiResult<Vec<u8>> {
 const CSV_HEADER: &str =
     "id,timestamp,level,module,action,message,user_id,username,ip_address,method,path,status,target,details";
 
-/// The file's contents. CSV follows RFC 4180 (fields with commas, quotes or line breaks are
-/// quoted); text is one line per entry with line breaks in messages escaped.
+/// The whole file for `views` (what an export of them writes). CSV follows RFC 4180
+/// (fields with commas, quotes or line breaks are quoted); text is one line per entry with
+/// line breaks in any field escaped.
 pub fn render(views: &[LogView], format: Format) -> Vec<u8> {
+    let mut out = render_head(format);
+    render_rows(&mut out, views, format, true);
+    out.extend(render_tail(format));
+    out
+}
+
+fn render_head(format: Format) -> Vec<u8> {
     match format {
-        Format::Json => serde_json::to_vec_pretty(views).unwrap_or_default(),
-        Format::Csv => {
-            let mut out = String::from(CSV_HEADER);
-            out.push_str("\r\n");
-            for v in views {
+        Format::Json => b"[".to_vec(),
+        Format::Csv => format!("{CSV_HEADER}\r\n").into_bytes(),
+        Format::Txt => Vec::new(),
+    }
+}
+
+fn render_tail(format: Format) -> Vec<u8> {
+    match format {
+        Format::Json => b"\n]\n".to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// Appends `views` to `out`; `first`: nothing was written before (JSON separators).
+fn render_rows(out: &mut Vec<u8>, views: &[LogView], format: Format, first: bool) {
+    for (i, v) in views.iter().enumerate() {
+        match format {
+            Format::Json => {
+                out.extend_from_slice(if first && i == 0 { b"\n" } else { b",\n" });
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
+            Format::Csv => {
                 let fields = [
                     v.id.to_string(),
                     crate::time::rfc3339(v.timestamp),
@@ -344,40 +460,41 @@ pub fn render(views: &[LogView], format: Format) -> Vec<u8> {
                     v.details.to_string(),
                 ];
                 let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                out.push_str(&line.join(","));
-                out.push_str("\r\n");
+                out.extend_from_slice(line.join(",").as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
-            out.into_bytes()
-        }
-        Format::Txt => {
-            let mut out = String::new();
-            for v in views {
+            Format::Txt => {
                 let who = match (&v.username, &v.ip_address) {
-                    (Some(u), Some(ip)) => format!(" ({u} from {ip})"),
-                    (Some(u), None) => format!(" ({u})"),
-                    (None, Some(ip)) => format!(" (from {ip})"),
+                    (Some(u), Some(ip)) => format!(" ({} from {})", one_line(u), one_line(ip)),
+                    (Some(u), None) => format!(" ({})", one_line(u)),
+                    (None, Some(ip)) => format!(" (from {})", one_line(ip)),
                     (None, None) => String::new(),
                 };
-                out.push_str(&format!(
+                let line = format!(
                     "{} {:<8} [{}] {}: {}{who}\n",
                     crate::time::rfc3339(v.timestamp),
                     v.level,
-                    v.module,
-                    v.action,
-                    v.message
-                        .replace('\\', "\\\\")
-                        .replace('\n', "\\n")
-                        .replace('\r', "\\r"),
-                ));
+                    one_line(&v.module),
+                    one_line(&v.action),
+                    one_line(&v.message),
+                );
+                out.extend_from_slice(line.as_bytes());
             }
-            out.into_bytes()
         }
     }
 }
 
+/// A field on one text line: backslashes and line breaks escaped, so no entry can forge
+/// another.
+fn one_line(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+}
+
 fn csv_field(s: &str) -> String {
     // A leading =, +, - or @ makes spreadsheets run a formula: prefix it with a quote.
-    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err() {
         format!("'{s}")
     } else {
         s.to_string()

@@ -40,13 +40,18 @@ impl Settings {
 }
 
 /// A `PUT /system/config` body: any subset of the settings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsInput {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_log_entries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_log_size_mb: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_interval_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub session_timeout: Option<u64>,
 }
 
@@ -180,13 +185,23 @@ pub async fn reload(app: &App) -> ApiResult<Reloaded> {
     })
 }
 
-/// Validates, stores and applies a change; returns the new settings.
+/// Validates, stores and applies a change; returns the new settings. Only the settings
+/// given are stored (over those stored before), so the file still decides the others.
 pub async fn update(app: &App, input: SettingsInput) -> ApiResult<Settings> {
-    let new = input.apply_to(&app.runtime.get())?;
-    let value = serde_json::to_value(&new).map_err(|_| ApiError::internal())?;
+    let new = input.clone().apply_to(&app.runtime.get())?;
+    let given = serde_json::to_value(&input).map_err(|_| ApiError::internal())?;
     let now = crate::time::now();
     app.store
-        .call(move |c| crate::store::settings::put(c, SETTINGS_KEY, &value, now))
+        .call(move |c| {
+            let mut stored = match crate::store::settings::get(c, SETTINGS_KEY)? {
+                Some(serde_json::Value::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            };
+            if let serde_json::Value::Object(g) = given {
+                stored.extend(g);
+            }
+            crate::store::settings::put(c, SETTINGS_KEY, &serde_json::Value::Object(stored), now)
+        })
         .await?;
     apply(app, new.clone());
     Ok(new)

@@ -43,6 +43,8 @@ pub const PING: Duration = Duration::from_secs(30);
 const AUTH_WAIT: Duration = Duration::from_secs(10);
 /// Largest message accepted from a client.
 const MAX_IN: usize = 16 * 1024;
+/// Session or pool ids one connection may subscribe to.
+const MAX_IDS: usize = 256;
 /// Read buffer per connection.
 const READ_BUFFER: usize = 4 * 1024;
 /// Largest message out (a status of a thousand sessions is ~300 KiB).
@@ -157,6 +159,11 @@ pub fn upgrade(
     let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
         return plain(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
     };
+    // The slot is taken before answering, so sockets waiting for a token count too.
+    let Ok(slot) = app.ws_slots.clone().try_acquire_owned() else {
+        let e = crate::error::ApiError::unavailable("too many WebSocket connections");
+        return crate::api::response::error_response(&e);
+    };
     let pairs = query_pairs(req.uri().query());
     let header_token = Request::bearer_from(req.headers()).map(str::to_string);
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -181,6 +188,7 @@ pub fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
         run(app, ws, ep, pairs, header_token).await;
+        drop(slot);
     });
     let mut r = Response::new(http_body_util::Full::new(bytes::Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -196,9 +204,14 @@ pub fn upgrade(
 type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
+    // A close frame's reason is at most 123 bytes.
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
     let frame = CloseFrame {
         code,
-        reason: reason.to_string().into(),
+        reason: reason[..end].to_string().into(),
     };
     let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(Some(frame))).await;
 }
@@ -240,8 +253,8 @@ async fn run(
             }
         }
     }
-    let principal = match token {
-        Some(t) => crate::auth::authenticate(&app, &t).await.ok(),
+    let principal = match &token {
+        Some(t) => crate::auth::authenticate(&app, t).await.ok(),
         None => None,
     };
     let Some(principal) = principal else {
@@ -300,14 +313,16 @@ async fn run(
         .await;
         return;
     }
-    let _slot = match app.ws_slots.clone().try_acquire_owned() {
-        Ok(p) => p,
-        Err(_) => {
-            close(&mut ws, CloseCode::Again, "too many WebSocket connections").await;
-            return;
-        }
-    };
-    if serve(&app, &mut ws, &principal, subs).await.is_ok() {
+    if serve(
+        &app,
+        &mut ws,
+        &principal,
+        subs,
+        token.as_deref().unwrap_or(""),
+    )
+    .await
+    .is_ok()
+    {
         close(&mut ws, CloseCode::Normal, "bye").await;
     }
 }
@@ -328,7 +343,13 @@ async fn send(ws: &mut Ws, kind: &str, data: Value) -> Result<(), Gone> {
     }
 }
 
-async fn serve(app: &App, ws: &mut Ws, who: &Principal, mut subs: Subs) -> Result<(), Gone> {
+async fn serve(
+    app: &App,
+    ws: &mut Ws,
+    who: &Principal,
+    mut subs: Subs,
+    token: &str,
+) -> Result<(), Gone> {
     let mut snapshots = app.monitor.subscribe();
     let mut bgp = app.bgp.subscribe();
     let mut changes = app.changes.subscribe();
@@ -349,6 +370,12 @@ async fn serve(app: &App, ws: &mut Ws, who: &Principal, mut subs: Subs) -> Resul
     loop {
         tokio::select! {
             _ = steady.tick() => {
+                // A token revoked (logout, password change, user disabled) or expired since
+                // the connection opened ends it.
+                if crate::auth::authenticate(app, token).await.is_err() {
+                    close(ws, CloseCode::Policy, "token no longer valid").await;
+                    return Err(Gone);
+                }
                 for c in subs.channels.clone() {
                     push(app, ws, &subs, c).await?;
                 }
@@ -475,6 +502,9 @@ fn command(subs: &mut Subs, who: &Principal, text: &str) -> Option<Reply> {
                 return err(format!("no permission for channel {name:?}"));
             }
             if t == "subscribe" {
+                if subs.sessions.len() >= MAX_IDS || subs.pools.len() >= MAX_IDS {
+                    return err(format!("at most {MAX_IDS} ids per channel"));
+                }
                 subs.channels.insert(c);
                 if let Some(s) = id("session_id") {
                     subs.sessions.insert(s);
@@ -614,9 +644,9 @@ async fn wireguard_status(app: &App) -> Vec<Value> {
     for (row, clients) in rows {
         let state = app.wg.state(row.id).await;
         let stats = app.wg.stats(row.id).await;
-        let (rx, tx) = stats
-            .values()
-            .fold((0u64, 0u64), |(r, t), s| (r + s.rx_bytes, t + s.tx_bytes));
+        let (rx, tx) = stats.values().fold((0u64, 0u64), |(r, t), s| {
+            (r.saturating_add(s.rx_bytes), t.saturating_add(s.tx_bytes))
+        });
         out.push(json!({
             "id": row.id,
             "name": row.name,

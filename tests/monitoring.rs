@@ -177,6 +177,19 @@ fn dashboard_and_status_match_proc() {
         Some(&a),
     );
     assert_eq!(r.data().as_array().map(Vec::len), Some(1), "{}", r.body);
+    // Names count once; the points a request may ask for are bounded.
+    let r = s.get(
+        "/monitoring/metrics/system?name=bgp.sessions,bgp.sessions&points=1",
+        Some(&a),
+    );
+    assert_eq!(r.data().as_array().map(Vec::len), Some(1), "{}", r.body);
+    let names =
+        "system.cpu.usage,system.load.1,system.memory.usage,system.memory.used,system.disk.usage";
+    s.get(
+        &format!("/monitoring/metrics/system?name={names}&points=5000"),
+        Some(&a),
+    )
+    .assert_field_error(422, "VALIDATION_ERROR", "points");
     s.get("/monitoring/metrics/system?name=nope", Some(&a))
         .assert_field_error(422, "VALIDATION_ERROR", "name");
     s.get("/monitoring/metrics/system?hours=0", Some(&a))
@@ -507,6 +520,17 @@ fn system_config_applies_persists_and_validates() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.data()["settings"]["log_level"], "debug");
     assert_eq!(r.data()["restart_required"], json!([]));
+    // Only what was PUT is kept over the file: a setting changed in the file applies.
+    std::fs::write(
+        s.dir.path().join("test.toml"),
+        "[logs]\nmax_size_mb = 20\n[http]\nmax_connections = 99\n",
+    )
+    .expect("rewrite config");
+    let r = s.post("/system/action", Some(&a), &json!({"action": "reload"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.data()["settings"]["max_log_size_mb"], 20);
+    assert_eq!(r.data()["settings"]["max_log_entries"], 5000);
+    assert_eq!(r.data()["restart_required"], json!(["http"]));
 
     // Kept across a restart of the service.
     let dir = s.dir.clone();

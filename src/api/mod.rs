@@ -297,7 +297,10 @@ async fn record_audit(app: &App, route: &Route, req: &Request, status: u16, err:
         level: logq::level_for_status(status),
         module: route.module.to_string(),
         action: route.action.to_string(),
-        message: format!("{} {} -> {status} ({outcome})", req.method, req.path),
+        message: clip(&format!(
+            "{} {} -> {status} ({outcome})",
+            req.method, req.path
+        )),
         user_id: who.map(|p| p.user_id),
         username: who
             .map(|p| p.username.clone())
@@ -305,16 +308,25 @@ async fn record_audit(app: &App, route: &Route, req: &Request, status: u16, err:
         ip: Some(req.client_ip.to_string()),
         user_agent: req.user_agent(),
         method: Some(req.method.to_string()),
-        path: Some(req.path.clone()),
+        path: Some(clip(&req.path)),
         target: req
             .audit_target
             .clone()
-            .or_else(|| target_from_path(&req.path)),
+            .or_else(|| target_from_path(&req.path))
+            .map(|t| clip(&t)),
         status: Some(status),
         details: None,
     };
     if let Err(e) = crate::logs::record(app, entry).await {
         log::error!("audit log write failed: {}", e.message);
+    }
+}
+
+/// At most 1,024 characters of a request's text in the log (paths are the client's to choose).
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(1024) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 

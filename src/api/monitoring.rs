@@ -15,7 +15,7 @@ use crate::monitor::collector::{Snapshot, METRICS};
 use crate::monitor::history::Sample;
 use crate::store::StoreError;
 use hyper::Method;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -197,22 +197,52 @@ async fn history(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     }
     let names = metric_names(&mut q)?;
     q.finish()?;
+    if names.len() * points > MAX_POINTS {
+        return Err(ApiError::validation(
+            "points",
+            format!("at most {MAX_POINTS} points per request: fewer names or a smaller points="),
+        ));
+    }
     let since = crate::time::now() - i64::from(hours) * 3600;
     let mut out = Vec::new();
     for (name, unit) in names {
         let kind = name.split('.').next().unwrap_or("");
         for p in downsample(&app.monitor.series(name, since), points) {
-            out.push(json!({
-                "name": name,
-                "value": p.v,
-                "timestamp": crate::time::rfc3339(p.t),
-                "tags": {"type": kind},
-                "metadata": {"unit": unit},
-            }));
+            out.push(Point {
+                name,
+                value: p.v,
+                timestamp: p.t,
+                tags: Tags { r#type: kind },
+                metadata: Meta { unit },
+            });
         }
     }
     Ok(Reply::ok(out))
 }
+
+/// One sample as the seeds show it.
+#[derive(Serialize)]
+struct Point {
+    name: &'static str,
+    value: f64,
+    #[serde(serialize_with = "crate::time::ser")]
+    timestamp: i64,
+    tags: Tags,
+    metadata: Meta,
+}
+
+#[derive(Serialize)]
+struct Tags {
+    r#type: &'static str,
+}
+
+#[derive(Serialize)]
+struct Meta {
+    unit: &'static str,
+}
+
+/// Most points one history request may return (28 metrics × 720 points fit).
+const MAX_POINTS: usize = 20_160;
 
 fn metric_names(q: &mut Query) -> ApiResult<Vec<(&'static str, &'static str)>> {
     let Some(list) = q.take("name") else {
@@ -222,22 +252,24 @@ fn metric_names(q: &mut Query) -> ApiResult<Vec<(&'static str, &'static str)>> {
             .filter(|(n, _)| n.starts_with("system."))
             .collect());
     };
-    list.split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(|n| {
-            METRICS
-                .iter()
-                .copied()
-                .find(|(m, _)| *m == n)
-                .ok_or_else(|| {
-                    ApiError::validation(
-                        "name",
-                        format!("unknown metric {n:?}; known: {}", known()),
-                    )
-                })
-        })
-        .collect()
+    let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+    for n in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let m = METRICS
+            .iter()
+            .copied()
+            .find(|(m, _)| *m == n)
+            .ok_or_else(|| {
+                let shown: String = n.chars().take(64).collect();
+                ApiError::validation(
+                    "name",
+                    format!("unknown metric {shown:?}; known: {}", known()),
+                )
+            })?;
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    Ok(out)
 }
 
 fn known() -> String {

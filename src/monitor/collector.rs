@@ -53,6 +53,15 @@ pub const METRICS: [(&str, &str); 28] = [
     ("alerts.active", "alerts"),
 ];
 
+/// Samples kept per metric at most (7 days at 30 s: 157 KiB a metric, 4.3 MiB in all), so a
+/// long history at a short interval cannot take the router's memory; the history then
+/// covers less time than `history_hours`.
+pub const MAX_SAMPLES: usize = 20_160;
+
+fn samples(hours: u32, interval_secs: u64) -> usize {
+    capacity_for(hours, interval_secs).min(MAX_SAMPLES)
+}
+
 /// A WireGuard peer is active when its last handshake is younger than this (a session's
 /// lifetime, as `wg` users read it).
 const ACTIVE_HANDSHAKE_SECS: u64 = 180;
@@ -216,7 +225,7 @@ impl Monitor {
     pub fn new(interval_secs: u64, history_hours: u32) -> Monitor {
         Monitor {
             state: Mutex::new(State {
-                history: History::new(capacity_for(history_hours, interval_secs)),
+                history: History::new(samples(history_hours, interval_secs)),
                 interval: interval_secs,
                 evaluator: Evaluator::new(),
                 previous: Previous::default(),
@@ -275,7 +284,7 @@ impl Monitor {
         let mut s = lock(&self.state);
         if s.interval != secs {
             s.interval = secs;
-            s.history = History::new(capacity_for(self.hours, secs));
+            s.history = History::new(samples(self.hours, secs));
             s.previous = Previous::default();
         }
     }
@@ -285,12 +294,23 @@ impl Monitor {
 pub async fn run(app: Arc<App>) {
     let mut settings = app.runtime.subscribe();
     loop {
-        let interval = settings.borrow_and_update().metrics_interval_secs;
-        app.monitor.set_interval(interval);
-        tick(&app).await;
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
-            r = settings.changed() => if r.is_err() { return },
+        let secs = settings.borrow_and_update().metrics_interval_secs;
+        app.monitor.set_interval(secs);
+        // A fixed period (not "sleep after each sample", which would drift by its cost).
+        let mut every = tokio::time::interval(Duration::from_secs(secs));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => tick(&app).await,
+                r = settings.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    if settings.borrow().metrics_interval_secs != secs {
+                        break;
+                    }
+                }
+            }
         }
     }
 }
@@ -321,14 +341,14 @@ pub async fn tick(app: &App) {
             None
         }
     };
-    let rules = app
-        .store
-        .call(|c| crate::store::alerts::list(c))
-        .await
-        .unwrap_or_else(|e| {
+    // Without the rules this time, alerts stay as they are (rather than all resolving).
+    let rules = match app.store.call(|c| crate::store::alerts::list(c)).await {
+        Ok(r) => Some(r),
+        Err(e) => {
             log::warn!("monitor: cannot read the alert rules: {e}");
-            Vec::new()
-        });
+            None
+        }
+    };
     let now = crate::time::now();
     let mut snap = Snapshot {
         timestamp: now,
@@ -355,14 +375,17 @@ pub async fn tick(app: &App) {
     let events = {
         let mut s = lock(&app.monitor.state);
         rates(&mut s.previous, &mut snap, &host.raw, started);
-        let values = values(&snap);
+        let mut values = values(&snap);
+        // Alerts active before this evaluation (a rule may watch the alerts themselves).
+        values.insert("alerts.active", s.evaluator.active().len() as f64);
         for (name, v) in &values {
             s.history.record(name, now, *v);
         }
         let lookup = |name: &str| values.get(name).copied();
-        let events = s.evaluator.tick(now, &rules, &lookup);
-        let active = s.evaluator.active().len() as f64;
-        s.history.record("alerts.active", now, active);
+        let events = match &rules {
+            Some(rules) => s.evaluator.tick(now, rules, &lookup),
+            None => Vec::new(),
+        };
         let snap = Arc::new(snap);
         s.latest = Some(snap.clone());
         s.last_tick = Some(started.elapsed());
@@ -447,10 +470,10 @@ fn read_host(data_dir: &std::path::Path) -> HostRead {
     let interfaces = procfs::read_net_dev();
     let mut network = Network::default();
     for i in interfaces.iter().filter(|i| i.name != "lo") {
-        network.bytes_recv += i.rx_bytes;
-        network.bytes_sent += i.tx_bytes;
-        network.packets_recv += i.rx_packets;
-        network.packets_sent += i.tx_packets;
+        network.bytes_recv = network.bytes_recv.saturating_add(i.rx_bytes);
+        network.bytes_sent = network.bytes_sent.saturating_add(i.tx_bytes);
+        network.packets_recv = network.packets_recv.saturating_add(i.rx_packets);
+        network.packets_sent = network.packets_sent.saturating_add(i.tx_packets);
     }
     network.interfaces = interfaces;
     let self_stat = procfs::read_self_stat();
@@ -583,8 +606,8 @@ async fn wireguard_figures(app: &App) -> WireguardFigures {
     for id in app.wg.running_ids().await {
         for p in app.wg.stats(id).await.values() {
             w.peers += 1;
-            w.bytes_received += p.rx_bytes;
-            w.bytes_sent += p.tx_bytes;
+            w.bytes_received = w.bytes_received.saturating_add(p.rx_bytes);
+            w.bytes_sent = w.bytes_sent.saturating_add(p.tx_bytes);
             if p.last_handshake
                 .is_some_and(|t| now.saturating_sub(t).as_secs() < ACTIVE_HANDSHAKE_SECS)
             {
@@ -602,8 +625,8 @@ fn bgp_figures(app: &App) -> BgpFigures {
         let up = s.live.state == crate::bgp::fsm::State::Established;
         b.established += u64::from(up);
         b.down += u64::from(s.enabled && !up);
-        b.prefixes_received += s.live.prefixes_received;
-        b.prefixes_sent += s.live.prefixes_sent;
+        b.prefixes_received = b.prefixes_received.saturating_add(s.live.prefixes_received);
+        b.prefixes_sent = b.prefixes_sent.saturating_add(s.live.prefixes_sent);
     }
     b
 }

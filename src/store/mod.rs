@@ -175,28 +175,29 @@ pub fn open_connection(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
-/// Attaches the log store file as schema `logs` (WAL, like the main file).
+/// Attaches the log store file as schema `logs` (WAL, like the main file), with incremental
+/// auto-vacuum so that `logs::trim_to_size` can give pages back. The vacuum mode must be set
+/// before anything writes the file (switching to WAL does); a file made without it is
+/// rebuilt once with `VACUUM`.
 pub fn attach_logs(conn: &Connection, path: &Path) -> Result<(), String> {
     let name = path
         .to_str()
         .ok_or_else(|| format!("log store path {} is not UTF-8", path.display()))?;
+    let err = |e: rusqlite::Error| format!("cannot open the log store {}: {e}", path.display());
     conn.execute("ATTACH DATABASE ?1 AS logs", [name])
-        .and_then(|_| {
-            conn.pragma_update(
-                Some(rusqlite::DatabaseName::Attached("logs")),
-                "journal_mode",
-                "WAL",
-            )
-        })
-        .and_then(|_| {
-            conn.pragma_update(
-                Some(rusqlite::DatabaseName::Attached("logs")),
-                "synchronous",
-                "NORMAL",
-            )
-        })
-        .map(|_| ())
-        .map_err(|e| format!("cannot open the log store {}: {e}", path.display()))
+        .map_err(err)?;
+    conn.execute_batch("PRAGMA logs.auto_vacuum = INCREMENTAL")
+        .map_err(err)?;
+    let mode: i64 = conn
+        .query_row("PRAGMA logs.auto_vacuum", [], |r| r.get(0))
+        .map_err(err)?;
+    if mode != 2 {
+        conn.execute_batch("VACUUM logs").map_err(err)?;
+    }
+    let logs = Some(rusqlite::DatabaseName::Attached("logs"));
+    conn.pragma_update(logs, "journal_mode", "WAL")
+        .and_then(|_| conn.pragma_update(logs, "synchronous", "NORMAL"))
+        .map_err(err)
 }
 
 /// An in-memory database (and log store) with the current schema, as the store opens it
@@ -205,8 +206,7 @@ pub fn attach_logs(conn: &Connection, path: &Path) -> Result<(), String> {
 pub fn test_db() -> Connection {
     let mut c = Connection::open_in_memory().expect("db");
     c.pragma_update(None, "foreign_keys", "ON").expect("fk");
-    c.execute("ATTACH DATABASE ':memory:' AS logs", [])
-        .expect("attach");
+    attach_logs(&c, Path::new(":memory:")).expect("attach");
     schema::migrate_logs(&mut c).expect("log schema");
     schema::migrate(&mut c).expect("schema");
     logs::adopt_audit_log(&mut c).expect("adopt");

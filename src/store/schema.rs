@@ -277,11 +277,6 @@ pub fn migrate_logs(conn: &mut Connection) -> Result<(), String> {
             .map_err(|e| format!("cannot reset the log store: {e}"))?;
         current = 0;
     }
-    if current == 0 {
-        // Before any table exists: lets `trim_to_size` give pages back to the file system.
-        conn.execute_batch("PRAGMA logs.auto_vacuum = INCREMENTAL")
-            .map_err(|e| format!("log store: {e}"))?;
-    }
     for (i, sql) in LOG_MIGRATIONS.iter().enumerate().skip(current as usize) {
         let to = i as i64 + 1;
         let tx = conn
