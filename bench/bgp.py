@@ -20,89 +20,21 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("BIN", os.path.join(ROOT, "target/release/ipv6wgm"))
-PASSWORD = "bench-admin-password"
-PROCS = []
+from benchlib import (Service, cpu_secs, free_port, kill_all, require_binary, spawn,
+                      status_kib, wait)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Ours(Service):
+    """ipv6wgm as AS 65001."""
 
-
-def spawn(args, log, env=None):
-    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=open(log, "w"),
-                         stderr=subprocess.STDOUT, env=env)
-    PROCS.append(p)
-    return p
-
-
-def wait(what, f, secs=600, step=0.05):
-    end = time.monotonic() + secs
-    while time.monotonic() < end:
-        v = f()
-        if v:
-            return v
-        time.sleep(step)
-    sys.exit(f"timed out waiting for {what}")
-
-
-def status_kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def cpu_secs(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# ---- ipv6wgm through its API ----
-
-class Ours:
     def __init__(self, tmp, name):
-        self.port = free_port()
-        cfg = os.path.join(tmp, f"{name}.toml")
-        with open(cfg, "w") as f:
-            f.write("[bgp]\nlocal_asn = 65001\nconnect_retry_secs = 1\n")
-        env = dict(os.environ, IPV6WGM_ADMIN_PASSWORD=PASSWORD)
-        self.proc = spawn([BIN, "--listen", f"127.0.0.1:{self.port}", "--data-dir",
-                           os.path.join(tmp, name), "--config", cfg, "--log", "warn"],
-                          os.path.join(tmp, f"{name}.log"), env)
-        wait("ipv6wgm", lambda: self._live(), 30)
-        self.token = self.call("POST", "/auth/login",
-                               {"username": "admin", "password": PASSWORD})["access_token"]
-
-    def _live(self):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/status/live", timeout=1)
-            return True
-        except OSError:
-            return False
-
-    def call(self, method, path, body=None):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/v1{path}", method=method,
-                                     data=None if body is None else json.dumps(body).encode())
-        req.add_header("Content-Type", "application/json")
-        if getattr(self, "token", None):
-            req.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.load(r)["data"]
+        super().__init__(tmp, name, "[bgp]\nlocal_asn = 65001\nconnect_retry_secs = 1\n")
 
     def session(self, sid):
         return self.call("GET", f"/bgp/sessions/{sid}")
@@ -353,8 +285,7 @@ def main():
     ap.add_argument("--routes", default="100000,1000000")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    if not os.access(BIN, os.X_OK):
-        sys.exit("build first: cargo build --release")
+    require_binary()
     for tool in ("bird", "birdc", "gobgpd", "gobgp"):
         if not (shutil.which(tool) or os.path.exists(f"/usr/sbin/{tool}")):
             sys.exit(f"{tool} is not installed")
@@ -365,10 +296,7 @@ def main():
         for m in filter(None, args.routes.split(",")):
             print(json.dumps({"gobgp_to": gobgp_to_receivers(tmp, int(m), args.rounds)}), flush=True)
     finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                p.wait()
+        kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -23,70 +23,11 @@ import selectors
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("BIN", os.path.join(ROOT, "target/release/ipv6wgm"))
-PASSWORD = "bench-admin-password"
-PROCS = []
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    def __init__(self, tmp, name, config):
-        self.port = free_port()
-        cfg = os.path.join(tmp, f"{name}.toml")
-        with open(cfg, "w") as f:
-            f.write(config)
-        env = dict(os.environ, IPV6WGM_ADMIN_PASSWORD=PASSWORD)
-        self.proc = subprocess.Popen(
-            [BIN, "--listen", f"127.0.0.1:{self.port}", "--data-dir", os.path.join(tmp, name),
-             "--config", cfg, "--log", "warn"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(tmp, f"{name}.log"), "w"), env=env)
-        PROCS.append(self.proc)
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/status/live", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
-        self.token = None
-        self.token = self.call("POST", "/auth/login", {"username": "admin", "password": PASSWORD})["access_token"]
-
-    def call(self, method, path, body=None):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/v1{path}", method=method,
-                                     data=None if body is None else json.dumps(body).encode())
-        req.add_header("Content-Type", "application/json")
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.load(r)["data"]
-
-    def kib(self, field="VmRSS"):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        return 0
-
-    def cpu(self):
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
+from benchlib import Service, kill_all, require_binary
 
 
 # ---- a minimal WebSocket client (RFC 6455): text frames in, nothing out but the handshake ----
@@ -216,18 +157,14 @@ def websockets(tmp, n=200, rounds=10):
 
 
 def main():
-    if not os.access(BIN, os.X_OK):
-        sys.exit("build first: cargo build --release")
+    require_binary()
     tmp = tempfile.mkdtemp(prefix="monitor-bench-")
     try:
         print(json.dumps({"websockets": websockets(tmp)}), flush=True)
         print(json.dumps({"history": history_memory(tmp)}), flush=True)
         print(json.dumps({"collector": collector_cost(tmp)}), flush=True)
     finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

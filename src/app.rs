@@ -61,6 +61,8 @@ pub struct App {
     pub ws_slots: Arc<Semaphore>,
     /// Writes through the API, for the WebSocket channels without an engine feed.
     pub changes: tokio::sync::broadcast::Sender<crate::ws::Change>,
+    /// WebSocket payloads shared by all connections.
+    pub ws_cache: crate::ws::Cache,
     /// Set when the service stops: WebSocket connections close with 1001.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -147,6 +149,7 @@ impl App {
             ws_slots: Arc::new(Semaphore::new(config.http.max_connections)),
             changes: tokio::sync::broadcast::Sender::new(16),
             stopping: tokio::sync::watch::Sender::new(false),
+            ws_cache: crate::ws::Cache::default(),
             store,
             config,
         };

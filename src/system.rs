@@ -252,11 +252,7 @@ pub fn host() -> serde_json::Value {
 pub async fn services(app: &App) -> serde_json::Value {
     let db = crate::health::HealthCheck::check(&crate::health::DatabaseCheck, app).await;
     let running = app.wg.running_ids().await.len();
-    let sessions = app.bgp.overview();
-    let established = sessions
-        .iter()
-        .filter(|s| s.live.state == crate::bgp::fsm::State::Established)
-        .count();
+    let bgp = crate::monitor::collector::bgp_figures(app);
     let info = app.rpki.info();
     let rpki = match (info.source, info.vrp_count, &info.last_error) {
         ("none", _, _) => "off",
@@ -269,9 +265,9 @@ pub async fn services(app: &App) -> serde_json::Value {
         "database": if db.status == crate::health::Status::Healthy { "running" } else { "error" },
         "wireguard": if running > 0 { "active" } else { "inactive" },
         "wireguard_servers_running": running,
-        "bgp": if established > 0 { "active" } else if sessions.is_empty() { "inactive" } else { "connecting" },
-        "bgp_sessions_established": established,
-        "bgp_sessions": sessions.len(),
+        "bgp": if bgp.established > 0 { "active" } else if bgp.sessions == 0 { "inactive" } else { "connecting" },
+        "bgp_sessions_established": bgp.established,
+        "bgp_sessions": bgp.sessions,
         "rpki": rpki,
         "collector": "running",
     })

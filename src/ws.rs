@@ -13,9 +13,12 @@
 //! does not read is dropped instead of buffered for; a subscriber that falls behind a
 //! broadcast skips to the newest state. A bad token closes with 1008 (policy violation).
 
+use crate::api::query::Query;
 use crate::api::request::Request;
+use crate::api::response::error_response;
 use crate::app::App;
 use crate::auth::{Permission, Principal};
+use crate::error::ApiError;
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
@@ -85,6 +88,59 @@ impl Channel {
     }
 }
 
+/// The payloads of the channels read from the database (WireGuard servers, pools), shared by
+/// every connection: built once per change, not once per client (a change reaches all
+/// clients at the same moment). A payload is reused while no write went through the API
+/// since it was built and it is younger than [`CACHE_AGE`].
+#[derive(Default)]
+pub struct Cache {
+    generation: std::sync::atomic::AtomicUsize,
+    wireguard: tokio::sync::Mutex<Option<Cached>>,
+    pools: tokio::sync::Mutex<Option<Cached>>,
+}
+
+struct Cached {
+    generation: usize,
+    at: tokio::time::Instant,
+    value: Arc<Vec<Value>>,
+}
+
+/// How long a shared payload may serve changes that do not go through the API (a device
+/// that died, a pool filled by another route).
+const CACHE_AGE: Duration = Duration::from_secs(1);
+
+impl Cache {
+    /// The cached payload, or the one `build` makes (others asking meanwhile wait for it).
+    async fn get(
+        &self,
+        slot: &tokio::sync::Mutex<Option<Cached>>,
+        build: impl std::future::Future<Output = Vec<Value>>,
+    ) -> Arc<Vec<Value>> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        let mut c = slot.lock().await;
+        if let Some(c) = c.as_ref() {
+            if c.generation == generation && c.at.elapsed() < CACHE_AGE {
+                return c.value.clone();
+            }
+        }
+        let value = Arc::new(build.await);
+        *c = Some(Cached {
+            generation,
+            at: tokio::time::Instant::now(),
+            value: value.clone(),
+        });
+        value
+    }
+}
+
+/// Announces a write through the API to the WebSocket connections (after it is stored).
+pub fn changed(app: &App, change: Change) {
+    app.ws_cache
+        .generation
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    let _ = app.changes.send(change);
+}
+
 /// What changed through the API (`api::handle` sends it after a successful write), for the
 /// channels that have no engine feed of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,23 +182,6 @@ pub fn is_upgrade(req: &hyper::Request<Incoming>) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(q.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
-}
-
-fn plain(status: StatusCode, text: &str) -> Response<crate::api::response::Body> {
-    let e = crate::error::ApiError::new(
-        match status {
-            StatusCode::NOT_FOUND => crate::error::ErrorCode::NotFound,
-            _ => crate::error::ErrorCode::BadRequest,
-        },
-        text,
-    );
-    crate::api::response::error_response(&e)
-}
-
 /// Answers the upgrade request (101) and runs the connection in its own task.
 pub fn upgrade(
     app: Arc<App>,
@@ -154,17 +193,16 @@ pub fn upgrade(
         .trim_start_matches("/api/v1/ws/")
         .trim_end_matches('/');
     let Some(ep) = endpoint(rest) else {
-        return plain(StatusCode::NOT_FOUND, "no such WebSocket endpoint");
+        return error_response(&ApiError::not_found("WebSocket endpoint"));
     };
     let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
-        return plain(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
+        return error_response(&ApiError::bad_request("Sec-WebSocket-Key is missing"));
     };
     // The slot is taken before answering, so sockets waiting for a token count too.
     let Ok(slot) = app.ws_slots.clone().try_acquire_owned() else {
-        let e = crate::error::ApiError::unavailable("too many WebSocket connections");
-        return crate::api::response::error_response(&e);
+        return error_response(&ApiError::unavailable("too many WebSocket connections"));
     };
-    let pairs = query_pairs(req.uri().query());
+    let query = Query::parse(req.uri().query().unwrap_or("")).unwrap_or_default();
     let header_token = Request::bearer_from(req.headers()).map(str::to_string);
     let on_upgrade = hyper::upgrade::on(&mut req);
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -187,7 +225,7 @@ pub fn upgrade(
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        run(app, ws, ep, pairs, header_token).await;
+        run(app, ws, ep, query, header_token).await;
         drop(slot);
     });
     let mut r = Response::new(http_body_util::Full::new(bytes::Bytes::new()));
@@ -231,14 +269,14 @@ async fn run(
     app: Arc<App>,
     mut ws: Ws,
     ep: Endpoint,
-    pairs: Vec<(String, String)>,
+    mut query: Query,
     header_token: Option<String>,
 ) {
-    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let mut channels: Vec<String> = get("channels")
+    let mut channels: Vec<String> = query
+        .take("channels")
         .map(|c| c.split(',').map(|s| s.trim().to_string()).collect())
         .unwrap_or_default();
-    let mut token = get("token").or(header_token);
+    let mut token = query.take("token").or(header_token);
     if token.is_none() && ep == Endpoint::Connect {
         // The seed's connect parameters as a first message: {"token", "channels"}.
         if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(AUTH_WAIT, ws.next()).await {
@@ -295,7 +333,8 @@ async fn run(
                 return;
             }
             subs.updates = true;
-            if let Some(c) = get("connection_type").as_deref().and_then(Channel::parse) {
+            let kind = query.take("connection_type");
+            if let Some(c) = kind.as_deref().and_then(Channel::parse) {
                 subs.channels.insert(c);
             }
         }
@@ -536,30 +575,25 @@ async fn push(app: &App, ws: &mut Ws, subs: &Subs, c: Channel) -> Result<(), Gon
         Channel::System => {
             if let Some(s) = app.monitor.latest() {
                 let h = &s.system;
-                send(
-                    ws,
-                    "system_status",
-                    json!({
-                        "cpu_usage": h.cpu.usage,
-                        "memory_usage": h.memory.as_ref().map(|m| m.usage_percent),
-                        "disk_usage": h.disk.as_ref().map(|d| d.usage_percent),
-                        "load_average": h.cpu.load_average,
-                        "network_traffic": {
-                            "bytes_sent": h.network.bytes_sent,
-                            "bytes_recv": h.network.bytes_recv,
-                            "rx_rate": h.network.rx_rate,
-                            "tx_rate": h.network.tx_rate,
-                        },
-                        "uptime": h.uptime,
-                        "sampled_at": s.timestamp_string(),
-                    }),
-                )
-                .await?;
+                let mut data = s.usage();
+                data["load_average"] = json!(h.cpu.load_average);
+                data["network_traffic"] = json!({
+                    "bytes_sent": h.network.bytes_sent,
+                    "bytes_recv": h.network.bytes_recv,
+                    "rx_rate": h.network.rx_rate,
+                    "tx_rate": h.network.tx_rate,
+                });
+                data["uptime"] = json!(h.uptime);
+                data["sampled_at"] = json!(s.timestamp_string());
+                send(ws, "system_status", data).await?;
             }
         }
         Channel::Wireguard => {
-            let servers = wireguard_status(app).await;
-            send(ws, "wireguard_status", json!({"servers": servers})).await?;
+            let servers = app
+                .ws_cache
+                .get(&app.ws_cache.wireguard, wireguard_status(app))
+                .await;
+            send(ws, "wireguard_status", json!({"servers": *servers})).await?;
         }
         Channel::Bgp => {
             let sessions: Vec<Value> = app
@@ -593,15 +627,19 @@ async fn push(app: &App, ws: &mut Ws, subs: &Subs, c: Channel) -> Result<(), Gon
             send(ws, kind, json!({"sessions": sessions})).await?;
         }
         Channel::Pools => {
-            let pools = match crate::ipv6::monitor(app).await {
-                Ok(m) => m
-                    .pools
-                    .into_iter()
-                    .filter(|p| subs.pools.is_empty() || subs.pools.contains(&p.pool_id))
-                    .map(|p| serde_json::to_value(p).unwrap_or_default())
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
+            let all = app
+                .ws_cache
+                .get(&app.ws_cache.pools, pool_status(app))
+                .await;
+            let pools: Vec<&Value> = all
+                .iter()
+                .filter(|p| {
+                    subs.pools.is_empty()
+                        || p["pool_id"]
+                            .as_i64()
+                            .is_some_and(|id| subs.pools.contains(&id))
+                })
+                .collect();
             let kind = if subs.updates {
                 "pool_status_update"
             } else {
@@ -626,6 +664,17 @@ async fn push(app: &App, ws: &mut Ws, subs: &Subs, c: Channel) -> Result<(), Gon
         Channel::Logs => {}
     }
     Ok(())
+}
+
+async fn pool_status(app: &App) -> Vec<Value> {
+    match crate::ipv6::monitor(app).await {
+        Ok(m) => m
+            .pools
+            .into_iter()
+            .map(|p| serde_json::to_value(p).unwrap_or_default())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 async fn wireguard_status(app: &App) -> Vec<Value> {

@@ -253,7 +253,7 @@ pub async fn handle(
             _ => None,
         };
         if let Some(c) = change.filter(|_| ok) {
-            let _ = app.changes.send(c);
+            crate::ws::changed(&app, c);
         }
     }
     Ok(response)

@@ -97,15 +97,6 @@ async fn detailed(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
     })))
 }
 
-/// `(cpu, memory, disk)` usage in percent from the newest sample.
-fn usage(s: &crate::monitor::collector::Snapshot) -> serde_json::Value {
-    json!({
-        "cpu_usage": s.system.cpu.usage,
-        "memory_usage": s.system.memory.as_ref().map(|m| m.usage_percent),
-        "disk_usage": s.system.disk.as_ref().map(|d| d.usage_percent),
-    })
-}
-
 /// API latency (every request since start), database job time, open connections.
 async fn metrics(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
     let s = super::monitoring::snapshot(&app)?;
@@ -125,7 +116,7 @@ async fn metrics(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
             "websocket_connections": app.config.http.max_connections
                 .saturating_sub(app.ws_slots.available_permits()),
         },
-        "system": usage(&s),
+        "system": s.usage(),
     })))
 }
 
@@ -135,7 +126,7 @@ async fn status(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
     Ok(Reply::ok(json!({
         "system": {"status": overall, "uptime": app.uptime_secs(), "version": env!("CARGO_PKG_VERSION")},
         "services": crate::system::services(&app).await,
-        "resources": usage(&s),
+        "resources": s.usage(),
         "timestamp": now(),
     })))
 }

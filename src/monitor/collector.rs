@@ -185,6 +185,16 @@ impl Snapshot {
     pub fn timestamp_string(&self) -> String {
         crate::time::rfc3339(self.timestamp)
     }
+
+    /// CPU, memory and disk usage in percent, as the status endpoints and the
+    /// `system_status` channel show them.
+    pub fn usage(&self) -> serde_json::Value {
+        serde_json::json!({
+            "cpu_usage": self.system.cpu.usage,
+            "memory_usage": self.system.memory.as_ref().map(|m| m.usage_percent),
+            "disk_usage": self.system.disk.as_ref().map(|d| d.usage_percent),
+        })
+    }
 }
 
 /// What the previous tick saw, for rates.
@@ -618,7 +628,8 @@ async fn wireguard_figures(app: &App) -> WireguardFigures {
     w
 }
 
-fn bgp_figures(app: &App) -> BgpFigures {
+/// BGP sessions counted from the speaker (also `/status/status`).
+pub fn bgp_figures(app: &App) -> BgpFigures {
     let mut b = BgpFigures::default();
     for s in app.bgp.overview() {
         b.sessions += 1;

@@ -192,14 +192,19 @@ impl Filter {
             args.push(Value::Text(m.clone()));
         }
         if let Some(q) = &self.search {
-            let like = format!("%{}%", escape_like(q));
-            sql.push(
-                "(message LIKE ?1 ESCAPE '\\' OR action LIKE ?1 ESCAPE '\\' \
-                 OR module LIKE ?1 ESCAPE '\\' OR ifnull(username, '') LIKE ?1 ESCAPE '\\' \
-                 OR ifnull(ip, '') LIKE ?1 ESCAPE '\\' OR ifnull(target, '') LIKE ?1 ESCAPE '\\')"
-                    .replace("?1", "?"),
-            );
-            args.extend(std::iter::repeat_n(Value::Text(like), 6));
+            // One numbered parameter for all six columns; later `?`s continue after it.
+            args.push(Value::Text(super::contains_pattern(q)));
+            let n = args.len();
+            let like = |col: &str| format!("{col} LIKE ?{n} ESCAPE '\\'");
+            let cols = [
+                "message",
+                "action",
+                "module",
+                "ifnull(username, '')",
+                "ifnull(ip, '')",
+                "ifnull(target, '')",
+            ];
+            sql.push(format!("({})", cols.map(like).join(" OR ")));
         }
         if sql.is_empty() {
             (String::new(), args)
@@ -207,12 +212,6 @@ impl Filter {
             (format!(" WHERE {}", sql.join(" AND ")), args)
         }
     }
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 const COLUMNS: &str = "id, ts, level, module, action, message, user_id, username, ip, \

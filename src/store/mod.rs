@@ -162,6 +162,21 @@ impl Store {
     }
 }
 
+/// A LIKE pattern (used with `ESCAPE '\'`) matching values that contain `s`, where `%`, `_`
+/// and `\` in the user's text match themselves.
+pub fn contains_pattern(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 /// Open a connection with the pragmas every process touching the database uses (the
 /// server, and admin subcommands run over SSH while it may be running).
 pub fn open_connection(path: &Path) -> Result<Connection, String> {

@@ -123,10 +123,7 @@ pub fn list(
     limit: u32,
     offset: u64,
 ) -> StoreResult<(Vec<UserRow>, u64)> {
-    let pattern = filter
-        .search
-        .as_ref()
-        .map(|s| format!("%{}%", escape_like(s)));
+    let pattern = filter.search.as_deref().map(super::contains_pattern);
     let role = filter.role.map(Role::as_str);
     let cond = "(?1 IS NULL OR username LIKE ?1 ESCAPE '\\' OR email LIKE ?1 ESCAPE '\\' \
                 OR full_name LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR role = ?2) \
@@ -146,18 +143,6 @@ pub fn list(
         )?
         .collect::<Result<Vec<_>, _>>()?;
     Ok((rows, total))
-}
-
-/// `%`, `_` and `\` in user input match themselves in a LIKE pattern.
-fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Writes every field of `f`; `revoke_tokens` voids the user's existing tokens.

@@ -434,10 +434,7 @@ pub fn list_clients(
     limit: u32,
     offset: u64,
 ) -> StoreResult<(Vec<ClientRow>, u64)> {
-    let pattern = filter
-        .search
-        .as_deref()
-        .map(|s| format!("%{}%", escape_like(s)));
+    let pattern = filter.search.as_deref().map(super::contains_pattern);
     let cond = "(?1 IS NULL OR name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\' \
                 OR public_key LIKE ?1 ESCAPE '\\' OR ipv4_address LIKE ?1 ESCAPE '\\' \
                 OR ipv6_address LIKE ?1 ESCAPE '\\') \
@@ -463,18 +460,6 @@ pub fn list_clients(
         )?
         .collect::<Result<Vec<_>, _>>()?;
     Ok((rows, total))
-}
-
-/// `%`, `_` and `\` in user input match themselves in a LIKE pattern.
-fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Every client that has routed prefixes (any server).
