@@ -1080,7 +1080,7 @@ fn allocations_survive_a_restart_and_the_allocator_is_rebuilt() {
 fn a_delegated_prefix_is_routed_through_the_tunnel() {
     use common::netns::{self, Netns, WgGoPeer};
     if let Some(reason) = netns::skip_reason() {
-        eprintln!("skipped: {reason}");
+        common::skip(&reason);
         return;
     }
     let srv_ns = Netns::new("v6p-s");

@@ -584,6 +584,8 @@ fn restart_action_re_executes_the_service() {
         std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok(),
         "same pid"
     );
+    // The re-executed process has answered, but its line may still be in the pipe.
+    s.wait_stderr_count("listening on", 2, 10);
     assert_eq!(
         s.stderr_text().matches("listening on").count(),
         2,

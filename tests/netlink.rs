@@ -3,10 +3,14 @@
 //! so nothing touches the host's interfaces or routes. What `Netlink` reports is checked
 //! independently with iproute2 (`ip -j`) run in the same namespace through `nsenter`.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use ipnet::IpNet;
 use ipv6wgm::wg::netlink::{LinkInfo, Netlink};
 use ipv6wgm::wg::tun::Tun;
 use serde_json::Value;
+use skip::skip;
 use std::future::Future;
 use std::process::Command;
 
@@ -121,7 +125,7 @@ fn find<'a>(links: &'a [LinkInfo], name: &str) -> &'a LinkInfo {
 #[test]
 fn configures_a_tun_link_addresses_and_routes() {
     if let Some(why) = skip_reason() {
-        eprintln!("SKIP configures_a_tun_link_addresses_and_routes: {why}");
+        skip(why);
         return;
     }
     in_private_netns(
@@ -278,7 +282,7 @@ fn drop_net_admin() {
 #[test]
 fn missing_cap_net_admin_is_a_permission_error() {
     if let Some(why) = skip_reason() {
-        eprintln!("SKIP missing_cap_net_admin_is_a_permission_error: {why}");
+        skip(why);
         return;
     }
     in_private_netns(drop_net_admin, |_netns| async move {

@@ -50,7 +50,7 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn follows_stayrtr_over_rtr() {
     let Some(bin) = common::netns::which("stayrtr") else {
-        eprintln!("skipped: stayrtr is not installed (apt-get install stayrtr)");
+        common::skip("stayrtr is not installed (apt-get install stayrtr)");
         return;
     };
     let dir = tempfile::tempdir().expect("dir");

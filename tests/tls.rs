@@ -14,7 +14,7 @@ fn have(tool: &str) -> bool {
 #[test]
 fn serves_the_api_over_https() {
     if !have("openssl") || !have("curl") {
-        eprintln!("SKIP: openssl and curl are needed (apt-get install openssl curl)");
+        skip("openssl and curl are needed (apt-get install openssl curl)");
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");

@@ -3,7 +3,11 @@
 //! packet can leave it: the kernel routes a UDP datagram into our TUN, and a packet we write
 //! to the TUN is delivered to a local socket.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use ipv6wgm::wg::tun::Tun;
+use skip::skip;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
@@ -67,7 +71,7 @@ fn ip(netns: &str, args: &[&str]) {
 #[test]
 fn tun_carries_ip_packets_both_ways() {
     if let Some(why) = skip_reason() {
-        eprintln!("SKIP tun_carries_ip_packets_both_ways: {why}");
+        skip(why);
         return;
     }
     let worker = std::thread::spawn(|| {

@@ -106,7 +106,7 @@ fn send_junk(ns: &Netns, to: &str) {
 #[test]
 fn engine_interoperates_with_wireguard_go() {
     if let Some(reason) = netns::skip_reason() {
-        eprintln!("skipped: {reason}");
+        common::skip(&reason);
         return;
     }
     let srv_ns = Netns::new("wgd-s");

@@ -28,7 +28,7 @@ fn client(s: &Server, token: &str, id: i64) -> Value {
 #[test]
 fn wireguard_go_connects_to_our_server() {
     if let Some(reason) = netns::skip_reason() {
-        eprintln!("skipped: {reason}");
+        common::skip(&reason);
         return;
     }
     let srv_ns = Netns::new("wgi-s");

@@ -93,7 +93,7 @@ fn wg_quick_config_is_split_for_setconf() {
 #[test]
 fn wireguard_go_pair_across_namespaces() {
     if let Some(why) = netns::skip_reason() {
-        eprintln!("SKIP wireguard_go_pair_across_namespaces: {why}");
+        common::skip(&why);
         return;
     }
     // Everything lives in this block so that it is dropped before the cleanup checks.

@@ -1,8 +1,12 @@
 //! Interop of the pure WireGuard parts with wireguard-tools' `wg` (Debian package
 //! `wireguard-tools`): keys derive the same way, and `wg` accepts our config files.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use ipv6wgm::wg::conf::WgQuick;
 use ipv6wgm::wg::keys::{PresharedKey, PrivateKey, PublicKey};
+use skip::skip;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -27,7 +31,7 @@ fn wg(args: &[&str], stdin: &str) -> Option<String> {
 fn have_wg() -> bool {
     let ok = Command::new("wg").arg("--version").output().is_ok();
     if !ok {
-        eprintln!("SKIP: `wg` not installed (apt-get install wireguard-tools)");
+        skip("`wg` not installed (apt-get install wireguard-tools)");
     }
     ok
 }

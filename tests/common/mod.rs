@@ -4,13 +4,16 @@
 
 pub mod netns;
 pub mod peers;
+pub mod skip;
+
+pub use skip::skip;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub const ADMIN_PW: &str = "admin-test-password";
@@ -19,7 +22,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub child: Child,
     pub dir: Arc<tempfile::TempDir>,
-    pub stderr: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Output>,
     /// The network namespace the server runs in (`Opts::netns`); connections are made there.
     pub netns: Option<String>,
 }
@@ -89,22 +92,23 @@ impl Server {
             cmd.env("IPV6WGM_ADMIN_PASSWORD", pw);
         }
         let mut child = cmd.spawn().expect("spawn ipv6wgm");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = Arc::new(Output::default());
         let lines = stderr.clone();
         let pipe = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("listening on ").nth(1) {
-                    if let Some(addr) = url.split("://").nth(1) {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
-                }
-                lines.lock().expect("lock").push(line);
+                lines.push(line);
             }
+            lines.close();
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => {
+        // The address comes from the stored lines, so every line printed before it (the
+        // generated admin password, warnings) is readable by the time `start` returns.
+        let found = stderr.wait_for(Duration::from_secs(30), |line| {
+            let url = line.split("listening on ").nth(1)?;
+            url.split("://").nth(1).map(|a| a.trim().to_string())
+        });
+        let addr = match found {
+            Some(a) => {
                 let a: SocketAddr = a.parse().expect("listen addr");
                 if a.ip().is_unspecified() {
                     SocketAddr::from(([127, 0, 0, 1], a.port()))
@@ -112,9 +116,9 @@ impl Server {
                     a
                 }
             }
-            Err(_) => {
+            None => {
                 let _ = child.kill();
-                panic!("server did not start: {:?}", stderr.lock().expect("lock"));
+                panic!("server did not start: {}", stderr.text());
             }
         };
         Server {
@@ -152,8 +156,27 @@ impl Server {
         self.dir.path().join("data")
     }
 
+    /// Everything the server has printed on stderr so far (as read by the harness: a line
+    /// the server has just written may not be here yet; use [`wait_stderr`](Self::wait_stderr)
+    /// to wait for one).
     pub fn stderr_text(&self) -> String {
-        self.stderr.lock().expect("lock").join("\n")
+        self.stderr.text()
+    }
+
+    /// Waits (at most `secs`) until a stderr line contains `needle`; false on timeout or exit.
+    pub fn wait_stderr(&self, needle: &str, secs: u64) -> bool {
+        self.stderr
+            .wait_for(Duration::from_secs(secs), |l| {
+                l.contains(needle).then_some(())
+            })
+            .is_some()
+    }
+
+    /// Waits (at most `secs`) until `needle` occurs in `count` stderr lines.
+    pub fn wait_stderr_count(&self, needle: &str, count: usize, secs: u64) -> bool {
+        self.stderr.wait_until(Duration::from_secs(secs), |lines| {
+            lines.iter().filter(|l| l.contains(needle)).count() >= count
+        })
     }
 
     /// SIGTERM, then wait (at most 15 s) for a clean exit.
@@ -274,6 +297,65 @@ impl Server {
         assert_eq!(r.status, 201, "create {name}: {}", r.body);
         let id = r.body["data"]["id"].as_i64().expect("id");
         (id, self.token(name, &pw))
+    }
+}
+
+/// The server's stderr lines as the reader thread stores them, with a condition variable so
+/// tests wait for a line instead of polling or sleeping.
+#[derive(Default)]
+pub struct Output {
+    state: Mutex<(Vec<String>, bool)>,
+    changed: Condvar,
+}
+
+impl Output {
+    fn push(&self, line: String) {
+        self.state.lock().expect("lock").0.push(line);
+        self.changed.notify_all();
+    }
+
+    /// The pipe closed: the server exited; waiters stop waiting.
+    fn close(&self) {
+        self.state.lock().expect("lock").1 = true;
+        self.changed.notify_all();
+    }
+
+    pub fn text(&self) -> String {
+        self.state.lock().expect("lock").0.join("\n")
+    }
+
+    /// The first line for which `f` answers `Some`, waiting up to `timeout` for it.
+    pub fn wait_for<T>(&self, timeout: Duration, f: impl Fn(&str) -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.state.lock().expect("lock");
+        loop {
+            if let Some(v) = st.0.iter().find_map(|l| f(l)) {
+                return Some(v);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if st.1 {
+                return None;
+            }
+            st = self.changed.wait_timeout(st, left).expect("lock").0;
+        }
+    }
+
+    /// Waits up to `timeout` until `f` holds for all lines so far.
+    pub fn wait_until(&self, timeout: Duration, f: impl Fn(&[String]) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.state.lock().expect("lock");
+        loop {
+            if f(&st.0) {
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            if st.1 {
+                return false;
+            }
+            st = self.changed.wait_timeout(st, left).expect("lock").0;
+        }
     }
 }
 

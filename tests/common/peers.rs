@@ -45,7 +45,7 @@ impl Bird {
     /// is BIRD's own directory (e.g. for `log "{DIR}/bird.log" all;`).
     pub fn start(config: &str) -> Option<Bird> {
         let Some(bin) = sbin("bird") else {
-            eprintln!("skipped: BIRD is not installed (apt-get install bird2)");
+            super::skip("BIRD is not installed (apt-get install bird2)");
             return None;
         };
         let dir = tempfile::tempdir().expect("tempdir");
@@ -115,7 +115,7 @@ impl GoBgp {
     /// `None` (with the reason printed) when GoBGP is not installed.
     pub fn start(config: &str) -> Option<GoBgp> {
         let (Some(bin), Some(_)) = (sbin("gobgpd"), sbin("gobgp")) else {
-            eprintln!("skipped: GoBGP is not installed (apt-get install gobgpd)");
+            super::skip("GoBGP is not installed (apt-get install gobgpd)");
             return None;
         };
         let dir = tempfile::tempdir().expect("tempdir");
@@ -183,7 +183,7 @@ impl ExaBgp {
     /// is the path of the receiving helper, to name in a `process { run {RECV}; encoder json; }`.
     pub fn start(config: &str) -> Option<ExaBgp> {
         let Some(bin) = sbin("exabgp") else {
-            eprintln!("skipped: ExaBGP is not installed (apt-get install exabgp)");
+            super::skip("ExaBGP is not installed (apt-get install exabgp)");
             return None;
         };
         let dir = tempfile::tempdir().expect("tempdir");
