@@ -7,6 +7,7 @@ mod common;
 use common::peers::wait_for;
 use common::*;
 use serde_json::{json, Value};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 fn start(config: &str) -> (Server, String) {
@@ -60,6 +61,13 @@ fn every_route_rejects_unknown_query_parameters() {
         checked += 1;
     }
     assert!(checked > 80, "{checked} routes");
+    // Prometheus' /metrics, outside /api/v1, follows the same rule.
+    let mut c = s.connect();
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    c.write_all(b"GET /metrics?bogus_param=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    read_response(&mut c).assert_field_error(422, "VALIDATION_ERROR", "bogus_param");
     // Nothing happened: the admin's token still works, no user was deleted.
     let me = s.get("/auth/me", Some(&a));
     assert_eq!(me.status, 200, "{}", me.body);

@@ -547,6 +547,8 @@ pub async fn prometheus(app: &App, req: &Request) -> ApiResult<Reply> {
             ));
         }
     }
+    // Outside the route table, so the table's query rule is applied here.
+    req.query()?.only(&[])?;
     let s = snapshot(app)?;
     let sessions = app.bgp.overview();
     let text = crate::monitor::prometheus::render(
