@@ -33,6 +33,8 @@ pub struct App {
     pub store: Store,
     pub tokens: TokenService,
     pub login_limiter: Mutex<LoginLimiter>,
+    /// `api_rate_limit` (`/system/config`): requests per minute per user or address.
+    pub api_limiter: Mutex<crate::auth::ratelimit::ApiLimiter>,
     /// Password hashes computed at once (each is ~tens of ms of one core's time).
     pub hashing: Semaphore,
     pub health: Vec<Box<dyn HealthCheck>>,
@@ -123,6 +125,7 @@ impl App {
                 config.auth.login_max_failures,
                 config.auth.login_window_secs,
             )),
+            api_limiter: Mutex::default(),
             hashing: Semaphore::new(2),
             health: vec![
                 Box::new(crate::health::DatabaseCheck),

@@ -5,15 +5,29 @@
 //! validates, applies at once and stores its values in the `settings` table (key
 //! `system.config`), which overlays the file at the next start. Only settings that take
 //! effect live are offered: the log filter, the log store's bounds, the collector interval
-//! and the lifetime of new tokens.
+//! and on/off, the lifetime of new tokens and the API rate limit. The seed's names are
+//! accepted too: `max_log_size` (MiB) is `max_log_size_mb`, `debug_mode` switches the log
+//! filter between `debug` and `info`; they are stored under the canonical names.
+//! `backup_retention` is refused by name until backups exist.
+//!
+//! **API rate limit.** `api_rate_limit` requests per minute per authenticated user (per
+//! source address, IPv6 per /64, when not authenticated), 0 = off (the default); the
+//! pipeline calls [`check_rate_limit`] for every routed request and answers 429 with
+//! `Retry-After` beyond it. The table is the pure, bounded
+//! [`crate::auth::ratelimit::ApiLimiter`].
 
+use crate::api::request::Request;
 use crate::app::App;
+use crate::auth::ratelimit::Caller;
 use crate::config::{Config, LOG_ENTRIES, LOG_SIZE_MB, METRICS_INTERVAL, TOKEN_TTL};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 const SETTINGS_KEY: &str = "system.config";
+
+/// `api_rate_limit`: requests per minute, 0 = off.
+pub const API_RATE_LIMIT: std::ops::RangeInclusive<u32> = 0..=1_000_000;
 
 /// The live settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +39,10 @@ pub struct Settings {
     pub metrics_interval_secs: u64,
     /// Lifetime of new tokens, seconds.
     pub session_timeout: u64,
+    /// Requests per minute per user (per address when not authenticated); 0 = no limit.
+    pub api_rate_limit: u32,
+    /// Whether the collector samples (off: `/monitoring` figures stop updating).
+    pub monitoring_enabled: bool,
 }
 
 impl Settings {
@@ -35,8 +53,22 @@ impl Settings {
             max_log_size_mb: c.logs.max_size_mb,
             metrics_interval_secs: c.monitoring.interval_secs,
             session_timeout: c.auth.token_ttl_secs,
+            api_rate_limit: 0,
+            monitoring_enabled: true,
         }
     }
+
+    /// The seed's `debug_mode`: the filter's default level is `debug` or `trace`.
+    pub fn debug_mode(&self) -> bool {
+        is_debug(&self.log_level)
+    }
+}
+
+fn is_debug(filter: &str) -> bool {
+    filter
+        .split(',')
+        .filter(|item| !item.contains('='))
+        .any(|l| matches!(l.trim().to_ascii_lowercase().as_str(), "debug" | "trace"))
 }
 
 /// A `PUT /system/config` body: any subset of the settings.
@@ -53,12 +85,64 @@ pub struct SettingsInput {
     pub metrics_interval_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_rate_limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitoring_enabled: Option<bool>,
+    /// The seed's name of `max_log_size_mb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_log_size: Option<u32>,
+    /// The seed's switch for the log filter (`debug` / `info`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debug_mode: Option<bool>,
+    /// Named by the seed; refused until backups exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_retention: Option<serde_json::Value>,
 }
 
 impl SettingsInput {
+    /// The same change in canonical fields only (aliases resolved against `current`), as it
+    /// is stored; the first field that cannot be honoured is a 422.
+    pub fn canonical(mut self, current: &Settings) -> ApiResult<SettingsInput> {
+        if self.backup_retention.is_some() {
+            return Err(ApiError::validation(
+                "backup_retention",
+                "backup_retention is not supported yet: backups arrive in a later release",
+            ));
+        }
+        if let Some(mb) = self.max_log_size.take() {
+            if self.max_log_size_mb.is_some_and(|m| m != mb) {
+                return Err(ApiError::validation(
+                    "max_log_size",
+                    "max_log_size is another name for max_log_size_mb; give one or equal values",
+                ));
+            }
+            self.max_log_size_mb = Some(mb);
+        }
+        if let Some(debug) = self.debug_mode.take() {
+            let level = self.log_level.as_deref().unwrap_or(&current.log_level);
+            if is_debug(level) != debug {
+                if self.log_level.is_some() {
+                    return Err(ApiError::validation(
+                        "debug_mode",
+                        "debug_mode contradicts the log_level given with it",
+                    ));
+                }
+                self.log_level = Some(if debug { "debug" } else { "info" }.to_string());
+            }
+        }
+        Ok(self)
+    }
+
     /// `current` with these changes, or the first invalid field.
     pub fn apply_to(self, current: &Settings) -> ApiResult<Settings> {
+        let input = self.canonical(current)?;
         let mut s = current.clone();
+        input.apply_canonical(&mut s)?;
+        Ok(s)
+    }
+
+    fn apply_canonical(self, s: &mut Settings) -> ApiResult<()> {
         if let Some(l) = self.log_level {
             let l = l.trim().to_string();
             if !crate::logging::valid_filter(&l) {
@@ -86,7 +170,14 @@ impl SettingsInput {
             in_range("session_timeout", n, TOKEN_TTL)?;
             s.session_timeout = n;
         }
-        Ok(s)
+        if let Some(n) = self.api_rate_limit {
+            in_range("api_rate_limit", n, API_RATE_LIMIT)?;
+            s.api_rate_limit = n;
+        }
+        if let Some(on) = self.monitoring_enabled {
+            s.monitoring_enabled = on;
+        }
+        Ok(())
     }
 }
 
@@ -119,6 +210,11 @@ impl Runtime {
 
     pub fn get(&self) -> Settings {
         self.tx.borrow().clone()
+    }
+
+    /// `api_rate_limit` without cloning the settings (read on every request).
+    pub fn get_rate_limit(&self) -> u32 {
+        self.tx.borrow().api_rate_limit
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Settings> {
@@ -188,7 +284,9 @@ pub async fn reload(app: &App) -> ApiResult<Reloaded> {
 /// Validates, stores and applies a change; returns the new settings. Only the settings
 /// given are stored (over those stored before), so the file still decides the others.
 pub async fn update(app: &App, input: SettingsInput) -> ApiResult<Settings> {
-    let new = input.clone().apply_to(&app.runtime.get())?;
+    let current = app.runtime.get();
+    let input = input.canonical(&current)?;
+    let new = input.clone().apply_to(&current)?;
     let given = serde_json::to_value(&input).map_err(|_| ApiError::internal())?;
     let now = crate::time::now();
     app.store
@@ -214,6 +312,30 @@ fn apply(app: &App, s: Settings) {
     }
     app.tokens.set_ttl_secs(s.session_timeout);
     app.runtime.set(s);
+}
+
+/// The `api_rate_limit` check for one request: by user when authenticated, else by source
+/// address. 429 `RATE_LIMIT_EXCEEDED` with `Retry-After` beyond the limit.
+pub fn check_rate_limit(app: &App, req: &Request) -> ApiResult<()> {
+    let per_minute = app.runtime.get_rate_limit();
+    let caller = match &req.principal {
+        Some(p) => Caller::User(p.user_id),
+        None => Caller::Addr(req.client_ip),
+    };
+    let now = app.started.elapsed();
+    let verdict = app
+        .api_limiter
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .check(caller, per_minute, now);
+    verdict.map_err(|wait| {
+        let mut e = ApiError::new(
+            ErrorCode::RateLimited,
+            format!("more than {per_minute} requests per minute; retry in {wait} s"),
+        );
+        e.retry_after = Some(wait);
+        e
+    })
 }
 
 /// `uname(2)`: (node name, kernel release, machine).
@@ -269,7 +391,7 @@ pub async fn services(app: &App) -> serde_json::Value {
         "bgp_sessions_established": bgp.established,
         "bgp_sessions": bgp.sessions,
         "rpki": rpki,
-        "collector": "running",
+        "collector": if app.monitor.sampling() { "running" } else { "stopped" },
     })
 }
 
@@ -390,5 +512,72 @@ mod tests {
             let e = input.apply_to(&base()).unwrap_err();
             assert_eq!(e.details.as_ref().map(|d| d.field.as_str()), Some(field));
         }
+    }
+
+    fn input(v: serde_json::Value) -> SettingsInput {
+        serde_json::from_value(v).expect("input")
+    }
+
+    #[test]
+    fn seed_names_resolve_to_canonical_fields() {
+        let b = base();
+        let c = input(serde_json::json!({"max_log_size": 7, "debug_mode": true}))
+            .canonical(&b)
+            .expect("valid");
+        assert_eq!(
+            serde_json::to_value(&c).expect("json"),
+            serde_json::json!({"max_log_size_mb": 7, "log_level": "debug"}),
+            "stored without the aliases"
+        );
+        let on = c.apply_to(&b).expect("valid");
+        assert!(on.debug_mode());
+        let off = input(serde_json::json!({"debug_mode": false}))
+            .apply_to(&on)
+            .expect("valid");
+        assert_eq!(off.log_level, "info");
+        // Already in that state: the filter is left as it is.
+        let quiet = Settings {
+            log_level: "warn,ipv6wgm::bgp=debug".into(),
+            ..b.clone()
+        };
+        let same = input(serde_json::json!({"debug_mode": false}))
+            .apply_to(&quiet)
+            .expect("valid");
+        assert_eq!(same.log_level, quiet.log_level);
+        assert!(Settings {
+            log_level: "TRACE,hyper=info".into(),
+            ..b.clone()
+        }
+        .debug_mode());
+        for (v, field) in [
+            (
+                serde_json::json!({"backup_retention": 30}),
+                "backup_retention",
+            ),
+            (
+                serde_json::json!({"max_log_size": 1, "max_log_size_mb": 2}),
+                "max_log_size",
+            ),
+            (
+                serde_json::json!({"debug_mode": true, "log_level": "info"}),
+                "debug_mode",
+            ),
+            (
+                serde_json::json!({"api_rate_limit": 1_000_001}),
+                "api_rate_limit",
+            ),
+        ] {
+            let e = input(v).apply_to(&b).unwrap_err();
+            assert_eq!(e.details.as_ref().map(|d| d.field.as_str()), Some(field));
+        }
+        let s = input(serde_json::json!({"api_rate_limit": 60, "monitoring_enabled": false}))
+            .apply_to(&b)
+            .expect("valid");
+        assert_eq!((s.api_rate_limit, s.monitoring_enabled), (60, false));
+        assert_eq!(
+            (b.api_rate_limit, b.monitoring_enabled),
+            (0, true),
+            "defaults"
+        );
     }
 }

@@ -496,9 +496,9 @@ fn system_config_applies_persists_and_validates() {
         "PUT",
         "/system/config",
         Some(&a),
-        &json!({"debug_mode": true}),
+        &json!({"backup_retention": 30}),
     )
-    .assert_error(422, "VALIDATION_ERROR");
+    .assert_field_error(422, "VALIDATION_ERROR", "backup_retention");
     let (_, manager) = s.user_with_role(&a, "mona", "manager");
     s.send(
         "PUT",

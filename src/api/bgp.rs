@@ -27,7 +27,8 @@ pub fn routes(r: &mut Router) {
         Require(Read),
         "bgp.sessions.list",
         h!(list_sessions),
-    );
+    )
+    .query_params(&["page", "size"]);
     r.add(
         M::POST,
         s,
@@ -112,7 +113,8 @@ pub fn routes(r: &mut Router) {
         Require(Read),
         "bgp.sessions.routes",
         h!(received_routes),
-    );
+    )
+    .query_params(&["page", "size"]);
     let a = "/bgp/announcements";
     r.add(
         M::GET,
@@ -120,7 +122,8 @@ pub fn routes(r: &mut Router) {
         Require(Read),
         "bgp.announcements.list",
         h!(list_announcements),
-    );
+    )
+    .query_params(&["page", "size", "session_id", "enabled"]);
     r.add(
         M::POST,
         a,

@@ -29,7 +29,8 @@ pub fn routes(r: &mut Router) {
         Require(Read),
         "ipv6.pools.list",
         h!(list_pools),
-    );
+    )
+    .query_params(&["page", "size"]);
     r.add(
         M::POST,
         "/ipv6/pools",
@@ -64,7 +65,8 @@ pub fn routes(r: &mut Router) {
         Require(W),
         "ipv6.pools.delete",
         h!(delete_pool),
-    );
+    )
+    .query_params(&["force"]);
     r.add(
         M::POST,
         "/ipv6/pools/{id}/allocate",
@@ -92,7 +94,8 @@ pub fn routes(r: &mut Router) {
         Require(Read),
         "ipv6.allocations.list",
         h!(list_allocations),
-    );
+    )
+    .query_params(&["page", "size", "pool_id", "client_id", "client_name"]);
     r.add(
         M::POST,
         "/ipv6/allocations",

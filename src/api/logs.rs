@@ -16,8 +16,25 @@ use std::sync::Arc;
 
 pub fn routes(r: &mut Router) {
     let read = Access::Require(LogsRead);
-    r.add(Method::GET, "/logs", read, "logs.list", h!(list));
-    r.add(Method::GET, "/logs/export", read, "logs.export", h!(export));
+    r.add(Method::GET, "/logs", read, "logs.list", h!(list))
+        .query_params(&[
+            "page",
+            "size",
+            "level",
+            "start_time",
+            "end_time",
+            "search",
+            "module",
+        ]);
+    r.add(Method::GET, "/logs/export", read, "logs.export", h!(export))
+        .query_params(&[
+            "format",
+            "level",
+            "start_time",
+            "end_time",
+            "search",
+            "module",
+        ]);
     r.add(
         Method::GET,
         "/logs/export/download/{file}",

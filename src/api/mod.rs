@@ -259,7 +259,8 @@ pub async fn handle(
     Ok(response)
 }
 
-/// Authenticate and authorise per the route's [`Access`], then run the handler.
+/// Authenticate and authorise per the route's [`Access`], count the request against the
+/// API rate limit, check the query parameters the route declares, then run the handler.
 async fn dispatch(app: &Arc<App>, route: &Route, req: &mut Request) -> Result<Reply, ApiError> {
     if route.access != Access::Public {
         let token = req
@@ -276,6 +277,8 @@ async fn dispatch(app: &Arc<App>, route: &Route, req: &mut Request) -> Result<Re
             return Err(ApiError::forbidden());
         }
     }
+    crate::system::check_rate_limit(app, req)?;
+    route.check_query(req.query.as_deref())?;
     (route.handler)(app.clone(), req).await
 }
 

@@ -42,7 +42,8 @@ pub fn routes(r: &mut Router) {
         read,
         "monitoring.history",
         h!(history),
-    );
+    )
+    .query_params(&["hours", "points", "name"]);
     r.add(
         Method::GET,
         "/monitoring/alerts/active",
@@ -91,10 +92,15 @@ pub fn routes(r: &mut Router) {
 }
 
 /// The newest collector sample; 503 only in the instant before the first one.
+/// While monitoring is off (`monitoring_enabled`), the last sample taken, if any.
 pub fn snapshot(app: &App) -> ApiResult<Arc<Snapshot>> {
-    app.monitor
-        .latest()
-        .ok_or_else(|| ApiError::unavailable("the metrics collector has not sampled yet"))
+    app.monitor.latest().ok_or_else(|| {
+        ApiError::unavailable(if app.monitor.sampling() {
+            "the metrics collector has not sampled yet"
+        } else {
+            "monitoring is off (/system/config monitoring_enabled)"
+        })
+    })
 }
 
 fn alert_counts(app: &App) -> Value {
@@ -327,10 +333,10 @@ impl RuleInput {
         match self.name {
             Some(n) => {
                 let n = n.trim().to_string();
-                if n.is_empty() || n.chars().count() > 100 {
+                if n.is_empty() || n.chars().count() > 100 || n.chars().any(char::is_control) {
                     return Err(ApiError::validation(
                         "name",
-                        "name must be 1 to 100 characters",
+                        "name must be 1 to 100 characters without control characters",
                     ));
                 }
                 r.name = n;
@@ -390,6 +396,14 @@ impl RuleInput {
             r.cooldown_minutes = c;
         }
         if let Some(d) = self.description {
+            if d.as_deref()
+                .is_some_and(|d| d.chars().any(|c| c.is_control() && c != '\n' && c != '\t'))
+            {
+                return Err(ApiError::validation(
+                    "description",
+                    "description must not contain control characters other than newline and tab",
+                ));
+            }
             r.description = d
                 .map(|d| d.trim().chars().take(500).collect())
                 .filter(|d: &String| !d.is_empty());
@@ -533,6 +547,8 @@ pub async fn prometheus(app: &App, req: &Request) -> ApiResult<Reply> {
             ));
         }
     }
+    // Outside the route table, so the table's query rule is applied here.
+    req.query()?.only(&[])?;
     let s = snapshot(app)?;
     let sessions = app.bgp.overview();
     let text = crate::monitor::prometheus::render(

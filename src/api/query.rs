@@ -1,6 +1,8 @@
-//! Query strings and pagination. Parameters are taken by name; whatever is left when a
-//! handler calls [`Query::finish`] is an unknown parameter and a 422, like unknown JSON
-//! fields, so a typo such as `?sise=50` is not silently ignored.
+//! Query strings and pagination. Every route declares the parameters it accepts
+//! (`Route::query_params`, none by default) and the pipeline checks them with
+//! [`Query::only`] before the handler runs: an unknown parameter is a 422 naming it, like an
+//! unknown JSON field, so a typo such as `?sise=50` is not silently ignored — on every route,
+//! including those that take no parameters. Handlers then take the values by name.
 
 use crate::error::{ApiError, ApiResult};
 use serde::Serialize;
@@ -47,11 +49,23 @@ impl Query {
 
     /// Errors on the first parameter no one took.
     pub fn finish(self) -> ApiResult<()> {
-        match self.pairs.into_iter().next() {
-            Some((k, _)) => Err(ApiError::validation(
-                k.clone(),
-                format!("unknown query parameter {k:?}"),
-            )),
+        self.only(&[])
+    }
+
+    /// Errors on the first parameter not in `known`.
+    pub fn only(&self, known: &[&str]) -> ApiResult<()> {
+        match self
+            .pairs
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
+            Some((k, _)) => {
+                let shown: String = k.chars().take(64).collect();
+                Err(ApiError::validation(
+                    shown.clone(),
+                    format!("unknown query parameter {shown:?}"),
+                ))
+            }
             None => Ok(()),
         }
     }
@@ -157,6 +171,25 @@ mod tests {
         assert_eq!(p.meta(0).pages, 0);
         assert_eq!(p.meta(20).pages, 1);
         assert_eq!(p.meta(21).pages, 2);
+    }
+
+    #[test]
+    fn only_declared_parameters_pass() {
+        let q = Query::parse("page=2&size=5").expect("parse");
+        assert!(q.only(&["page", "size", "search"]).is_ok());
+        assert_eq!(
+            field(q.only(&["page"]).map(|_| Page { page: 1, size: 1 })),
+            "size"
+        );
+        let q = Query::parse("x%00y=1").expect("parse");
+        assert_eq!(
+            field(q.only(&[]).map(|_| Page { page: 1, size: 1 })),
+            "x\0y"
+        );
+        let long = format!("{}=1", "k".repeat(5000));
+        let e = Query::parse(&long).expect("parse").only(&[]).unwrap_err();
+        assert_eq!(e.details.map(|d| d.field.len()), Some(64));
+        assert!(Query::parse("").expect("parse").only(&[]).is_ok());
     }
 
     #[test]

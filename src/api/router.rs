@@ -1,6 +1,8 @@
 //! Routing: one matchit tree per HTTP method. A path that exists under another method is a
 //! 405 with `Allow`; one that exists under none is a 404. Every route declares who may call
-//! it ([`Access`]) and, for mutating routes, the action name the audit log records.
+//! it ([`Access`]), for mutating routes the action name the audit log records, and the query
+//! parameters it accepts ([`Route::query_params`]): the pipeline rejects any other parameter
+//! with a 422 naming it before the handler runs, so no handler can forget to.
 
 use super::request::Request;
 use super::response::Reply;
@@ -44,6 +46,21 @@ pub struct Route {
     pub module: &'static str,
     /// Stable name of the action for the audit log (`users.create`).
     pub action: &'static str,
+    /// The query parameters this route accepts; none unless declared.
+    pub query: &'static [&'static str],
+}
+
+impl Route {
+    /// Declares the query parameters the route's handler reads (`?page=&size=`).
+    pub fn query_params(&mut self, names: &'static [&'static str]) -> &mut Route {
+        self.query = names;
+        self
+    }
+
+    /// The one check of query parameters: the first one not declared is a 422 naming it.
+    pub fn check_query(&self, raw: Option<&str>) -> ApiResult<()> {
+        super::query::Query::parse(raw.unwrap_or(""))?.only(self.query)
+    }
 }
 
 pub enum Lookup<'a> {
@@ -54,12 +71,15 @@ pub enum Lookup<'a> {
 
 #[derive(Default)]
 pub struct Router {
-    trees: Vec<(Method, matchit::Router<Route>)>,
+    /// Per method, path → index into `routes`.
+    trees: Vec<(Method, matchit::Router<usize>)>,
+    routes: Vec<(Method, String, Route)>,
 }
 
 impl Router {
     /// Registers `path` (matchit syntax, `/users/{id}`) for `method`. Panics on a duplicate
     /// or malformed path: the route table is fixed at compile time and checked by tests.
+    /// The route accepts no query parameters unless [`Route::query_params`] says so.
     pub fn add(
         &mut self,
         method: Method,
@@ -67,13 +87,14 @@ impl Router {
         access: Access,
         action: &'static str,
         handler: Handler,
-    ) {
+    ) -> &mut Route {
         let module = action.split('.').next().unwrap_or(action);
         let route = Route {
             handler,
             access,
             module,
             action,
+            query: &[],
         };
         let tree = match self.trees.iter_mut().position(|(m, _)| *m == method) {
             Some(i) => &mut self.trees[i].1,
@@ -82,9 +103,16 @@ impl Router {
                 &mut self.trees.last_mut().expect("just pushed").1
             }
         };
-        if let Err(e) = tree.insert(path, route) {
+        if let Err(e) = tree.insert(path, self.routes.len()) {
             panic!("route {method} {path}: {e}");
         }
+        self.routes.push((method, path.to_string(), route));
+        &mut self.routes.last_mut().expect("just pushed").2
+    }
+
+    /// Every route: method, path (matchit syntax) and route.
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &str, &Route)> {
+        self.routes.iter().map(|(m, p, r)| (m, p.as_str(), r))
     }
 
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
@@ -94,13 +122,16 @@ impl Router {
             _ => path,
         };
         if let Some((_, tree)) = self.trees.iter().find(|(m, _)| m == method) {
-            if let Ok(m) = tree.at(path) {
-                let params = m
-                    .params
+            let found = tree
+                .at(path)
+                .ok()
+                .and_then(|m| Some((m.params, &self.routes.get(*m.value)?.2)));
+            if let Some((params, route)) = found {
+                let params = params
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
-                return Lookup::Found(m.value, params);
+                return Lookup::Found(route, params);
             }
         }
         let allowed: Vec<&str> = self

@@ -56,11 +56,16 @@ async fn info(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
     Ok(Reply::ok(system::info(&app).await))
 }
 
+/// The settings, with the seed's names next to ours (`max_log_size` = `max_log_size_mb`,
+/// `debug_mode` from the log filter; `backup_retention` is null until backups exist).
 fn config_view(app: &App) -> serde_json::Value {
     let s = app.runtime.get();
     let mut v = serde_json::to_value(&s).unwrap_or_default();
     v["app_name"] = json!(crate::api::status::SERVICE);
     v["app_version"] = json!(env!("CARGO_PKG_VERSION"));
+    v["max_log_size"] = json!(s.max_log_size_mb);
+    v["debug_mode"] = json!(s.debug_mode());
+    v["backup_retention"] = serde_json::Value::Null;
     v
 }
 

@@ -24,7 +24,8 @@ pub fn routes(r: &mut Router) {
         Require(UsersRead),
         "users.list",
         h!(list),
-    );
+    )
+    .query_params(&["page", "size", "role", "search", "is_active"]);
     r.add(
         Method::POST,
         "/users",

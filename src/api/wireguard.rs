@@ -30,7 +30,8 @@ pub fn routes(r: &mut Router) {
         Require(Read),
         "wireguard.servers.list",
         h!(list_servers),
-    );
+    )
+    .query_params(&["page", "size", "status"]);
     r.add(
         M::POST,
         "/wireguard/servers",
@@ -72,7 +73,8 @@ pub fn routes(r: &mut Router) {
         Require(W),
         "wireguard.servers.delete",
         h!(delete_server),
-    );
+    )
+    .query_params(&["force"]);
     r.add(
         M::POST,
         "/wireguard/servers/{id}/start",
@@ -93,7 +95,8 @@ pub fn routes(r: &mut Router) {
         Require(Read),
         "wireguard.clients.list",
         h!(list_clients),
-    );
+    )
+    .query_params(&["page", "size", "server_id", "enabled", "search"]);
     r.add(
         M::POST,
         "/wireguard/clients",
@@ -136,7 +139,8 @@ pub fn routes(r: &mut Router) {
         Require(ClientsW),
         "wireguard.clients.config",
         h!(client_config),
-    );
+    )
+    .query_params(&["format"]);
     r.add(
         M::GET,
         "/wireguard/clients/{id}/qrcode",

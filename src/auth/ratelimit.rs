@@ -1,12 +1,20 @@
-//! Failed-login limiter per source address. Pure: the caller passes the time, so tests use
-//! a fake clock. Bounded: at most `CAPACITY` addresses are tracked; when full, expired
-//! windows are dropped first, then the oldest.
+//! Rate limiters. Pure: the caller passes the time, so tests use a fake clock. Bounded: at
+//! most `CAPACITY` callers are tracked each.
+//!
+//! - [`LoginLimiter`]: failed logins per source address; when full, expired windows are
+//!   dropped first, then the oldest.
+//! - [`ApiLimiter`]: requests per minute per caller (user or address), the generic cell
+//!   rate algorithm: a caller may send the whole minute's allowance at once, then one
+//!   request per `60 s / limit`; one instant per caller is all it keeps. When full, callers
+//!   back at a full allowance (the same as untracked) are dropped first, then the one
+//!   closest to it.
 //!
 //! IPv6 clients are keyed by their /64, since anyone holding a /64 can rotate through
 //! 2^64 addresses; IPv4-mapped IPv6 addresses count as the IPv4 address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 const CAPACITY: usize = 4096;
 
@@ -84,6 +92,70 @@ impl LoginLimiter {
     }
 }
 
+/// Whom [`ApiLimiter`] counts a request against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Caller {
+    User(i64),
+    Addr(IpAddr),
+}
+
+#[derive(Default)]
+pub struct ApiLimiter {
+    per_minute: u32,
+    /// Per caller, the earliest time its allowance is full again (GCRA's "theoretical
+    /// arrival time"), as time since the service started.
+    full_at: HashMap<Caller, Duration>,
+}
+
+impl ApiLimiter {
+    /// Counts a request at `now`; `Err(seconds)` to wait when `caller` is over `per_minute`
+    /// (0 = no limit). A changed limit starts every caller afresh.
+    pub fn check(&mut self, caller: Caller, per_minute: u32, now: Duration) -> Result<(), u64> {
+        if per_minute != self.per_minute {
+            self.per_minute = per_minute;
+            self.full_at = HashMap::new();
+        }
+        if per_minute == 0 {
+            return Ok(());
+        }
+        let caller = match caller {
+            Caller::Addr(ip) => Caller::Addr(key(ip)),
+            user => user,
+        };
+        let minute = Duration::from_secs(60);
+        let step = minute / per_minute;
+        let tolerance = minute - step;
+        let full_at = self.full_at.get(&caller).copied().unwrap_or(now).max(now);
+        if full_at > now + tolerance {
+            let wait = full_at - tolerance - now;
+            return Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        }
+        if !self.full_at.contains_key(&caller) && self.full_at.len() >= CAPACITY {
+            self.make_room(now);
+        }
+        self.full_at.insert(caller, full_at + step);
+        Ok(())
+    }
+
+    pub fn tracked(&self) -> usize {
+        self.full_at.len()
+    }
+
+    fn make_room(&mut self, now: Duration) {
+        self.full_at.retain(|_, t| *t > now);
+        if self.full_at.len() >= CAPACITY {
+            if let Some(c) = self
+                .full_at
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(c, _)| *c)
+            {
+                self.full_at.remove(&c);
+            }
+        }
+    }
+}
+
 fn key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -145,6 +217,84 @@ mod tests {
         l.record_failure(ip("::ffff:192.0.2.7"), 0);
         l.record_failure(ip("192.0.2.7"), 0);
         assert!(l.check(ip("192.0.2.7"), 1).is_err());
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    #[test]
+    fn api_limit_allows_a_minutes_burst_then_one_per_step() {
+        let mut l = ApiLimiter::default();
+        let u = Caller::User(1);
+        for _ in 0..3 {
+            assert_eq!(l.check(u, 3, secs(100)), Ok(()));
+        }
+        assert_eq!(l.check(u, 3, secs(100)), Err(20), "one request per 20 s");
+        assert_eq!(l.check(u, 3, secs(110)), Err(10));
+        assert_eq!(
+            l.check(Caller::User(2), 3, secs(110)),
+            Ok(()),
+            "others unaffected"
+        );
+        assert_eq!(l.check(u, 3, secs(120)), Ok(()));
+        assert_eq!(l.check(u, 3, secs(120)), Err(20));
+        assert_eq!(
+            l.check(u, 3, Duration::from_millis(120_500)),
+            Err(20),
+            "rounded up"
+        );
+        for _ in 0..3 {
+            assert_eq!(
+                l.check(u, 3, secs(200)),
+                Ok(()),
+                "a minute idle: full again"
+            );
+        }
+    }
+
+    #[test]
+    fn api_limit_zero_is_off_and_a_new_limit_starts_afresh() {
+        let mut l = ApiLimiter::default();
+        let a = Caller::Addr(ip("192.0.2.1"));
+        for _ in 0..1000 {
+            assert_eq!(l.check(a, 0, secs(0)), Ok(()));
+        }
+        assert_eq!(l.tracked(), 0);
+        assert_eq!(l.check(a, 1, secs(0)), Ok(()));
+        assert_eq!(l.check(a, 1, secs(0)), Err(60));
+        assert_eq!(l.check(a, 2, secs(0)), Ok(()));
+        assert_eq!(l.check(a, 0, secs(0)), Ok(()));
+        assert_eq!(l.tracked(), 0);
+    }
+
+    #[test]
+    fn api_limit_counts_ipv6_per_64() {
+        let mut l = ApiLimiter::default();
+        assert!(l.check(Caller::Addr(ip("2001:db8::1")), 1, secs(0)).is_ok());
+        assert!(l
+            .check(Caller::Addr(ip("2001:db8::2")), 1, secs(0))
+            .is_err());
+        assert!(l
+            .check(Caller::Addr(ip("2001:db8:0:1::2")), 1, secs(0))
+            .is_ok());
+    }
+
+    #[test]
+    fn api_limit_memory_is_bounded_and_keeps_the_limited() {
+        let mut l = ApiLimiter::default();
+        let busy = Caller::User(-1);
+        for _ in 0..10 {
+            let _ = l.check(busy, 10, secs(0));
+        }
+        for i in 0..(CAPACITY as u32 * 2) {
+            let _ = l.check(Caller::Addr(IpAddr::from(i.to_be_bytes())), 10, secs(0));
+            assert!(l.tracked() <= CAPACITY);
+        }
+        assert!(
+            l.check(busy, 10, secs(1)).is_err(),
+            "a saturated caller is not evicted"
+        );
     }
 
     #[test]

@@ -225,6 +225,8 @@ pub struct Monitor {
     hours: u32,
     snapshots: watch::Sender<Option<Arc<Snapshot>>>,
     alerts: broadcast::Sender<Arc<Alert>>,
+    /// False while `monitoring_enabled` is off and the collector is idle.
+    sampling: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -245,6 +247,19 @@ impl Monitor {
             hours: history_hours,
             snapshots: watch::Sender::new(None),
             alerts: broadcast::Sender::new(64),
+            sampling: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Whether the collector takes samples (`monitoring_enabled`).
+    pub fn sampling(&self) -> bool {
+        self.sampling.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Set by the collector as it stops or resumes; rates restart from the next sample.
+    fn set_sampling(&self, on: bool) {
+        if self.sampling.swap(on, std::sync::atomic::Ordering::Relaxed) != on {
+            lock(&self.state).previous = Previous::default();
         }
     }
 
@@ -281,6 +296,7 @@ impl Monitor {
     pub fn about(&self) -> serde_json::Value {
         let s = lock(&self.state);
         serde_json::json!({
+            "enabled": self.sampling(),
             "interval_secs": s.interval,
             "history_hours": self.hours,
             "history_capacity": s.history.capacity(),
@@ -300,11 +316,22 @@ impl Monitor {
     }
 }
 
-/// Runs the collector until the service stops.
+/// Runs the collector until the service stops; idle while `monitoring_enabled` is off.
 pub async fn run(app: Arc<App>) {
     let mut settings = app.runtime.subscribe();
     loop {
-        let secs = settings.borrow_and_update().metrics_interval_secs;
+        let (secs, enabled) = {
+            let s = settings.borrow_and_update();
+            (s.metrics_interval_secs, s.monitoring_enabled)
+        };
+        // Flagged only between ticks, so once it reads false no sample is in progress.
+        app.monitor.set_sampling(enabled);
+        if !enabled {
+            if settings.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
         app.monitor.set_interval(secs);
         // A fixed period (not "sleep after each sample", which would drift by its cost).
         let mut every = tokio::time::interval(Duration::from_secs(secs));
@@ -316,7 +343,8 @@ pub async fn run(app: Arc<App>) {
                     if r.is_err() {
                         return;
                     }
-                    if settings.borrow().metrics_interval_secs != secs {
+                    let s = settings.borrow();
+                    if s.metrics_interval_secs != secs || !s.monitoring_enabled {
                         break;
                     }
                 }
