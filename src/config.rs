@@ -115,6 +115,9 @@ pub struct AuthConfig {
     pub login_max_failures: u32,
     pub login_window_secs: u64,
     pub password_min_length: usize,
+    /// After `/auth/refresh`, the old token still works this long (requests already on
+    /// their way); 0 = revoked at once.
+    pub refresh_grace_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -180,6 +183,7 @@ impl Default for AuthConfig {
             login_max_failures: 5,
             login_window_secs: 300,
             password_min_length: 8,
+            refresh_grace_secs: 30,
         }
     }
 }
@@ -304,6 +308,7 @@ impl Config {
                 a.login_max_failures,
                 a.login_window_secs,
                 a.password_min_length,
+                a.refresh_grace_secs,
             )
         };
         check("auth", auth(&self.auth) == auth(&other.auth));
@@ -346,6 +351,9 @@ impl Config {
         }
         if !(1..=128).contains(&a.password_min_length) {
             return Err("auth.password_min_length must be between 1 and 128".into());
+        }
+        if a.refresh_grace_secs > 300 {
+            return Err("auth.refresh_grace_secs must be between 0 and 300".into());
         }
         if !LOG_ENTRIES.contains(&self.logs.max_entries) {
             return Err("logs.max_entries must be between 100 and 10000000".into());

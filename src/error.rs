@@ -159,11 +159,42 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Rule(message) => ApiError::new(ErrorCode::Conflict, message),
             StoreError::Closed => ApiError::unavailable("database is shutting down"),
+            e @ StoreError::Sqlite(_) if e.disk_problem().is_some() => {
+                log::error!("database: {e}");
+                ApiError::unavailable(e.disk_problem().unwrap_or_default())
+            }
             StoreError::Sqlite(e) => {
                 // Logged here, once; the client sees no internals.
                 log::error!("database error: {e}");
                 ApiError::internal()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    fn sqlite(code: std::os::raw::c_int) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
+    }
+
+    #[test]
+    fn a_full_or_failing_disk_is_503_with_a_clear_message() {
+        let full = ApiError::from(sqlite(rusqlite::ffi::SQLITE_FULL));
+        assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(full.message.contains("full"), "{}", full.message);
+        let io = ApiError::from(sqlite(rusqlite::ffi::SQLITE_IOERR_WRITE));
+        assert_eq!(io.code, ErrorCode::Unavailable);
+        let other = ApiError::from(sqlite(rusqlite::ffi::SQLITE_CORRUPT));
+        assert_eq!(
+            (other.code, other.message.as_str()),
+            (ErrorCode::Internal, "internal error")
+        );
     }
 }

@@ -286,8 +286,7 @@ pub async fn update(app: &App, id: i64, changes: UserChanges) -> ApiResult<UserR
 }
 
 pub async fn delete(app: &App, id: i64) -> ApiResult<()> {
-    Ok(app
-        .store
+    app.store
         .call(move |c| {
             let tx = c.transaction()?;
             let current = q::get(&tx, id)?.ok_or(StoreError::NotFound("user"))?;
@@ -296,7 +295,9 @@ pub async fn delete(app: &App, id: i64) -> ApiResult<()> {
             tx.commit()?;
             Ok(())
         })
-        .await?)
+        .await?;
+    forget_stale_initial_password(app).await;
+    Ok(())
 }
 
 pub async fn set_password(app: &App, id: i64, new_password: String) -> ApiResult<()> {
@@ -307,10 +308,11 @@ pub async fn set_password(app: &App, id: i64, new_password: String) -> ApiResult
     )?;
     let hash = hash_password(app, new_password).await?;
     let now = crate::time::now();
-    Ok(app
-        .store
+    app.store
         .call(move |c| q::set_password(c, id, &hash, now))
-        .await?)
+        .await?;
+    forget_stale_initial_password(app).await;
+    Ok(())
 }
 
 /// Checks `pw` against a stored hash on the blocking pool.
@@ -322,7 +324,8 @@ pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
 /// On first start (no users at all) creates `admin`. The password is `env_password` if
 /// given, else a random one printed once to stderr and saved to
-/// `<data_dir>/initial-admin-password` (0600). There is no built-in default password.
+/// `<data_dir>/initial-admin-password` (0600), removed once that password is changed. There
+/// is no built-in default password.
 pub async fn bootstrap_admin(app: &App, env_password: Option<String>) -> Result<(), String> {
     if app
         .store
@@ -331,6 +334,7 @@ pub async fn bootstrap_admin(app: &App, env_password: Option<String>) -> Result<
         .map_err(|e| e.to_string())?
         > 0
     {
+        forget_stale_initial_password(app).await;
         return Ok(());
     }
     let generated = env_password.is_none();
@@ -372,6 +376,46 @@ pub async fn bootstrap_admin(app: &App, env_password: Option<String>) -> Result<
     Ok(())
 }
 
+/// The first start's password file is kept only while it still opens the account it was
+/// made for, the first user ever created (lowest id; ids are never reused). Once that
+/// password has changed, or the account is gone, the file would only mislead (and leak an
+/// old password): it is removed. `first_user_hash` is that user's current hash.
+fn initial_password_is_stale(file_content: &str, first_user_hash: Option<&str>) -> bool {
+    first_user_hash.is_none_or(|h| !password::verify(file_content.trim_end_matches('\n'), h))
+}
+
+/// Removes `<data_dir>/initial-admin-password` if it is stale (see
+/// [`initial_password_is_stale`]); after a password change and at start. Failing to remove
+/// it is logged, not an error: the password change itself has happened.
+pub async fn forget_stale_initial_password(app: &App) {
+    let file = app.config.data_dir.join(INITIAL_PASSWORD_FILE);
+    let Ok(content) = std::fs::read_to_string(&file) else {
+        return;
+    };
+    let first = match app.store.call(|c| q::first(c)).await {
+        Ok(u) => u.map(|u| u.password_hash),
+        Err(e) => return log::warn!("cannot check {}: {e}", file.display()),
+    };
+    let stale = crate::auth::hashing(app, move || {
+        initial_password_is_stale(&content, first.as_deref())
+    })
+    .await;
+    if stale.unwrap_or(false) {
+        remove_initial_password(&file);
+    }
+}
+
+fn remove_initial_password(file: &Path) {
+    match std::fs::remove_file(file) {
+        Ok(()) => log::info!(
+            "removed {}: the initial admin password has been changed",
+            file.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("cannot remove stale {}: {e}", file.display()),
+    }
+}
+
 /// `ipv6wgm reset-password USER` over SSH, with the service stopped or running: sets a new
 /// password (given, or random and printed), reactivates the account and voids its tokens.
 pub fn admin_reset_password(
@@ -404,6 +448,13 @@ pub fn admin_reset_password(
             role: user.role,
         };
         q::update(&conn, user.id, &fields, false, now).map_err(|e| e.to_string())?;
+    }
+    let file = data_dir.join(INITIAL_PASSWORD_FILE);
+    if let Ok(content) = std::fs::read_to_string(&file) {
+        let first = q::first(&conn).map_err(|e| e.to_string())?;
+        if initial_password_is_stale(&content, first.as_ref().map(|u| u.password_hash.as_str())) {
+            remove_initial_password(&file);
+        }
     }
     Ok(pw)
 }
@@ -468,6 +519,20 @@ mod tests {
         assert!(validate_password("p", "12345678", 8).is_ok());
         assert_eq!(field(validate_password("p", "1234567", 8)), "p");
         assert_eq!(field(validate_password("p", &"x".repeat(257), 8)), "p");
+    }
+
+    #[test]
+    fn the_initial_password_is_stale_once_it_no_longer_opens_the_first_account() {
+        let hash = password::hash("initial-pw");
+        assert!(!initial_password_is_stale("initial-pw\n", Some(&hash)));
+        assert!(initial_password_is_stale(
+            "initial-pw\n",
+            Some(&password::hash("changed"))
+        ));
+        assert!(
+            initial_password_is_stale("initial-pw\n", None),
+            "account gone"
+        );
     }
 
     #[test]

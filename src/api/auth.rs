@@ -84,7 +84,7 @@ async fn refresh(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
 }
 
 async fn logout(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    session::revoke(&app, req.principal()?).await?;
+    session::logout(&app, req.principal()?).await?;
     Ok(Reply::message("logged out"))
 }
 

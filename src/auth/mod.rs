@@ -4,6 +4,7 @@
 
 pub mod password;
 pub mod ratelimit;
+pub mod revocation;
 pub mod roles;
 pub mod session;
 pub mod token;
@@ -22,34 +23,58 @@ pub struct Principal {
     pub username: String,
     pub role: Role,
     pub token_generation: i64,
+    pub token_nonce: String,
     /// The token's id and expiry, for logout/refresh revocation.
     pub jti: String,
     pub expires_at: i64,
+    /// The token was refreshed and is in its grace period: still accepted, not refreshed
+    /// again.
+    pub retiring: bool,
 }
 
 /// Verifies a bearer token, then checks in one database round trip that it is not revoked
-/// and that its user still exists, is active and has not voided it.
+/// (or still in a refresh's grace) and that its user row — the very row it was issued
+/// for — still exists, is active and has not voided it.
 pub async fn authenticate(app: &App, token: &str) -> ApiResult<Principal> {
     let claims = app.tokens.verify(token).map_err(|e| match e {
         TokenError::Expired => ApiError::new(ErrorCode::TokenExpired, "token has expired"),
         TokenError::Invalid => ApiError::unauthorized("invalid token"),
     })?;
     let jti = claims.jti.clone();
-    let (revoked, user) = app
+    let (saved, user) = app
         .store
-        .call(move |c| Ok((tokens::is_revoked(c, &jti)?, users::get(c, claims.user_id)?)))
+        .call(move |c| {
+            Ok((
+                tokens::revoked_from(c, &jti)?,
+                users::get(c, claims.user_id)?,
+            ))
+        })
         .await?;
+    let revoked_from = match (saved, app.tokens.unsaved.revoked_from(&claims.jti)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let user = match user {
-        Some(u) if !revoked && u.is_active && u.token_generation == claims.generation => u,
+        Some(u)
+            if revocation::accepted(revoked_from, crate::time::now())
+                && u.is_active
+                && u.token_generation == claims.generation
+                && u.token_nonce == claims.nonce =>
+        {
+            u
+        }
         _ => return Err(ApiError::unauthorized("token has been revoked")),
     };
+    session::save_revocations(app, true).await;
     Ok(Principal {
         user_id: user.id,
         username: user.username,
         role: user.role,
         token_generation: user.token_generation,
+        token_nonce: user.token_nonce,
         jti: claims.jti,
         expires_at: claims.expires_at,
+        retiring: revoked_from.is_some(),
     })
 }
 

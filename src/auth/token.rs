@@ -1,7 +1,8 @@
 //! Access tokens: HS256 JWTs signed with a per-install random key kept in the data dir
 //! (`jwt.key`, mode 0600). Claims: `sub` (user id), `jti` (random id, for revocation),
-//! `gen` (the user's token generation: bumping it voids every token of that user), `iat`,
-//! `exp`. The role is *not* trusted from the token; it is read from the database on every
+//! `gen` (the user's token generation: bumping it voids every token of that user), `nce`
+//! (the user row's random `token_nonce`: a token never authenticates another row, even one
+//! that got the same id), `iat`, `exp`. The role is *not* trusted from the token; it is read from the database on every
 //! request so demotions take effect at once.
 
 use jwt_simple::prelude::*;
@@ -13,6 +14,9 @@ use std::path::Path;
 struct Custom {
     #[serde(rename = "gen")]
     generation: i64,
+    /// Required: tokens from before it existed are invalid (their owners log in again).
+    #[serde(rename = "nce")]
+    nonce: String,
 }
 
 /// A verified token's claims.
@@ -21,6 +25,7 @@ pub struct TokenClaims {
     pub user_id: i64,
     pub jti: String,
     pub generation: i64,
+    pub nonce: String,
     /// Unix seconds.
     pub expires_at: i64,
 }
@@ -36,6 +41,8 @@ pub struct TokenService {
     /// Lifetime of newly issued tokens; changeable live (`/system/config` `session_timeout`).
     /// 32 bits: MIPS32 has no 64-bit atomics, and the bound (366 days) fits.
     ttl_secs: std::sync::atomic::AtomicU32,
+    /// Revocations the database could not take yet (a full disk): refused all the same.
+    pub unsaved: super::revocation::Unsaved,
 }
 
 fn clamp_ttl(secs: u64) -> u32 {
@@ -52,6 +59,7 @@ impl TokenService {
         TokenService {
             key: HS256Key::from_bytes(key),
             ttl_secs: clamp_ttl(ttl_secs).into(),
+            unsaved: Default::default(),
         }
     }
 
@@ -65,12 +73,15 @@ impl TokenService {
             .store(clamp_ttl(secs), std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub fn issue(&self, user_id: i64, generation: i64) -> Result<Issued, String> {
+    pub fn issue(&self, user_id: i64, generation: i64, nonce: &str) -> Result<Issued, String> {
         let jti = super::random_hex::<16>();
-        let claims =
-            Claims::with_custom_claims(Custom { generation }, Duration::from_secs(self.ttl_secs()))
-                .with_subject(user_id)
-                .with_jwt_id(&jti);
+        let custom = Custom {
+            generation,
+            nonce: nonce.to_string(),
+        };
+        let claims = Claims::with_custom_claims(custom, Duration::from_secs(self.ttl_secs()))
+            .with_subject(user_id)
+            .with_jwt_id(&jti);
         let expires_at = claims.expires_at.map(|t| t.as_secs() as i64).unwrap_or(0);
         let token = self.key.authenticate(claims).map_err(|e| e.to_string())?;
         Ok(Issued {
@@ -79,6 +90,7 @@ impl TokenService {
                 user_id,
                 jti,
                 generation,
+                nonce: nonce.to_string(),
                 expires_at,
             },
         })
@@ -107,6 +119,7 @@ impl TokenService {
             user_id,
             jti: claims.jwt_id.ok_or(TokenError::Invalid)?,
             generation: claims.custom.generation,
+            nonce: claims.custom.nonce,
             expires_at: claims
                 .expires_at
                 .map(|t| t.as_secs() as i64)
@@ -136,10 +149,10 @@ mod tests {
     #[test]
     fn issue_verify_round_trip() {
         let svc = TokenService::new(&[7u8; 32], 60);
-        let t = svc.issue(42, 3).expect("issue");
+        let t = svc.issue(42, 3, "n1").expect("issue");
         let c = svc.verify(&t.token).expect("valid");
         assert_eq!(c, t.claims);
-        assert_eq!((c.user_id, c.generation), (42, 3));
+        assert_eq!((c.user_id, c.generation, c.nonce.as_str()), (42, 3, "n1"));
         assert_eq!(c.jti.len(), 32);
     }
 
@@ -147,7 +160,7 @@ mod tests {
     fn other_key_or_tampering_is_invalid() {
         let a = TokenService::new(&[1u8; 32], 60);
         let b = TokenService::new(&[2u8; 32], 60);
-        let t = a.issue(1, 0).expect("issue").token;
+        let t = a.issue(1, 0, "n").expect("issue").token;
         assert_eq!(b.verify(&t), Err(TokenError::Invalid));
         let mut chars: Vec<char> = t.chars().collect();
         let mid = chars.len() / 2;
@@ -159,9 +172,26 @@ mod tests {
     }
 
     #[test]
+    fn a_token_without_a_nonce_is_invalid() {
+        // What releases before the nonce issued: {sub, jti, gen, iat, exp}.
+        #[derive(Serialize, Deserialize)]
+        struct Old {
+            #[serde(rename = "gen")]
+            generation: i64,
+        }
+        let key = HS256Key::from_bytes(&[7u8; 32]);
+        let claims = Claims::with_custom_claims(Old { generation: 0 }, Duration::from_secs(60))
+            .with_subject(1)
+            .with_jwt_id("x");
+        let old = key.authenticate(claims).expect("sign");
+        let svc = TokenService::new(&[7u8; 32], 60);
+        assert_eq!(svc.verify(&old), Err(TokenError::Invalid));
+    }
+
+    #[test]
     fn expired_is_told_apart() {
         let svc = TokenService::new(&[7u8; 32], 1);
-        let t = svc.issue(1, 0).expect("issue").token;
+        let t = svc.issue(1, 0, "n").expect("issue").token;
         std::thread::sleep(std::time::Duration::from_millis(2100));
         assert_eq!(svc.verify(&t), Err(TokenError::Expired));
     }

@@ -65,6 +65,26 @@ impl std::fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+impl StoreError {
+    /// What to tell the user when the database cannot be written because of the disk
+    /// (full, or failing); `None` for every other error.
+    pub fn disk_problem(&self) -> Option<&'static str> {
+        use rusqlite::ffi::ErrorCode;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => match f.code {
+                ErrorCode::DiskFull => Some(
+                    "the disk holding the database is full: free some space on it and try again",
+                ),
+                ErrorCode::SystemIoFailure => {
+                    Some("the database cannot be written (I/O error: is the disk full or failing?)")
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;

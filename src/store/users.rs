@@ -15,6 +15,9 @@ pub struct UserRow {
     pub password_hash: String,
     /// Tokens carry this; bumping it voids them all.
     pub token_generation: i64,
+    /// Random, unique to this row (never reused, unlike a freed id would be): tokens carry
+    /// it, so a token authenticates only the row it was issued for.
+    pub token_nonce: String,
     pub last_login: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -39,7 +42,7 @@ pub struct UserFilter {
 }
 
 const COLUMNS: &str = "id, username, email, full_name, role, is_active, password_hash, \
-                       token_generation, last_login, created_at, updated_at";
+                       token_generation, last_login, created_at, updated_at, token_nonce";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
     let role: String = r.get(4)?;
@@ -61,6 +64,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
         last_login: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
+        token_nonce: r.get(11)?,
     })
 }
 
@@ -106,6 +110,13 @@ pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<UserRow>> {
         .prepare_cached(&sql)?
         .query_row([id], from_row)
         .optional()?)
+}
+
+/// The user with the lowest id: the first account ever made (ids are never reused), which
+/// is the `admin` a first start created unless it was deleted.
+pub fn first(conn: &Connection) -> StoreResult<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users ORDER BY id LIMIT 1");
+    Ok(conn.query_row(&sql, [], from_row).optional()?)
 }
 
 pub fn get_by_username(conn: &Connection, username: &str) -> StoreResult<Option<UserRow>> {
