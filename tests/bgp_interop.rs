@@ -543,20 +543,38 @@ fn rpki_is_checked_for_the_origin_each_session_sends() {
     assert_eq!(c["rpki_sessions"][0]["rpki"], "not_found", "{c}");
 }
 
-/// The event log records a drop with the NOTIFICATION the peer sent, not the error
-/// before it.
+/// The event log and the WebSocket record a drop with the NOTIFICATION the peer sent,
+/// not the error before it.
 #[test]
 fn a_drop_is_logged_with_the_notification_that_caused_it() {
     let Some(t) = setup(None, None) else { return };
     let o = &t.ours;
     o.wait_status("established", 30);
+    let stream = o.s.connect();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let url = format!("ws://{}/api/v1/ws/bgp/status?token={}", o.s.addr, o.token);
+    let (mut ws, _) = tungstenite::client(url.as_str(), stream).expect("ws handshake");
     t.bird.birdc(r#"disable peer1 "bird-maintenance-window""#);
+    // The first push that shows the session down names the NOTIFICATION.
+    let pushed = loop {
+        let tungstenite::Message::Text(text) = ws.read().expect("ws read") else {
+            continue;
+        };
+        let m: Value = serde_json::from_str(&text).expect("json");
+        let s = &m["data"]["sessions"][0];
+        if s["status"].as_str().is_some_and(|st| st != "established") {
+            break s.clone();
+        }
+    };
     let v = wait_for(10, "the drop", || {
         let v = o.session();
         (v["status"] != "established").then_some(v)
     });
     let want = r#"received: Cease / Administrative Shutdown: "bird-maintenance-window""#;
     assert_eq!(v["last_error"], want, "{v}");
+    assert_eq!(pushed["last_error"], want, "WebSocket: {pushed}");
     let entry = wait_for(5, "the drop in the event log", || {
         let r = o.s.get("/logs?search=down&size=100", Some(&o.token));
         assert_eq!(r.status, 200, "{}", r.body);
@@ -605,6 +623,7 @@ fn lowering_max_prefixes_under_the_received_count_stops_the_session_at_once() {
     let o = &t.ours;
     o.wait_status("established", 30);
     o.wait_received(2);
+    let asked = std::time::Instant::now();
     let r = o.s.send(
         "PATCH",
         &format!("/bgp/sessions/{}", o.session),
@@ -613,6 +632,10 @@ fn lowering_max_prefixes_under_the_received_count_stops_the_session_at_once() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let v = o.wait_status("idle", 5);
+    eprintln!(
+        "max_prefixes 2 -> 1: session down {} ms after the PATCH",
+        asked.elapsed().as_millis()
+    );
     assert_eq!(v["prefixes_received"], 0, "{v}");
     assert!(
         v["last_error"]
