@@ -69,7 +69,7 @@ pub struct Inbound {
     pub withdraw: Vec<IpNet>,
     /// Prefixes to add or replace, grouped by the attributes they carry.
     pub announce: Vec<(Vec<IpNet>, RouteAttrs)>,
-    /// Why routes were treated as withdrawn, for the log.
+    /// Why routes were treated as withdrawn (errors, not loops), for the log.
     pub ignored: Vec<String>,
 }
 
@@ -92,15 +92,9 @@ pub fn inbound(u: &Update, local_as: u32, remote_as: u32, local_ip: Option<IpAdd
         .iter()
         .flatten()
         .any(|s| s.asns.contains(&local_as));
-    let why = match (&u.treat_as_withdraw, looped) {
-        (Some(why), _) => Some(why.clone()),
-        (None, true) => Some(format!("AS_PATH contains our AS {local_as}")),
-        (None, false) => None,
-    };
-    if let Some(why) = why {
-        if u.announced().next().is_some() {
-            out.ignored.push(why);
-        }
+    if u.treat_as_withdraw.is_some() || looped {
+        // A loop is routine (our own routes coming back), not worth a log line.
+        out.ignored.extend(u.treat_as_withdraw.clone());
         out.withdraw.extend(u.announced());
         return out;
     }
