@@ -102,7 +102,8 @@ struct Setup {
     bird: Bird,
 }
 
-fn bird_config(our_port: u16, bird_port: u16, password: Option<&str>) -> String {
+/// BIRD (AS 65002) expecting us as `our_as`.
+fn bird_config(our_port: u16, bird_port: u16, password: Option<&str>, our_as: u32) -> String {
     let password = password
         .map(|p| format!("password \"{p}\";"))
         .unwrap_or_default();
@@ -115,7 +116,7 @@ protocol static s6 {{ ipv6; route 2001:db8:200::/48 unreachable {{ bgp_community
 protocol static s4 {{ ipv4; route 198.51.100.0/24 unreachable; }}
 protocol bgp peer1 {{
   local 127.0.0.2 port {bird_port} as 65002;
-  neighbor 127.0.0.1 port {our_port} as 65001;
+  neighbor 127.0.0.1 port {our_port} as {our_as};
   hold time 90; connect retry time 2; error wait time 1, 2;
   multihop 2;
   {password}
@@ -127,17 +128,35 @@ protocol bgp peer1 {{
 }
 
 fn setup(password: Option<&str>, bird_password: Option<&str>) -> Option<Setup> {
+    let mut extra = json!({});
+    if let Some(p) = password {
+        extra["password"] = json!(p);
+    }
+    setup_with("", 65001, bird_password, extra)
+}
+
+/// BIRD and ipv6wgm (`[bgp] local_asn = 65001` plus `config`, which may open more tables)
+/// with a session to BIRD that speaks as `our_as`; `extra` adds to the session's body.
+fn setup_with(
+    config: &str,
+    our_as: u32,
+    bird_password: Option<&str>,
+    extra: Value,
+) -> Option<Setup> {
     let (ours, theirs) = (free_port(), free_port());
-    let bird = Bird::start(&bird_config(ours, theirs, bird_password))?;
+    let bird = Bird::start(&bird_config(ours, theirs, bird_password, our_as))?;
     let mut body = json!({
         "name": "bird", "neighbor": "127.0.0.2", "remote_as": 65002,
         "local_address": "127.0.0.1", "local_port": ours, "remote_port": theirs,
         "next_hop_ipv6": "2001:db8::1", "hold_time": 30,
     });
-    if let Some(p) = password {
-        body["password"] = json!(p);
+    if our_as != 65001 {
+        body["local_as"] = json!(our_as);
     }
-    let ours = Ours::start("connect_retry_secs = 2\n", body);
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        body[k] = v;
+    }
+    let ours = Ours::start(&format!("connect_retry_secs = 2\n{config}"), body);
     Some(Setup { ours, bird })
 }
 
@@ -158,6 +177,26 @@ impl Setup {
 
     fn bird_routes(&self) -> String {
         self.bird.birdc("show route all protocol peer1")
+    }
+
+    /// The AS_PATH BIRD has for `prefix` from us, once it has the route.
+    fn bird_path(&self, prefix: &str) -> String {
+        wait_for(10, &format!("{prefix} in BIRD"), || {
+            self.bird
+                .birdc(&format!("show route {prefix} all protocol peer1"))
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("BGP.as_path:").map(str::trim))
+                .map(str::to_string)
+        })
+    }
+
+    fn announcement(&self, id: i64) -> Value {
+        let r = self
+            .ours
+            .s
+            .get(&format!("/bgp/announcements/{id}"), Some(&self.ours.token));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.data().clone()
     }
 }
 
@@ -439,4 +478,216 @@ fn exabgp_receives_our_routes_and_sends_its_own() {
         x.log().contains(&hex).then_some(())
     });
     o.wait_status("established", 30);
+}
+
+// ---- issue 12 item 11: what a full implementation showed ----
+
+/// A session with its own `local_as` (65100) originates as 65100: RPKI is checked for
+/// that origin, not `[bgp] local_asn` (65001), on that session; an explicit `asn` equal
+/// to the session's AS is not prepended twice.
+#[test]
+fn rpki_is_checked_for_the_origin_each_session_sends() {
+    let dir = tempfile::tempdir().expect("dir");
+    let vrps = dir.path().join("vrps.json");
+    std::fs::write(
+        &vrps,
+        r#"{"roas":[
+          {"prefix":"2001:db8:a00::/48","maxLength":48,"asn":"AS65100","ta":"test"},
+          {"prefix":"2001:db8:b00::/48","maxLength":48,"asn":"AS65001","ta":"test"}]}"#,
+    )
+    .expect("write vrps");
+    let rpki = format!("[rpki]\nvrp_file = {:?}\n", vrps.display().to_string());
+    let Some(t) = setup_with(&rpki, 65100, None, json!({})) else {
+        return;
+    };
+    let o = &t.ours;
+    let roa_for_session = o.announce(json!({"prefix": "2001:db8:a00::/48"}));
+    let roa_for_config = o.announce(json!({"prefix": "2001:db8:b00::/48"}));
+    let explicit = o.announce(json!({"prefix": "2001:db8:c00::/48", "asn": 65100}));
+    o.wait_status("established", 30);
+
+    assert_eq!(t.bird_path("2001:db8:a00::/48"), "65100");
+    assert_eq!(
+        t.bird_path("2001:db8:c00::/48"),
+        "65100",
+        "asn not prepended twice"
+    );
+    // Both are in BIRD after one UPDATE run; the invalid one is not.
+    assert!(
+        !t.bird_routes().contains("2001:db8:b00::/48"),
+        "RPKI-invalid for origin 65100: {}",
+        t.bird_routes()
+    );
+
+    let a = wait_for(5, "the route counted as sent", || {
+        let a = t.announcement(roa_for_session);
+        (a["status"] == "active").then_some(a)
+    });
+    assert_eq!(
+        a["rpki_sessions"],
+        json!([{"session_id": o.session, "origin_as": 65100, "rpki": "valid",
+                "rpki_reason": null, "sent": true}]),
+        "{a}"
+    );
+    let b = t.announcement(roa_for_config);
+    assert_eq!(b["status"], "rpki_invalid", "{b}");
+    assert_eq!(b["rpki"], "valid", "the verdict for asn {}: {b}", b["asn"]);
+    assert_eq!(
+        b["rpki_sessions"],
+        json!([{"session_id": o.session, "origin_as": 65100, "rpki": "invalid",
+                "rpki_reason": "invalid_asn", "sent": false}]),
+        "{b}"
+    );
+    let c = t.announcement(explicit);
+    assert_eq!(c["as_path"], "65100", "{c}");
+    assert_eq!(c["rpki_sessions"][0]["rpki"], "not_found", "{c}");
+}
+
+/// The event log and the WebSocket record a drop with the NOTIFICATION the peer sent,
+/// not the error before it.
+#[test]
+fn a_drop_is_logged_with_the_notification_that_caused_it() {
+    let Some(t) = setup(None, None) else { return };
+    let o = &t.ours;
+    o.wait_status("established", 30);
+    let stream = o.s.connect();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let url = format!("ws://{}/api/v1/ws/bgp/status?token={}", o.s.addr, o.token);
+    let (mut ws, _) = tungstenite::client(url.as_str(), stream).expect("ws handshake");
+    t.bird.birdc(r#"disable peer1 "bird-maintenance-window""#);
+    // The first push that shows the session down names the NOTIFICATION.
+    let pushed = loop {
+        let tungstenite::Message::Text(text) = ws.read().expect("ws read") else {
+            continue;
+        };
+        let m: Value = serde_json::from_str(&text).expect("json");
+        let s = &m["data"]["sessions"][0];
+        if s["status"].as_str().is_some_and(|st| st != "established") {
+            break s.clone();
+        }
+    };
+    let v = wait_for(10, "the drop", || {
+        let v = o.session();
+        (v["status"] != "established").then_some(v)
+    });
+    let want = r#"received: Cease / Administrative Shutdown: "bird-maintenance-window""#;
+    assert_eq!(v["last_error"], want, "{v}");
+    assert_eq!(pushed["last_error"], want, "WebSocket: {pushed}");
+    let entry = wait_for(5, "the drop in the event log", || {
+        let r = o.s.get("/logs?search=down&size=100", Some(&o.token));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.data()["logs"]
+            .as_array()
+            .expect("logs")
+            .iter()
+            .find(|l| l.to_string().contains("BGP session bird down"))
+            .cloned()
+    });
+    let message = entry["message"].as_str().unwrap_or_default();
+    assert!(message.ends_with(want), "{entry}");
+}
+
+/// Deleting a session tells the peer Peer De-configured; disabling it says so.
+#[test]
+fn delete_sends_peer_deconfigured_and_disable_says_disabled() {
+    let Some(t) = setup(None, None) else { return };
+    let o = &t.ours;
+    o.wait_status("established", 30);
+    let path = format!("/bgp/sessions/{}", o.session);
+    let r =
+        o.s.send("PATCH", &path, Some(&o.token), &json!({"enabled": false}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    // "session disabled" on main too; the text now also says who.
+    t.wait_bird_log(r#"Administrative shutdown: "session disabled"#);
+
+    let r =
+        o.s.send("PATCH", &path, Some(&o.token), &json!({"enabled": true}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    o.wait_status("established", 30);
+    let r = o.s.send("DELETE", &path, Some(&o.token), &json!({}));
+    assert!(r.status == 200 || r.status == 204, "{}", r.body);
+    t.wait_bird_log("Peer de-configured");
+    assert!(
+        !t.bird.log().contains("ipv6wgm is stopping"),
+        "the service did not stop: {}",
+        t.bird.log()
+    );
+}
+
+/// A limit lowered under what the peer already sent applies at once.
+#[test]
+fn lowering_max_prefixes_under_the_received_count_stops_the_session_at_once() {
+    let Some(t) = setup(None, None) else { return };
+    let o = &t.ours;
+    o.wait_status("established", 30);
+    o.wait_received(2);
+    let asked = std::time::Instant::now();
+    let r = o.s.send(
+        "PATCH",
+        &format!("/bgp/sessions/{}", o.session),
+        Some(&o.token),
+        &json!({"max_prefixes": 1}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = o.wait_status("idle", 5);
+    eprintln!(
+        "max_prefixes 2 -> 1: session down {} ms after the PATCH",
+        asked.elapsed().as_millis()
+    );
+    assert_eq!(v["prefixes_received"], 0, "{v}");
+    assert!(
+        v["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Maximum Number of Prefixes Reached")),
+        "{v}"
+    );
+    t.wait_bird_log("Maximum number of prefixes reached");
+    // It stays down (no automatic restart) until its limit changes.
+    let r = o.s.send(
+        "PATCH",
+        &format!("/bgp/sessions/{}", o.session),
+        Some(&o.token),
+        &json!({"max_prefixes": 10}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    o.wait_status("established", 30);
+    o.wait_received(2);
+}
+
+/// An IPv4 route with NEXT_HOP 0.0.0.0 is treated as withdrawn (ExaBGP sends it as given).
+#[test]
+fn a_route_with_next_hop_0_0_0_0_is_treated_as_withdraw() {
+    let port = free_port();
+    let config = exabgp_config(port).replace(
+        "  static {\n",
+        "  static {\n    route 203.0.113.0/24 next-hop 0.0.0.0;\n",
+    );
+    let Some(_x) = ExaBgp::start(&config) else {
+        return;
+    };
+    let o = Ours::start(
+        "",
+        json!({"name": "exabgp", "neighbor": "127.0.0.4", "remote_as": 65004,
+               "local_address": "127.0.0.1", "local_port": port, "passive": true,
+               "next_hop_ipv6": "2001:db8::1"}),
+    );
+    o.wait_status("established", 30);
+    // The log line says the UPDATE was seen; then it is not in the Adj-RIB-In.
+    wait_for(10, "the treat-as-withdraw in our log", || {
+        o.s.stderr_text()
+            .contains("next hop 0.0.0.0 is not usable (treat-as-withdraw)")
+            .then_some(())
+    });
+    o.wait_received(2);
+    let routes: Vec<String> = o
+        .routes()
+        .iter()
+        .map(|r| r["prefix"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        !routes.contains(&"203.0.113.0/24".to_string()),
+        "{routes:?}"
+    );
 }

@@ -5,7 +5,10 @@
 //! - [`packet`]: the message codec, pure (`decode(&[u8]) -> Result<Message, Notification>`).
 //! - [`fsm`]: the RFC 4271 state machine, pure, time passed in.
 //! - [`rib`]: the compact Adj-RIB-In.
-//! - [`model`], [`view`]: request bodies and JSON views; [`exports`]: what we announce.
+//! - [`model`], [`view`]: request bodies and JSON views; [`exports`]: what we announce
+//!   and, per session, with which AS path and origin (RPKI is decided per session).
+//! - `policy`: the session's pure decisions (which Cease, inbound UPDATE handling, the
+//!   prefix limit).
 //! - `speaker`, `session`, `net`: the I/O — one task per peer, listeners, TCP-MD5 sockets.
 //!
 //! This file is the domain the API calls: configuration in the database, applied to the
@@ -16,6 +19,7 @@ pub mod fsm;
 pub mod model;
 mod net;
 pub mod packet;
+mod policy;
 pub mod rib;
 mod session;
 pub mod speaker;
@@ -34,7 +38,7 @@ use serde::Serialize;
 use speaker::SessionConfig;
 use std::sync::Arc;
 use std::time::Duration;
-use view::{AnnouncementState, LiveView};
+use view::{AnnouncementState, LiveView, SessionRpki};
 
 /// Seconds between connection attempts to a peer that does not answer.
 pub const CONNECT_RETRY: Duration = Duration::from_secs(30);
@@ -166,7 +170,8 @@ pub async fn update_session(app: &App, id: i64, input: SessionInput) -> ApiResul
     Ok(view(app, row))
 }
 
-/// Deletes a session (Cease to the peer) and the announcements restricted to it.
+/// Deletes a session (Cease / Peer De-configured to the peer) and the announcements
+/// restricted to it.
 pub async fn delete_session(app: &App, id: i64) -> ApiResult<u64> {
     let n = db(app, move |c| Ok(q::delete_session(c, id)?)).await?;
     app.bgp.remove(id);
@@ -375,14 +380,33 @@ fn check_session_ref(c: &rusqlite::Connection, session_id: Option<i64>) -> ApiRe
     Ok(())
 }
 
+/// The announcement with its RPKI verdict for `[bgp] local_asn` and, per session it goes
+/// to, for the origin that session sends (what the session decides with).
 fn announcement_view(app: &App, row: AnnouncementRow) -> AnnouncementView {
     let table = app.rpki.loaded().then(|| app.rpki.table());
-    let asn = model::origin_as(&row.f.as_path, app.config.bgp.local_asn);
-    let (rpki, rpki_reason) = crate::rpki::verdict(table.as_deref(), row.f.prefix, asn);
+    let vrps = table.as_deref();
+    let path = model::parse_path(&row.f.as_path).unwrap_or_default();
+    let prefix = row.f.prefix;
+    let (rpki, rpki_reason) = exports::verdict_on(prefix, &path, app.config.bgp.local_asn, vrps);
+    let sessions = app
+        .bgp
+        .targets(&prefix, row.f.session_id)
+        .into_iter()
+        .map(|t| {
+            let (rpki, rpki_reason) = exports::verdict_on(prefix, &path, t.local_as, vrps);
+            SessionRpki {
+                session_id: t.session_id,
+                origin_as: exports::origin_on(&path, t.local_as),
+                rpki,
+                rpki_reason,
+                sent: t.sent,
+            }
+        })
+        .collect();
     let st = AnnouncementState {
         rpki,
         rpki_reason,
-        sessions_sent: app.bgp.sent_count(&row.f.prefix, row.f.session_id),
+        sessions,
     };
     AnnouncementView::new(row, app.config.bgp.local_asn, st)
 }

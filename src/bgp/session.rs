@@ -13,13 +13,13 @@
 //! the incoming connection replaces our own); an Established session refuses newcomers
 //! with Cease / Connection Collision Resolution.
 
-use super::exports::Export;
+use super::exports::{self, Export, ExportSet};
 use super::fsm::{self, Action, ErrorSide, Event, Fsm, State};
 use super::packet::{
     self as pkt, Capability, Context, Message, NextHop, Notification, Open, SegmentKind, Update,
     AFI_IPV4, AFI_IPV6, SAFI_UNICAST,
 };
-use super::rib::RouteAttrs;
+use super::policy::{self, Stop};
 use super::speaker::{lock, Command, SessionConfig, Shared, StateChange};
 use ipnet::IpNet;
 use std::collections::{HashMap, VecDeque};
@@ -102,20 +102,18 @@ struct Session {
     shared: Arc<Shared>,
     conn: Option<Conn>,
     connecting: Option<Connecting>,
-    exports: watch::Receiver<Arc<Vec<Export>>>,
+    exports: watch::Receiver<Arc<ExportSet>>,
     /// Routes announced to the peer, with the attributes they were sent with.
     rib_out: HashMap<IpNet, Export>,
     /// Stopped by the operator (or disabled): no automatic restart, no incoming sessions.
     stopped: bool,
-    /// The FSM error last copied into `last_error`.
-    reported: Option<(ErrorSide, Notification)>,
 }
 
 pub async fn run(
     cfg: SessionConfig,
     shared: Arc<Shared>,
     mut commands: mpsc::Receiver<Command>,
-    exports: watch::Receiver<Arc<Vec<Export>>>,
+    exports: watch::Receiver<Arc<ExportSet>>,
 ) {
     let mut s = Session {
         fsm: Fsm::new(fsm_config(&cfg)),
@@ -126,7 +124,6 @@ pub async fn run(
         connecting: None,
         exports,
         rib_out: HashMap::new(),
-        reported: None,
     };
     if !s.stopped {
         s.event(Event::ManualStart).await;
@@ -137,8 +134,14 @@ pub async fn run(
         let established = s.fsm.state() == State::Established;
         tokio::select! {
             cmd = commands.recv() => match cmd {
-                None | Some(Command::Shutdown) => {
-                    s.manual_stop(Notification::cease_shutdown("ipv6wgm is stopping")).await;
+                Some(Command::Shutdown) => {
+                    s.manual_stop(&Stop::ServiceStopping).await;
+                    s.publish();
+                    return;
+                }
+                // The speaker forgot the session (its handle is gone with the queue).
+                None | Some(Command::Remove) => {
+                    s.manual_stop(&Stop::Deleted).await;
                     s.publish();
                     return;
                 }
@@ -222,11 +225,19 @@ fn needs_reset(a: &SessionConfig, b: &SessionConfig) -> bool {
 }
 
 impl Session {
-    /// Copies the FSM's view into the shared live state.
+    /// Copies the FSM's view into the shared live state. A new error goes in before the
+    /// state change is announced, so a drop is recorded with the NOTIFICATION that caused it.
     fn publish(&mut self) {
         let state = self.fsm.state();
         let received = lock(&self.shared.rib).len() as u64;
         let mut live = lock(&self.shared.live);
+        if let Some((side, n)) = self.fsm.take_new_error() {
+            let dir = match side {
+                ErrorSide::Sent => "sent",
+                ErrorSide::Received => "received",
+            };
+            live.last_error = Some(format!("{dir}: {}", n.describe()));
+        }
         if live.state != state || live.last_change.is_none() {
             if live.state != state {
                 let _ = self.shared.changes.send(StateChange {
@@ -256,17 +267,6 @@ impl Session {
             .map(|o| o.bgp_id);
         live.prefixes_received = received;
         live.prefixes_sent = self.rib_out.len() as u64;
-        let last = self.fsm.last_error().cloned();
-        if last.is_some() && last != self.reported {
-            if let Some((side, n)) = &last {
-                let dir = match side {
-                    ErrorSide::Sent => "sent",
-                    ErrorSide::Received => "received",
-                };
-                live.last_error = Some(format!("{dir}: {}", n.describe()));
-            }
-            self.reported = last;
-        }
     }
 
     fn set_error(&self, e: String) {
@@ -540,70 +540,30 @@ impl Session {
         Event::OpenReceived { hold_time }
     }
 
-    /// Applies an UPDATE to the Adj-RIB-In; an event when the prefix limit is exceeded.
+    /// Applies an UPDATE to the Adj-RIB-In as [`policy::inbound`] says; an event when the
+    /// prefix limit is exceeded.
     fn apply_update(&mut self, u: Update) -> Option<Event> {
-        if u.is_end_of_rib().is_some() {
-            return None;
+        let local_ip = self.conn.as_ref().map(Conn::local_ip);
+        let plan = policy::inbound(&u, self.cfg.local_as, self.cfg.f.remote_as, local_ip);
+        for why in &plan.ignored {
+            log::info!(
+                "bgp: session {}: {why} (treat-as-withdraw)",
+                self.cfg.f.name
+            );
         }
         let mut rib = lock(&self.shared.rib);
-        for p in u.withdrawn_all() {
-            rib.remove(&p);
+        for p in &plan.withdraw {
+            rib.remove(p);
         }
-        let local_as = self.cfg.local_as;
-        let looped = u
-            .attributes
-            .as_path
-            .iter()
-            .flatten()
-            .any(|s| s.asns.contains(&local_as));
-        if u.treat_as_withdraw.is_some() || looped {
-            if let Some(why) = &u.treat_as_withdraw {
-                log::info!(
-                    "bgp: session {}: {why} (treat-as-withdraw)",
-                    self.cfg.f.name
-                );
-            }
-            for p in u.announced() {
-                rib.remove(&p);
-            }
-            return None;
-        }
-        let max = self.cfg.f.max_prefixes as usize;
-        let (v4, v6) = route_attrs(&u, self.cfg.f.remote_as);
-        for (nlri, attrs) in [
-            (u.nlri.iter().map(|n| IpNet::V4(*n)).collect::<Vec<_>>(), v4),
-            (
-                u.attributes
-                    .mp_reach
-                    .as_ref()
-                    .map(|m| m.nlri.clone())
-                    .unwrap_or_default(),
-                v6,
-            ),
-        ] {
-            if nlri.is_empty() {
-                continue;
-            }
+        for (nlri, attrs) in plan.announce {
             let fresh = nlri.iter().filter(|p| !rib.contains(p)).count();
-            if max > 0 && rib.len() + fresh > max {
+            if policy::over_limit(rib.len() + fresh, self.cfg.f.max_prefixes) {
                 drop(rib);
-                self.set_error(format!(
-                    "the peer sent more than max_prefixes ({max}) routes; session stopped \
-                     (start or restart it after raising the limit)"
-                ));
-                let afi = if matches!(nlri[0], IpNet::V4(_)) {
-                    AFI_IPV4
-                } else {
-                    AFI_IPV6
+                let afi = match nlri.first() {
+                    Some(IpNet::V4(_)) => AFI_IPV4,
+                    _ => AFI_IPV6,
                 };
-                let mut data = afi.to_be_bytes().to_vec();
-                data.push(SAFI_UNICAST);
-                data.extend_from_slice(&(max as u32).to_be_bytes());
-                self.stopped = true;
-                return Some(Event::LocalError {
-                    notification: Notification::with_data(pkt::CEASE, 1, data),
-                    auto_restart: false,
-                });
+                return Some(self.prefix_limit_reached(Some(afi)));
             }
             let id = rib.intern(attrs);
             for p in nlri {
@@ -612,6 +572,21 @@ impl Session {
             rib.unused(id);
         }
         None
+    }
+
+    /// Cease / Maximum Number of Prefixes Reached; the session stays down until it is
+    /// started again or its limit changes.
+    fn prefix_limit_reached(&mut self, afi: Option<u16>) -> Event {
+        let max = self.cfg.f.max_prefixes;
+        self.set_error(format!(
+            "the peer sent more than max_prefixes ({max}) routes; session stopped \
+             (start or restart it after raising the limit)"
+        ));
+        self.stopped = true;
+        Event::LocalError {
+            notification: policy::max_prefix_cease(afi, max),
+            auto_restart: false,
+        }
     }
 
     // ---- sending our routes ----
@@ -701,15 +676,17 @@ impl Session {
     }
 
     /// The exports for this session with concrete next hops; routes of a family the
-    /// peer did not negotiate, or without a usable next hop, are left out.
-    fn wanted(&self, conn: &Conn, exports: &[Export]) -> HashMap<IpNet, Export> {
+    /// peer did not negotiate, without a usable next hop, or RPKI-invalid for the origin
+    /// this session sends ([`exports::withheld`]) are left out.
+    fn wanted(&self, conn: &Conn, exports: &ExportSet) -> HashMap<IpNet, Export> {
         let (v4, v6) = conn.families();
         let mut out: HashMap<IpNet, Export> = HashMap::new();
         let mut no_v6_hop = false;
-        for e in exports
-            .iter()
-            .filter(|e| e.session_id.is_none_or(|s| s == self.cfg.id))
-        {
+        let vrps = exports.vrps.as_deref();
+        for e in exports.routes.iter().filter(|e| {
+            e.session_id.is_none_or(|s| s == self.cfg.id)
+                && !exports::withheld(e, self.cfg.local_as, vrps)
+        }) {
             let hop = match e.prefix {
                 IpNet::V4(_) if v4 => e.next_hop.or(match conn.local_ip() {
                     IpAddr::V4(a) => Some(IpAddr::V4(a)),
@@ -751,12 +728,7 @@ impl Session {
         communities: &[super::model::Community],
     ) -> pkt::Attributes {
         use super::model::Community;
-        // eBGP: our AS first; iBGP: the path as configured (RFC 4271 §5.1.2).
-        let mut asns = Vec::with_capacity(path.len() + 1);
-        if self.cfg.local_as != self.cfg.f.remote_as {
-            asns.push(self.cfg.local_as);
-        }
-        asns.extend_from_slice(path);
+        let asns = exports::wire_path(self.cfg.local_as, self.cfg.f.remote_as, path);
         let as_path = if asns.is_empty() {
             Vec::new()
         } else {
@@ -804,21 +776,22 @@ impl Session {
             }
             Command::Stop(msg) => {
                 self.stopped = true;
-                self.manual_stop(Notification::cease_shutdown(&msg)).await;
+                self.manual_stop(&Stop::Operator(msg)).await;
             }
             Command::Restart(msg) => {
-                self.manual_stop(Notification::cease_reset(&msg)).await;
+                self.manual_stop(&Stop::Restart(msg)).await;
                 self.stopped = false;
                 self.event(Event::ManualStart).await;
             }
             Command::Refresh => self.refresh().await,
             Command::Incoming(stream) => self.incoming(stream).await,
             // Handled by the loop.
-            Command::Shutdown => {}
+            Command::Shutdown | Command::Remove => {}
         }
     }
 
-    async fn manual_stop(&mut self, notification: Notification) {
+    async fn manual_stop(&mut self, why: &Stop) {
+        let notification = policy::cease(why);
         self.event(Event::ManualStop { notification }).await;
         self.conn = None;
         self.connecting = None;
@@ -831,21 +804,26 @@ impl Session {
         if !enabled {
             if !self.stopped {
                 self.stopped = true;
-                self.manual_stop(Notification::cease_shutdown("session disabled"))
-                    .await;
+                self.manual_stop(&Stop::Disabled).await;
             }
             return;
         }
         if reset || self.stopped {
             if self.fsm.state() != State::Idle {
-                self.manual_stop(Notification::cease_reset("configuration changed"))
-                    .await;
+                self.manual_stop(&Stop::Reconfigured).await;
             }
             self.fsm = Fsm::new(fsm_config(&self.cfg));
             self.stopped = false;
             self.event(Event::ManualStart).await;
         } else if self.fsm.state() == State::Established {
-            // Next hop or limit changes: send our routes again where they differ.
+            // A lower prefix limit applies at once to what the peer already sent.
+            let received = lock(&self.shared.rib).len();
+            if policy::over_limit(received, self.cfg.f.max_prefixes) {
+                let e = self.prefix_limit_reached(None);
+                self.event(e).await;
+                return;
+            }
+            // Next hop or AS changes: send our routes again where they differ.
             self.sync_routes(false).await;
         }
     }
@@ -929,36 +907,4 @@ async fn refuse(mut conn: Conn, subcode: u8) {
     let mut b = Vec::new();
     Message::Notification(Notification::new(pkt::CEASE, subcode)).encode(&conn.ctx, &mut b);
     let _ = tokio::time::timeout(Duration::from_secs(1), conn.stream.write_all(&b)).await;
-}
-
-/// The attributes of an UPDATE's routes as the Adj-RIB-In keeps them: one set for its
-/// IPv4 NLRI (classic next hop), one for its MP_REACH NLRI (that next hop).
-fn route_attrs(u: &Update, remote_as: u32) -> (RouteAttrs, RouteAttrs) {
-    let a = &u.attributes;
-    let segments = a.as_path.as_deref().unwrap_or(&[]);
-    let flat: Box<[u32]> = segments
-        .iter()
-        .flat_map(|s| s.asns.iter().copied())
-        .collect();
-    let origin_as = match segments.last() {
-        None => Some(remote_as),
-        Some(s) if s.kind == SegmentKind::Sequence => s.asns.last().copied(),
-        Some(_) => None,
-    };
-    let base = RouteAttrs {
-        origin: a.origin.map(|o| o as u8),
-        as_path: flat,
-        origin_as,
-        next_hop: a.next_hop.map(IpAddr::V4),
-        med: a.med,
-        local_pref: a.local_pref,
-        communities: a.communities.clone().into_boxed_slice(),
-        large_communities: a.large_communities.clone().into_boxed_slice(),
-    };
-    let mut mp = base.clone();
-    mp.next_hop = a.mp_reach.as_ref().map(|m| match m.next_hop {
-        NextHop::V4(v4) => IpAddr::V4(v4),
-        NextHop::V6 { global, .. } => IpAddr::V6(global).to_canonical(),
-    });
-    (base, mp)
 }

@@ -4,8 +4,8 @@
 //! ```text
 //!  API handlers ──configure/command──► Speaker ──mpsc (bounded)──► session task (one per peer)
 //!       │                                │                           │  FSM + socket + timers
-//!       └──changed()──► exports task ──watch<Arc<[Export]>>──────────┤  Adj-RIB-In / Adj-RIB-Out
-//!                       (DB + pools + RPKI)                          │
+//!       └──changed()──► exports task ──watch<Arc<ExportSet>>─────────┤  Adj-RIB-In / Adj-RIB-Out
+//!                       (DB + pools + VRPs)                          │  RPKI per session
 //!  listener task (one per local addr:port) ──accept──► Incoming ─────┘
 //! ```
 //! Session tasks publish their live state into [`Shared`], which the API reads; they never
@@ -13,7 +13,7 @@
 //! bounded queue). Memory: per session a fixed set of buffers plus its Adj-RIB-In, which
 //! the prefix limit bounds.
 
-use super::exports::Export;
+use super::exports::ExportSet;
 use super::fsm::State;
 use super::net;
 use super::rib::AdjRibIn;
@@ -113,8 +113,10 @@ pub enum Command {
     Refresh,
     /// A connection the peer opened to us.
     Incoming(TcpStream),
-    /// The service is stopping: Cease and end the task.
+    /// The service is stopping: Cease / Administrative Shutdown and end the task.
     Shutdown,
+    /// The session was deleted: Cease / Peer De-configured and end the task.
+    Remove,
 }
 
 /// Commands queued per session; more means the task is stuck, and the API says so.
@@ -141,9 +143,19 @@ pub struct Speaker {
     sessions: Mutex<HashMap<i64, Handle>>,
     listeners: Mutex<HashMap<SocketAddr, Listener>>,
     routes: Routes,
-    exports: watch::Sender<Arc<Vec<Export>>>,
+    exports: watch::Sender<Arc<ExportSet>>,
     dirty: Arc<Notify>,
     changes: broadcast::Sender<StateChange>,
+}
+
+/// A session an announcement goes to, as [`Speaker::targets`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub session_id: i64,
+    /// The AS the session speaks as (its origin for routes we originate).
+    pub local_as: u32,
+    /// The route is announced on it now.
+    pub sent: bool,
 }
 
 /// One session as monitoring sees it.
@@ -161,7 +173,7 @@ impl Default for Speaker {
             sessions: Mutex::default(),
             listeners: Mutex::default(),
             routes: Arc::default(),
-            exports: watch::channel(Arc::new(Vec::new())).0,
+            exports: watch::channel(Arc::default()).0,
             dirty: Arc::new(Notify::new()),
             changes: broadcast::Sender::new(CHANGES),
         }
@@ -209,10 +221,10 @@ impl Speaker {
         self.sync_listeners();
     }
 
-    /// Ends the session's task (Cease to the peer) and forgets it.
+    /// Ends the session's task (Cease / Peer De-configured to the peer) and forgets it.
     pub fn remove(&self, id: i64) {
         if let Some(h) = lock(&self.sessions).remove(&id) {
-            send(&h.cmd, Command::Shutdown);
+            send(&h.cmd, Command::Remove);
         }
         self.sync_listeners();
     }
@@ -257,13 +269,20 @@ impl Speaker {
         lock(&self.sessions).get(&id).map(|h| h.shared.clone())
     }
 
-    /// In how many established sessions `prefix` is announced (restricted to `session`).
-    pub fn sent_count(&self, prefix: &IpNet, session: Option<i64>) -> u32 {
-        lock(&self.sessions)
+    /// The sessions a route for `prefix` goes to (only `session`, else every one), by id:
+    /// the AS each speaks as and whether the route is announced there now.
+    pub fn targets(&self, prefix: &IpNet, session: Option<i64>) -> Vec<Target> {
+        let mut out: Vec<Target> = lock(&self.sessions)
             .iter()
             .filter(|(id, _)| session.is_none_or(|s| s == **id))
-            .filter(|(_, h)| lock(&h.shared.sent).contains(prefix))
-            .count() as u32
+            .map(|(id, h)| Target {
+                session_id: *id,
+                local_as: h.config.local_as,
+                sent: lock(&h.shared.sent).contains(prefix),
+            })
+            .collect();
+        out.sort_by_key(|t| t.session_id);
+        out
     }
 
     /// Something that feeds the export set changed (announcements, pools, RPKI data).
@@ -271,7 +290,7 @@ impl Speaker {
         self.dirty.notify_one();
     }
 
-    pub fn publish(&self, exports: Vec<Export>) {
+    pub fn publish(&self, exports: ExportSet) {
         self.exports.send_replace(Arc::new(exports));
     }
 

@@ -134,35 +134,58 @@ pub struct AnnouncementView {
     pub enabled: bool,
     pub force: bool,
     /// active (sent to at least one established session) / pending (no established session
-    /// takes it yet) / disabled / rpki_invalid (withheld: RPKI says the origin is invalid)
+    /// takes it yet) / disabled / rpki_invalid (withheld on every session: RPKI says the
+    /// origin sent there is invalid)
     pub status: &'static str,
     /// Established sessions it is sent to.
     pub sessions_sent: u32,
-    /// valid / invalid / not_found, or null without RPKI data or a local AS.
+    /// valid / invalid / not_found for the origin `asn` (with `[bgp] local_asn`), or null
+    /// without RPKI data or a local AS.
     pub rpki: Option<&'static str>,
     pub rpki_reason: Option<&'static str>,
+    /// Per session it goes to: the origin sent there (a session with its own `local_as`
+    /// originates as that AS), its verdict, and whether it is sent. A route is withheld
+    /// only on the sessions where its origin is invalid.
+    pub rpki_sessions: Vec<SessionRpki>,
     #[serde(serialize_with = "crate::time::ser")]
     pub created_at: i64,
     #[serde(serialize_with = "crate::time::ser")]
     pub updated_at: i64,
 }
 
+/// An announcement on one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionRpki {
+    pub session_id: i64,
+    pub origin_as: u32,
+    pub rpki: Option<&'static str>,
+    pub rpki_reason: Option<&'static str>,
+    /// Announced on the session now.
+    pub sent: bool,
+}
+
 /// What the speaker knows of one announcement.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AnnouncementState {
     pub rpki: Option<&'static str>,
     pub rpki_reason: Option<&'static str>,
-    pub sessions_sent: u32,
+    pub sessions: Vec<SessionRpki>,
 }
 
 impl AnnouncementView {
     pub fn new(row: AnnouncementRow, local_asn: u32, st: AnnouncementState) -> AnnouncementView {
         let f = row.f;
-        let withheld = st.rpki == Some("invalid") && !f.force;
+        let invalid = |v: Option<&str>| v == Some("invalid") && !f.force;
+        // Withheld everywhere it would go; without sessions, by the config's origin.
+        let withheld = match st.sessions.is_empty() {
+            true => invalid(st.rpki),
+            false => st.sessions.iter().all(|s| invalid(s.rpki)),
+        };
+        let sessions_sent = st.sessions.iter().filter(|s| s.sent).count() as u32;
         let status = match () {
             _ if !f.enabled => "disabled",
             _ if withheld => "rpki_invalid",
-            _ if st.sessions_sent > 0 => "active",
+            _ if sessions_sent > 0 => "active",
             _ => "pending",
         };
         let asn = Some(origin_as(&f.as_path, local_asn)).filter(|&a| a != 0);
@@ -178,9 +201,10 @@ impl AnnouncementView {
             enabled: f.enabled,
             force: f.force,
             status,
-            sessions_sent: st.sessions_sent,
+            sessions_sent,
             rpki: st.rpki,
             rpki_reason: st.rpki_reason,
+            rpki_sessions: st.sessions,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

@@ -292,7 +292,7 @@ fn announced_allocations_come_from_announcing_pools_only() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0].0, rows[0].2), (on.id, net("2001:db8:100::/64")));
     let all = crate::store::ipv6::all_pools(&c).expect("pools");
-    let plan = export::plan(&all, &rows, None, 0);
+    let plan = export::plan(&all, &rows);
     let prefixes: Vec<Ipv6Net> = plan.iter().map(|o| o.prefix).collect();
     assert_eq!(
         prefixes,

@@ -233,6 +233,8 @@ pub struct Fsm {
     idle_hold: Duration,
     negotiated: Option<u16>,
     last_error: Option<(ErrorSide, Notification)>,
+    /// `last_error` was recorded after the last [`Fsm::take_new_error`].
+    error_unread: bool,
     established_since: Option<Instant>,
     last_change: Option<Instant>,
 }
@@ -255,6 +257,7 @@ impl Fsm {
             restart: None,
             negotiated: None,
             last_error: None,
+            error_unread: false,
             established_since: None,
             last_change: None,
         }
@@ -272,6 +275,19 @@ impl Fsm {
     /// The last NOTIFICATION sent or received, kept across restarts.
     pub fn last_error(&self) -> Option<&(ErrorSide, Notification)> {
         self.last_error.as_ref()
+    }
+
+    /// The NOTIFICATION recorded since the previous call, once: every error is reported
+    /// exactly once, even when a peer repeats the same one.
+    pub fn take_new_error(&mut self) -> Option<&(ErrorSide, Notification)> {
+        std::mem::take(&mut self.error_unread)
+            .then_some(self.last_error.as_ref())
+            .flatten()
+    }
+
+    fn record_error(&mut self, side: ErrorSide, n: Notification) {
+        self.last_error = Some((side, n));
+        self.error_unread = true;
     }
 
     pub fn established_since(&self) -> Option<Instant> {
@@ -539,7 +555,7 @@ impl Fsm {
     fn back_to_active(&mut self, now: Instant, send: Option<Notification>, out: &mut Vec<Action>) {
         if let Some(n) = send {
             out.push(Action::SendNotification(n.clone()));
-            self.last_error = Some((ErrorSide::Sent, n));
+            self.record_error(ErrorSide::Sent, n);
         }
         out.push(Action::Drop);
         self.hold = None;
@@ -565,9 +581,9 @@ impl Fsm {
             // A NOTIFICATION needs a BGP connection to be sent on.
             Cause::Sent(n) if self.state.connected() => {
                 out.push(Action::SendNotification(n.clone()));
-                self.last_error = Some((ErrorSide::Sent, n));
+                self.record_error(ErrorSide::Sent, n);
             }
-            Cause::Received(n) => self.last_error = Some((ErrorSide::Received, n)),
+            Cause::Received(n) => self.record_error(ErrorSide::Received, n),
             _ => {}
         }
         if self.state.connected() || self.state == State::Connect {

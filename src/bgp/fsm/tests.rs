@@ -1226,3 +1226,31 @@ fn randomized_invariants() {
         random_run(0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1), c, 100_000);
     }
 }
+
+#[test]
+fn each_error_is_reported_once_even_when_a_peer_repeats_it() {
+    let t0 = Instant::now();
+    let mut f = fsm();
+    let n = admin_shutdown();
+    for round in 0..2 {
+        drive(&mut f, t0, State::Established, 90);
+        assert_eq!(f.take_new_error(), None, "round {round}: nothing new yet");
+        let out = f.handle(
+            t0,
+            Event::NotificationReceived {
+                notification: n.clone(),
+            },
+        );
+        assert!(out.iter().any(is_down), "{out:?}");
+        // The error is there when the caller publishes the state change it caused.
+        assert_eq!(f.take_new_error(), Some(&(ErrorSide::Received, n.clone())));
+        assert_eq!(f.take_new_error(), None, "reported once");
+        f.handle(
+            t0,
+            Event::ManualStop {
+                notification: n.clone(),
+            },
+        );
+        f.take_new_error();
+    }
+}
