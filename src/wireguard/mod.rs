@@ -13,7 +13,9 @@
 pub mod live;
 pub mod model;
 
-pub use crate::store::wireguard::{ClientFields, ClientFilter, ClientRow, ServerFields, ServerRow};
+pub use crate::store::wireguard::{
+    ClientFields, ClientFilter, ClientRow, LastSeen, ServerFields, ServerRow,
+};
 pub use model::*;
 
 use crate::api::query::Page;
@@ -191,6 +193,32 @@ pub async fn servers_to_start(app: &App) -> ApiResult<Vec<ServerRow>> {
 /// The clients of a server (404 if there is no such server).
 pub async fn clients_of_server(app: &App, server_id: i64) -> ApiResult<Vec<ClientRow>> {
     Ok(server_with_clients(app, server_id).await?.1)
+}
+
+/// Where the clients of `server_id` were last seen, by public key.
+pub async fn last_seen_of_server(
+    app: &App,
+    server_id: i64,
+) -> ApiResult<std::collections::HashMap<String, LastSeen>> {
+    let rows = app
+        .store
+        .call(move |c| q::last_seen_of_server(c, server_id))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|s| (s.public_key.clone(), s))
+        .collect())
+}
+
+/// Where the peer with `public_key` was last seen, if ever.
+pub async fn last_seen(app: &App, public_key: &str) -> ApiResult<Option<LastSeen>> {
+    let key = public_key.to_string();
+    Ok(app.store.call(move |c| q::last_seen(c, &key)).await?)
+}
+
+/// Records where peers were last seen (see [`live`]).
+pub async fn save_last_seen(app: &App, seen: Vec<LastSeen>) -> ApiResult<()> {
+    Ok(app.store.call(move |c| q::save_last_seen(c, &seen)).await?)
 }
 
 /// A server and its clients, read together (what starting a device needs).
