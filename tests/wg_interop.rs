@@ -314,6 +314,16 @@ fn traffic_resumes_at_once_after_reenable_and_restarts() {
     }
     resumed("restarting the server");
 
+    // A device setting changed on a running server restarts its device in place.
+    let r = s.send(
+        "PATCH",
+        &format!("/wireguard/servers/{server_id}"),
+        Some(&token),
+        &json!({ "mtu": 1400 }),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    resumed("restarting the server in place (new MTU)");
+
     let dir = s.dir.clone();
     assert!(s.stop().success(), "clean exit");
     let s = start_in(&srv_ns, Some(dir));
