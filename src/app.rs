@@ -228,7 +228,7 @@ pub async fn run(
     app.bgp.shutdown().await;
     exports_task.abort();
     // Interfaces go away with the service; `is_active` brings them back on the next start.
-    app.wg.stop_all().await;
+    crate::wireguard::live::stop_all(&app).await;
     if let Some(t) = rpki_task {
         t.abort();
     }

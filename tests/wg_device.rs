@@ -41,12 +41,14 @@ fn engine_in(
             .expect("runtime");
         rt.block_on(async move {
             let engine = Engine::new(Some("/var/run/wireguard".into()));
-            let r = engine.start(spec, vec![peer]).await;
+            let r = engine.start(spec, vec![peer.into()]).await;
             ready_tx.send(r.map_err(|e| e.to_string())).ok();
             loop {
                 match rx.try_recv() {
-                    Ok(Cmd::RemovePeer(k)) => engine.remove_peer(1, &k).await.expect("remove"),
-                    Ok(Cmd::AddPeer(p)) => engine.set_peer(1, p).await.expect("add"),
+                    Ok(Cmd::RemovePeer(k)) => {
+                        engine.remove_peer(1, &k).await.expect("remove");
+                    }
+                    Ok(Cmd::AddPeer(p)) => engine.set_peer(1, p.into()).await.expect("add"),
                     Ok(Cmd::State(reply)) => {
                         reply.send(engine.state(1).await).ok();
                     }

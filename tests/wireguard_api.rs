@@ -1253,6 +1253,7 @@ fn endpoint_falls_back_to_the_host_header() {
     let r = with_host(&s, "POST", "/wireguard/clients", &a, None, Some(&body));
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.data()["config"], Value::Null);
+    assert_eq!(r.data()["qrcode"], Value::Null);
     assert_eq!(r.data()["qr_code"], Value::Null);
     assert!(r.data()["private_key"].is_string());
     let nohost = id_of(r.data());
@@ -1292,11 +1293,119 @@ fn qrcode_scans_back_to_exactly_the_config() {
     let url = r.data()["qrcode"].as_str().expect("qrcode");
     assert!(url.starts_with("data:image/png;base64,"), "{url}");
     assert_eq!(scan_data_url(url), config);
-    // The create response's qr_code is the same config.
+    // The create response names it as /qrcode does; `qr_code` (the seed's name) is an alias.
     assert_eq!(
-        scan_data_url(created["qr_code"].as_str().expect("qr_code")),
+        scan_data_url(created["qrcode"].as_str().expect("qrcode")),
         config
     );
+    assert_eq!(created["qr_code"], created["qrcode"]);
+}
+
+/// `n` allowed IPs of the longest IPv6 form (≈ 40 bytes each in the config).
+fn long_allowed_ips(n: u16) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("2001:db8:ffff:ffff:ffff:ffff:{i:x}:0/112"))
+        .collect()
+}
+
+/// The most DNS servers, each of the longest IPv6 form.
+fn long_dns() -> Vec<String> {
+    (0..8)
+        .map(|i| format!("2001:db8:ffff:ffff:ffff:ffff:ffff:fff{i}"))
+        .collect()
+}
+
+/// Issue 12 item 6: a config too large for a QR code (≈ 55 long IPv6 allowed IPs) was
+/// committed and then answered 500, and its /qrcode answered 500 for ever. Now a create or
+/// an update that would make it so is a 422 naming the field, and /qrcode of a client made
+/// too large later (its server's DNS and endpoint grew) a 422 while /config still works.
+#[test]
+fn a_config_too_large_for_a_qr_code_is_refused_up_front_never_a_500() {
+    let s = Server::start();
+    let a = s.admin();
+    let sid = id_of(&create_server(
+        &s,
+        &a,
+        json!({"name": "home", "ipv4_address": "10.0.0.1/24", "endpoint": "vpn.example.com"}),
+    ));
+    let clients_total = || {
+        let r = s.get("/wireguard/clients", Some(&a));
+        r.data()["pagination"]["total"].as_u64().expect("total")
+    };
+
+    let r = s.post(
+        "/wireguard/clients",
+        Some(&a),
+        &json!({"server_id": sid, "name": "big", "allowed_ips": long_allowed_ips(64)}),
+    );
+    r.assert_field_error(422, "VALIDATION_ERROR", "allowed_ips");
+    assert!(
+        r.body.to_string().contains("too large for a QR code"),
+        "{}",
+        r.body
+    );
+    assert_eq!(clients_total(), 0, "nothing was committed");
+
+    // Just under the limit: created, with a QR code that is the config.
+    let created = create_client(
+        &s,
+        &a,
+        json!({"server_id": sid, "name": "near", "allowed_ips": long_allowed_ips(48)}),
+    );
+    let id = id_of(&created);
+    assert_eq!(
+        scan_data_url(created["qrcode"].as_str().expect("qrcode")),
+        config_of(&s, &a, id)
+    );
+
+    // An update that would push it over is refused; the client is unchanged.
+    let r = s.send(
+        "PATCH",
+        &format!("/wireguard/clients/{id}"),
+        Some(&a),
+        &json!({"allowed_ips": long_allowed_ips(60)}),
+    );
+    r.assert_field_error(422, "VALIDATION_ERROR", "allowed_ips");
+    let r = s.send(
+        "PATCH",
+        &format!("/wireguard/clients/{id}"),
+        Some(&a),
+        &json!({"dns_servers": long_dns()}),
+    );
+    r.assert_field_error(422, "VALIDATION_ERROR", "dns_servers");
+    let r = s.get(&format!("/wireguard/clients/{id}"), Some(&a));
+    assert_eq!(r.data()["allowed_ips"].as_array().map(Vec::len), Some(48));
+    assert_eq!(r.data()["dns_servers"], json!([]));
+
+    // The server's settings grow every client's config: the server change is allowed, the
+    // QR code of the client now too large is a 422 that says what to do, never a 500.
+    let long_host = format!("{}example", format!("{}.", "v".repeat(60)).repeat(3));
+    let r = s.send(
+        "PATCH",
+        &format!("/wireguard/servers/{sid}"),
+        Some(&a),
+        &json!({"endpoint": long_host, "dns_servers": long_dns()}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.get(&format!("/wireguard/clients/{id}/qrcode"), Some(&a));
+    r.assert_field_error(422, "VALIDATION_ERROR", "allowed_ips");
+    assert!(
+        r.body.to_string().contains("format=conf"),
+        "the answer says where the config is: {}",
+        r.body
+    );
+    assert!(
+        config_of(&s, &a, id).contains(&long_host),
+        "config still served"
+    );
+    // Changes that do not lengthen its config still work.
+    let r = s.send(
+        "PATCH",
+        &format!("/wireguard/clients/{id}"),
+        Some(&a),
+        &json!({"name": "renamed", "enabled": false}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 // ---- import ----

@@ -382,25 +382,26 @@ async fn client_view(app: &App, c: ClientRow) -> ClientView {
 
 async fn create_client(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let input: NewClient = req.json().await?;
-    let client = wg::create_client(&app, input).await?;
+    let host = fallback_host(&app, req).to_string();
+    let client = wg::create_client(&app, input, &host).await?;
     req.audit_target = Some(format!("wireguard/clients/{}", client.id));
     live::sync_client(&app, client.server_id, None, Some(&client)).await?;
     let server = wg::get_server(&app, client.server_id).await?;
     // The config needs an endpoint; without one (no server endpoint, public_host or Host
-    // header) the client is still created and its config can be fetched later.
-    let config = wg::client_config(&server, &client, fallback_host(&app, req)).ok();
-    let qr_code = match &config {
-        Some(c) => Some(crate::wg::qr::data_url(c).map_err(|e| {
-            log::error!("QR code: {e}");
-            ApiError::internal()
-        })?),
-        None => None,
-    };
+    // header) the client is still created and its config can be fetched later. The QR
+    // code was checked to fit before the commit; nothing after it may fail the request.
+    let config = wg::client_config(&server, &client, &host).ok();
+    let qrcode = config.as_deref().and_then(|c| {
+        crate::wg::qr::data_url(c)
+            .inspect_err(|e| log::warn!("client {}: QR code: {e}", client.id))
+            .ok()
+    });
     let view = CreatedClientView {
         private_key: client.private_key.clone(),
         client: client_view(&app, client).await,
         config,
-        qr_code,
+        qr_code: qrcode.clone(),
+        qrcode,
     };
     Ok(Reply::created(view, "client created").secret())
 }
@@ -413,7 +414,8 @@ async fn get_client(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
 async fn update_client(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     let changes: ClientChanges = req.json().await?;
-    let (old, new) = wg::update_client(&app, id, changes).await?;
+    let host = fallback_host(&app, req).to_string();
+    let (old, new) = wg::update_client(&app, id, changes, &host).await?;
     live::sync_client(&app, new.server_id, Some(&old), Some(&new)).await?;
     Ok(Reply::ok_with(
         client_view(&app, new).await,
@@ -465,9 +467,17 @@ struct QrView {
     qrcode: String,
 }
 
+/// 422 (naming the field that takes most of the config) when the config does not fit a QR
+/// code: creates and updates refuse that, but the server's DNS or endpoint may have grown
+/// since. The config itself is still there to download.
 async fn client_qrcode(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let (server, client) = wg::client_with_server(&app, req.id("id")?).await?;
     let config = wg::client_config(&server, &client, fallback_host(&app, req))?;
+    wg::check_fits_qr(
+        &config,
+        &[],
+        "download it from /config?format=conf instead, or shorten that field",
+    )?;
     let qrcode = crate::wg::qr::data_url(&config).map_err(|e| {
         log::error!("QR code: {e}");
         ApiError::internal()

@@ -415,6 +415,18 @@ const MIGRATIONS: &[&str] = &[
         ON bgp_announcements (prefix, ifnull(session_id, 0));
     ALTER TABLE revoked_tokens ADD COLUMN revoked_from INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 7: where each WireGuard peer was last seen (its endpoint when its last handshake
+    // completed, and when), saved as it leaves a device (client disabled, server stopped,
+    // service stopped), so that our side can start the handshake when it comes back. Keyed
+    // by public key, not client id: runtime state that a client's rows never depend on;
+    // rows of deleted clients are pruned whenever rows are saved.
+    r#"
+    CREATE TABLE wg_last_seen (
+        public_key   TEXT    PRIMARY KEY,
+        endpoint     TEXT    NOT NULL,
+        handshake_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -6,7 +6,7 @@ use super::{StoreError, StoreResult};
 use ipnet::IpNet;
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -522,6 +522,70 @@ pub fn delete_client(conn: &Connection, id: i64) -> StoreResult<()> {
     Ok(())
 }
 
+// ---- where peers were last seen ----
+
+/// Where a peer was when its last handshake completed (`handshake_at`, Unix seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastSeen {
+    pub public_key: String,
+    pub endpoint: SocketAddr,
+    pub handshake_at: i64,
+}
+
+/// Records `seen` (newer facts replace older ones) and forgets peers that are no longer
+/// clients, so the table never outgrows `wg_clients`.
+pub fn save_last_seen(conn: &mut Connection, seen: &[LastSeen]) -> StoreResult<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO wg_last_seen (public_key, endpoint, handshake_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (public_key) DO UPDATE SET endpoint = excluded.endpoint, \
+             handshake_at = excluded.handshake_at \
+             WHERE excluded.handshake_at >= wg_last_seen.handshake_at",
+        )?;
+        for s in seen {
+            stmt.execute(params![
+                s.public_key,
+                s.endpoint.to_string(),
+                s.handshake_at
+            ])?;
+        }
+    }
+    tx.execute(
+        "DELETE FROM wg_last_seen WHERE public_key NOT IN (SELECT public_key FROM wg_clients)",
+        [],
+    )?;
+    Ok(tx.commit()?)
+}
+
+/// Where the clients of `server_id` were last seen (those never seen have no row).
+pub fn last_seen_of_server(conn: &Connection, server_id: i64) -> StoreResult<Vec<LastSeen>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.public_key, s.endpoint, s.handshake_at FROM wg_last_seen s \
+         JOIN wg_clients c ON c.public_key = s.public_key WHERE c.server_id = ?1",
+    )?;
+    let rows = stmt.query_map([server_id], last_seen_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Where the peer with `public_key` was last seen, if ever.
+pub fn last_seen(conn: &Connection, public_key: &str) -> StoreResult<Option<LastSeen>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT public_key, endpoint, handshake_at FROM wg_last_seen WHERE public_key = ?1",
+        )?
+        .query_row([public_key], last_seen_from_row)
+        .optional()?)
+}
+
+fn last_seen_from_row(r: &Row<'_>) -> rusqlite::Result<LastSeen> {
+    Ok(LastSeen {
+        public_key: r.get(0)?,
+        endpoint: parsed(r, 1)?.ok_or_else(|| bad(1, "no endpoint".into()))?,
+        handshake_at: r.get(2)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,6 +639,46 @@ mod tests {
             StoreError::Conflict { field, .. } => field,
             e => panic!("not a conflict: {e:?}"),
         }
+    }
+
+    #[test]
+    fn last_seen_keeps_the_newest_and_forgets_deleted_clients() {
+        let mut c = db();
+        let s = insert_server(&c, &server("a", "wg0", 1), "p", "q", 1).expect("server");
+        let one = insert_client(&c, s.id, &client("one", "10.0.0.2"), "k1", None, 1).expect("1");
+        insert_client(&c, s.id, &client("two", "10.0.0.3"), "k2", None, 1).expect("2");
+        let seen = |key: &str, ep: &str, at: i64| LastSeen {
+            public_key: key.into(),
+            endpoint: ep.parse().expect("endpoint"),
+            handshake_at: at,
+        };
+        save_last_seen(
+            &mut c,
+            &[
+                seen("k1", "192.0.2.1:1", 10),
+                seen("k2", "[2001:db8::2]:2", 10),
+            ],
+        )
+        .expect("save");
+        save_last_seen(&mut c, &[seen("k1", "192.0.2.9:9", 5)]).expect("older");
+        assert_eq!(
+            last_seen(&c, "k1").expect("get"),
+            Some(seen("k1", "192.0.2.1:1", 10))
+        );
+        save_last_seen(&mut c, &[seen("k1", "192.0.2.9:9", 11)]).expect("newer");
+        let mut all = last_seen_of_server(&c, s.id).expect("all");
+        all.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+        assert_eq!(
+            all,
+            vec![
+                seen("k1", "192.0.2.9:9", 11),
+                seen("k2", "[2001:db8::2]:2", 10)
+            ]
+        );
+        delete_client(&c, one.id).expect("delete");
+        save_last_seen(&mut c, &[]).expect("prune");
+        assert_eq!(last_seen(&c, "k1").expect("get"), None);
+        assert_eq!(last_seen_of_server(&c, s.id).expect("all").len(), 1);
     }
 
     #[test]

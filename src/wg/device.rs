@@ -167,15 +167,17 @@ impl State {
         )
     }
 
-    fn set_peer(&mut self, config: PeerConfig) {
+    /// Returns the peer when it got a fresh `Peer` (it is new, or its keys or timers
+    /// changed): then it has no session, whatever the other side still believes.
+    fn set_peer(&mut self, config: PeerConfig) -> Option<Arc<Peer>> {
         let key = *config.public_key.as_bytes();
         let reuse = self.peers.get(&key).filter(|e| {
             e.config.preshared_key == config.preshared_key
                 && e.config.persistent_keepalive == config.persistent_keepalive
         });
-        let peer = match reuse {
+        let (peer, fresh) = match reuse {
             // Same keys and timers: keep the session, only routes/endpoint change.
-            Some(e) => Arc::clone(&e.peer),
+            Some(e) => (Arc::clone(&e.peer), false),
             None => {
                 let (index, endpoint) = match self.peers.get(&key) {
                     Some(e) => (e.peer.index, e.peer.endpoint()),
@@ -183,7 +185,7 @@ impl State {
                 };
                 let peer = Arc::new(self.new_peer(&config, index, endpoint));
                 self.by_index.insert(index, Arc::clone(&peer));
-                peer
+                (peer, true)
             }
         };
         if let Some(ep) = config.endpoint {
@@ -193,18 +195,21 @@ impl State {
         for net in &config.allowed_ips {
             self.routes.insert(*net, peer.index);
         }
-        self.peers.insert(key, PeerEntry { peer, config });
+        self.peers.insert(
+            key,
+            PeerEntry {
+                peer: Arc::clone(&peer),
+                config,
+            },
+        );
+        fresh.then_some(peer)
     }
 
-    fn remove_peer(&mut self, key: &PublicKey) -> bool {
-        match self.peers.remove(key.as_bytes()) {
-            Some(e) => {
-                self.by_index.remove(&e.peer.index);
-                self.routes.remove_peer(e.peer.index);
-                true
-            }
-            None => false,
-        }
+    fn remove_peer(&mut self, key: &PublicKey) -> Option<Arc<Peer>> {
+        let e = self.peers.remove(key.as_bytes())?;
+        self.by_index.remove(&e.peer.index);
+        self.routes.remove_peer(e.peer.index);
+        Some(e.peer)
     }
 
     fn set_private_key(&mut self, private: PrivateKey) {
@@ -364,8 +369,36 @@ impl Device {
         write(&self.inner.state).set_peer(config);
     }
 
-    pub fn remove_peer(&self, key: &PublicKey) -> bool {
-        write(&self.inner.state).remove_peer(key)
+    /// [`set_peer`](Self::set_peer), and when that leaves the peer without a session (it is
+    /// new here, or its keys changed) while we know where it is — its endpoint on this
+    /// device, else `last_seen` — sends it a handshake initiation at once. The other side
+    /// may still hold the session we have just lost (this device replaced one that had it,
+    /// or the peer was removed and added again) and would keep sending on it, unanswered,
+    /// until its own timers start a handshake (10–15 s).
+    pub async fn set_peer_and_resume(&self, config: PeerConfig, last_seen: Option<SocketAddr>) {
+        let fresh = write(&self.inner.state).set_peer(config);
+        if let Some(peer) = fresh {
+            self.inner.resume(&peer, last_seen).await;
+        }
+    }
+
+    /// Sends the peer a handshake initiation now, to its endpoint on this device or else
+    /// `last_seen` (which becomes its endpoint). For a device just started with peers that
+    /// may still hold sessions with the one before it.
+    pub async fn resume_peer(&self, key: &PublicKey, last_seen: Option<SocketAddr>) {
+        let peer = read(&self.inner.state)
+            .peers
+            .get(key.as_bytes())
+            .map(|e| Arc::clone(&e.peer));
+        if let Some(peer) = peer {
+            self.inner.resume(&peer, last_seen).await;
+        }
+    }
+
+    /// Removes the peer; returns its figures (where it was last seen) if it was there.
+    pub fn remove_peer(&self, key: &PublicKey) -> Option<PeerStats> {
+        let removed = write(&self.inner.state).remove_peer(key);
+        removed.map(|p| p.stats())
     }
 
     /// Removes every peer not in `keep`.
@@ -628,6 +661,36 @@ impl Inner {
             st.set_peer(config);
         }
         Ok(())
+    }
+
+    /// Sends `peer` a handshake initiation if its endpoint (else `last_seen`) is known. Its
+    /// tunnel is created
+    /// for it; boringtun's timers retry (every 5 s, for 90 s) if no answer comes, and an
+    /// unanswered tunnel is dropped once idle (see [`super::peer`]), so memory stays bounded.
+    async fn resume(&self, peer: &Peer, last_seen: Option<SocketAddr>) {
+        let endpoint = match (peer.endpoint(), last_seen) {
+            (Some(ep), _) => ep,
+            (None, Some(ep)) => {
+                peer.set_endpoint(ep);
+                ep
+            }
+            (None, None) => return,
+        };
+        // A handshake initiation is 148 bytes.
+        let mut out = [0u8; 256];
+        let base = out.as_ptr() as usize;
+        let range = {
+            let mut link = peer.link();
+            match peer
+                .tunnel(&mut link)
+                .format_handshake_initiation(&mut out, false)
+            {
+                TunnResult::WriteToNetwork(p) => offset(base, p)..offset(base, p) + p.len(),
+                _ => return,
+            }
+        };
+        log::debug!("{}: handshake initiation to {endpoint}", self.name);
+        self.send_to(&out[range], endpoint).await;
     }
 
     /// One packet from the TUN: find its peer, encrypt, send.

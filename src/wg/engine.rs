@@ -6,14 +6,40 @@
 //! One async mutex serialises every change (start, stop, peer changes), so the device, the
 //! kernel routes and the recorded state never disagree; reads of peer statistics take it
 //! only briefly.
+//!
+//! A peer that comes (back) onto a device — the server starts or restarts, the client is
+//! enabled again — may still hold a session with the device that had it before, and would
+//! keep using it unanswered until its own timers give up (10–15 s). So each peer comes with
+//! where it was last seen ([`PeerSpec::last_seen`]) and the device sends it the first
+//! handshake itself; stopping a server or removing a peer hands back where its peers were
+//! ([`PeerStats`]), for the caller to keep.
 
 use super::device::{Device, DeviceConfig, DeviceError, PeerConfig, PeerStats};
 use super::keys::{PrivateKey, PublicKey};
 use super::netlink::Netlink;
 use ipnet::IpNet;
 use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio::sync::Mutex;
+
+/// A peer as the engine is given it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerSpec {
+    pub config: PeerConfig,
+    /// Where the peer was when it last completed a handshake, if that is recent enough that
+    /// it may still hold a session: the device then initiates the handshake itself.
+    pub last_seen: Option<SocketAddr>,
+}
+
+impl From<PeerConfig> for PeerSpec {
+    fn from(config: PeerConfig) -> PeerSpec {
+        PeerSpec {
+            config,
+            last_seen: None,
+        }
+    }
+}
 
 /// What a server needs to run.
 pub struct ServerSpec {
@@ -77,12 +103,26 @@ impl Engine {
         }
     }
 
-    /// Brings the server up with `peers` (restarting it if it runs). On failure nothing of it
-    /// is left behind and its state is `Error`.
-    pub async fn start(&self, spec: ServerSpec, peers: Vec<PeerConfig>) -> Result<(), DeviceError> {
+    /// Brings the server up with `peers` (restarting it if it runs: then where its peers
+    /// were on the old device is where the new one reaches them first). On failure nothing
+    /// of it is left behind and its state is `Error`.
+    pub async fn start(
+        &self,
+        spec: ServerSpec,
+        mut peers: Vec<PeerSpec>,
+    ) -> Result<(), DeviceError> {
         let mut inner = self.inner.lock().await;
         if let Some(old) = inner.running.remove(&spec.id) {
+            let seen = old.device.all_stats();
             old.device.shutdown().await;
+            for p in &mut peers {
+                let was = seen
+                    .get(&p.config.public_key)
+                    .filter(|s| s.last_handshake.is_some());
+                if let Some(ep) = was.and_then(|s| s.endpoint) {
+                    p.last_seen = Some(ep);
+                }
+            }
         }
         let id = spec.id;
         match start(&mut inner, spec, peers, self.uapi_dir.clone()).await {
@@ -99,25 +139,26 @@ impl Engine {
         }
     }
 
-    /// Stops the server; its interface is gone when this returns. `false` if it was not running.
-    pub async fn stop(&self, id: i64) -> bool {
+    /// Stops the server; its interface is gone when this returns. Returns its peers' last
+    /// figures (where each was seen), or `None` if it was not running.
+    pub async fn stop(&self, id: i64) -> Option<HashMap<PublicKey, PeerStats>> {
         let mut inner = self.inner.lock().await;
         inner.errors.remove(&id);
-        match inner.running.remove(&id) {
-            Some(r) => {
-                r.device.shutdown().await;
-                true
-            }
-            None => false,
-        }
+        let r = inner.running.remove(&id)?;
+        let seen = r.device.all_stats();
+        r.device.shutdown().await;
+        Some(seen)
     }
 
-    /// Stops everything (service shutdown).
-    pub async fn stop_all(&self) {
+    /// Stops everything (service shutdown); returns each server's peers' last figures.
+    pub async fn stop_all(&self) -> Vec<(i64, HashMap<PublicKey, PeerStats>)> {
         let mut inner = self.inner.lock().await;
-        for (_, r) in inner.running.drain() {
+        let mut seen = Vec::with_capacity(inner.running.len());
+        for (id, r) in inner.running.drain() {
+            seen.push((id, r.device.all_stats()));
             r.device.shutdown().await;
         }
+        seen
     }
 
     pub async fn state(&self, id: i64) -> ServerState {
@@ -138,7 +179,7 @@ impl Engine {
 
     /// Adds or changes a peer of a running server (no-op when it is not running) and keeps
     /// the kernel routes for its prefixes in step.
-    pub async fn set_peer(&self, id: i64, peer: PeerConfig) -> Result<(), DeviceError> {
+    pub async fn set_peer(&self, id: i64, peer: PeerSpec) -> Result<(), DeviceError> {
         let mut inner = self.inner.lock().await;
         let Inner {
             running, netlink, ..
@@ -146,20 +187,28 @@ impl Engine {
         let Some(r) = running.get_mut(&id) else {
             return Ok(());
         };
-        r.device.set_peer(peer);
+        r.device
+            .set_peer_and_resume(peer.config, peer.last_seen)
+            .await;
         sync_routes(r, netlink.as_ref()).await
     }
 
-    pub async fn remove_peer(&self, id: i64, key: &PublicKey) -> Result<(), DeviceError> {
+    /// Removes a peer of a running server; returns its last figures if it was there.
+    pub async fn remove_peer(
+        &self,
+        id: i64,
+        key: &PublicKey,
+    ) -> Result<Option<PeerStats>, DeviceError> {
         let mut inner = self.inner.lock().await;
         let Inner {
             running, netlink, ..
         } = &mut *inner;
         let Some(r) = running.get_mut(&id) else {
-            return Ok(());
+            return Ok(None);
         };
-        r.device.remove_peer(key);
-        sync_routes(r, netlink.as_ref()).await
+        let seen = r.device.remove_peer(key);
+        sync_routes(r, netlink.as_ref()).await?;
+        Ok(seen)
     }
 
     /// Live figures of a running server's peers (empty when it is not running).
@@ -202,7 +251,7 @@ fn netlink_error(e: super::netlink::NetlinkError) -> DeviceError {
 async fn start(
     inner: &mut Inner,
     spec: ServerSpec,
-    peers: Vec<PeerConfig>,
+    peers: Vec<PeerSpec>,
     uapi_dir: Option<PathBuf>,
 ) -> Result<Running, DeviceError> {
     if inner.netlink.is_none() {
@@ -219,8 +268,12 @@ async fn start(
         uapi_dir,
     })
     .await?;
+    let resume: Vec<(PublicKey, Option<SocketAddr>)> = peers
+        .iter()
+        .map(|p| (p.config.public_key, p.last_seen))
+        .collect();
     for p in peers {
-        device.set_peer(p);
+        device.set_peer(p.config);
     }
     let mut running = Running {
         ifindex: 0,
@@ -231,7 +284,13 @@ async fn start(
     };
     // Any failure from here on must take the device down again.
     match configure(nl, &mut running, &spec).await {
-        Ok(()) => Ok(running),
+        Ok(()) => {
+            // Configured: what the peers send once the handshake is done can be delivered.
+            for (key, last_seen) in resume {
+                running.device.resume_peer(&key, last_seen).await;
+            }
+            Ok(running)
+        }
         Err(e) => {
             running.device.shutdown().await;
             Err(e)

@@ -3,9 +3,11 @@
 //!
 //! A `Tunn` is 11 KiB however idle (eight session slots, inline), so a server with 1000
 //! configured clients would hold 11 MiB for peers that mostly sleep. Instead the tunnel is
-//! created on the first handshake or the first packet for a peer with a known endpoint, and
-//! dropped again once it has been idle for [`IDLE_AFTER`] (no handshake for that long —
-//! boringtun itself wipes the sessions at that point). Byte counters and the last handshake
+//! created on the first handshake, on the first packet for a peer with a known endpoint, or
+//! when the device reaches out to a peer that may still hold a session (only peers seen
+//! within [`IDLE_AFTER`], see `Device::set_peer_and_resume`), and dropped again once it has
+//! been idle for [`IDLE_AFTER`] (no handshake for that long — boringtun itself wipes the
+//! sessions at that point). Byte counters and the last handshake
 //! time of dropped tunnels are kept, so statistics continue across it. An idle configured
 //! peer costs its `Peer` (≈ 200 bytes) plus its map and prefix-tree entries.
 

@@ -24,11 +24,22 @@ impl std::fmt::Display for QrError {
 
 impl std::error::Error for QrError {}
 
+/// Level M survives a smudged screen and still fits a wg-quick config with a preshared key
+/// in a version ≤ 15 symbol.
+const LEVEL: EcLevel = EcLevel::M;
+
+/// What the largest symbol (version 40) holds at [`LEVEL`] in byte mode. Text that mixes in
+/// runs of digits may fit a little more; this is the figure to quote to users.
+pub const MAX_BYTES: usize = 2331;
+
+/// Whether `text` fits one QR code (the check [`png`] makes, without drawing anything).
+pub fn fits(text: &str) -> bool {
+    QrCode::with_error_correction_level(text.as_bytes(), LEVEL).is_ok()
+}
+
 /// `text` as a QR code in a PNG file.
 pub fn png(text: &str) -> Result<Vec<u8>, QrError> {
-    // Level M survives a smudged screen and still fits a wg-quick config with a
-    // preshared key in a version ≤ 15 symbol.
-    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
+    let code = QrCode::with_error_correction_level(text.as_bytes(), LEVEL)
         .map_err(|e| QrError(format!("cannot encode as a QR code: {e}")))?;
     let modules = code.width();
     let colors = code.to_colors();
@@ -142,5 +153,13 @@ mod tests {
     fn too_much_text_is_an_error_not_a_panic() {
         let e = png(&"x".repeat(4000)).unwrap_err();
         assert!(e.0.contains("QR"), "{e}");
+    }
+
+    #[test]
+    fn fits_is_what_png_can_draw() {
+        let at_most = "x".repeat(MAX_BYTES);
+        assert!(fits(&at_most) && png(&at_most).is_ok());
+        let over = "x".repeat(MAX_BYTES + 1);
+        assert!(!fits(&over) && png(&over).is_err());
     }
 }

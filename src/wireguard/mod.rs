@@ -13,7 +13,9 @@
 pub mod live;
 pub mod model;
 
-pub use crate::store::wireguard::{ClientFields, ClientFilter, ClientRow, ServerFields, ServerRow};
+pub use crate::store::wireguard::{
+    ClientFields, ClientFilter, ClientRow, LastSeen, ServerFields, ServerRow,
+};
 pub use model::*;
 
 use crate::api::query::Page;
@@ -193,6 +195,32 @@ pub async fn clients_of_server(app: &App, server_id: i64) -> ApiResult<Vec<Clien
     Ok(server_with_clients(app, server_id).await?.1)
 }
 
+/// Where the clients of `server_id` were last seen, by public key.
+pub async fn last_seen_of_server(
+    app: &App,
+    server_id: i64,
+) -> ApiResult<std::collections::HashMap<String, LastSeen>> {
+    let rows = app
+        .store
+        .call(move |c| q::last_seen_of_server(c, server_id))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|s| (s.public_key.clone(), s))
+        .collect())
+}
+
+/// Where the peer with `public_key` was last seen, if ever.
+pub async fn last_seen(app: &App, public_key: &str) -> ApiResult<Option<LastSeen>> {
+    let key = public_key.to_string();
+    Ok(app.store.call(move |c| q::last_seen(c, &key)).await?)
+}
+
+/// Records where peers were last seen (see [`live`]).
+pub async fn save_last_seen(app: &App, seen: Vec<LastSeen>) -> ApiResult<()> {
+    Ok(app.store.call(move |c| q::save_last_seen(c, &seen)).await?)
+}
+
 /// A server and its clients, read together (what starting a device needs).
 pub async fn server_with_clients(app: &App, id: i64) -> ApiResult<(ServerRow, Vec<ClientRow>)> {
     run(app, move |c| {
@@ -206,21 +234,63 @@ pub async fn server_with_clients(app: &App, id: i64) -> ApiResult<(ServerRow, Ve
 
 /// Creates a client, allocating the lowest free address of each family its server has
 /// unless given. The returned row carries the private key (when generated here).
-pub async fn create_client(app: &App, input: NewClient) -> ApiResult<ClientRow> {
+/// `fallback_host` is where its config points when the server names no endpoint (see
+/// [`advertised_endpoint`]): a config that would not fit a QR code is refused.
+pub async fn create_client(
+    app: &App,
+    input: NewClient,
+    fallback_host: &str,
+) -> ApiResult<ClientRow> {
     let keys = ClientKeys::new(
         input.public_key.as_deref(),
         input.use_preshared_key.unwrap_or(false),
     )?;
     let now = crate::time::now();
-    run(app, move |c| create_client_in(c, input, keys, now)).await
+    let host = fallback_host.to_string();
+    run(app, move |c| create_client_in(c, input, keys, &host, now)).await
+}
+
+/// 422 when the config of `new` would not fit a QR code, unless it is an update that does
+/// not make the config longer (a client may already be past the limit because its server's
+/// DNS or endpoint grew; renaming or disabling it must still work). `set`: the fields the
+/// request set, one of which is named. Clients without a stored private key have no config.
+fn check_qr(
+    server: &ServerRow,
+    old: Option<&ClientRow>,
+    new: &ClientRow,
+    fallback_host: &str,
+    set: &[&str],
+) -> ApiResult<()> {
+    let Ok(config) = client_config(server, new, fallback_host) else {
+        return Ok(());
+    };
+    let before = old.and_then(|o| client_config(server, o, fallback_host).ok());
+    if before.is_some_and(|b| config.len() <= b.len()) {
+        return Ok(());
+    }
+    check_fits_qr(
+        &config,
+        set,
+        "list fewer allowed_ips (or dns_servers), e.g. a covering prefix instead of many",
+    )
+}
+
+/// The fields of a client body that end up in its config, when set.
+fn config_fields(allowed_ips: bool, dns_servers: bool) -> Vec<&'static str> {
+    [("allowed_ips", allowed_ips), ("dns_servers", dns_servers)]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect()
 }
 
 fn create_client_in(
     c: &mut Connection,
     input: NewClient,
     keys: ClientKeys,
+    fallback_host: &str,
     now: i64,
 ) -> ApiResult<ClientRow> {
+    let set = config_fields(input.allowed_ips.is_some(), input.dns_servers.is_some());
     let tx = begin(c)?;
     let server_id = input.server_id;
     let server = q::get_server(&tx, server_id)?.ok_or_else(|| {
@@ -250,6 +320,7 @@ fn create_client_in(
         keys.private_key.as_deref(),
         now,
     )?;
+    check_qr(&server, None, &row, fallback_host, &set)?;
     commit(tx)?;
     Ok(row)
 }
@@ -280,14 +351,20 @@ pub async fn list_clients(
 }
 
 /// Returns the client before and after, so the caller can update the live peer.
+/// `fallback_host` as for [`create_client`].
 pub async fn update_client(
     app: &App,
     id: i64,
     changes: ClientChanges,
+    fallback_host: &str,
 ) -> ApiResult<(ClientRow, ClientRow)> {
     let psk = PresharedKey::generate().to_base64();
     let now = crate::time::now();
-    run(app, move |c| update_client_in(c, id, changes, psk, now)).await
+    let host = fallback_host.to_string();
+    run(app, move |c| {
+        update_client_in(c, id, changes, psk, &host, now)
+    })
+    .await
 }
 
 fn update_client_in(
@@ -295,8 +372,10 @@ fn update_client_in(
     id: i64,
     changes: ClientChanges,
     new_psk: String,
+    fallback_host: &str,
     now: i64,
 ) -> ApiResult<(ClientRow, ClientRow)> {
+    let set = config_fields(changes.allowed_ips.is_some(), changes.dns_servers.is_some());
     let tx = begin(c)?;
     let current = client_or_404(&tx, id)?;
     let server = server_or_404(&tx, current.server_id)?;
@@ -316,6 +395,7 @@ fn update_client_in(
     place_client(&mut fields, Some(id), &n, false)?;
     guard::check_client_routed(&tx, Some(id), &fields.routed_prefixes)?;
     let new = q::update_client(&tx, id, &fields, now)?;
+    check_qr(&server, Some(&current), &new, fallback_host, &set)?;
     commit(tx)?;
     Ok((current, new))
 }
@@ -583,7 +663,7 @@ mod tests {
             input.public_key.as_deref(),
             input.use_preshared_key.unwrap_or(false),
         )?;
-        create_client_in(c, input, keys, 1)
+        create_client_in(c, input, keys, "x", 1)
     }
 
     /// (code, details.field, message) of an error.
@@ -773,7 +853,8 @@ mod tests {
             br#"{"ipv4_address":"10.0.0.50","ipv6_address":null,"use_preshared_key":true,"enabled":false}"#,
         )
         .expect("json");
-        let (old, new) = update_client_in(c, one.id, changes, "psk".into(), 5).expect("update");
+        let (old, new) =
+            update_client_in(c, one.id, changes, "psk".into(), "x", 5).expect("update");
         assert_eq!(old, one);
         assert_eq!(
             (
@@ -790,13 +871,13 @@ mod tests {
             ipv4_address: Some(Some("10.0.0.50".into())),
             ..Default::default()
         };
-        update_client_in(c, one.id, same, "x".into(), 6).expect("its own address is fine");
+        update_client_in(c, one.id, same, "x".into(), "x", 6).expect("its own address is fine");
         let steal = ClientChanges {
             ipv4_address: Some(Some("10.0.0.50".into())),
             ..Default::default()
         };
         assert_eq!(
-            conflict_on(update_client_in(c, two.id, steal, "x".into(), 6)),
+            conflict_on(update_client_in(c, two.id, steal, "x".into(), "x", 6)),
             "ipv4_address"
         );
         let rename = ClientChanges {
@@ -804,10 +885,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            conflict_on(update_client_in(c, two.id, rename, "x".into(), 6)),
+            conflict_on(update_client_in(c, two.id, rename, "x".into(), "x", 6)),
             "name"
         );
-        let missing = update_client_in(c, 999, ClientChanges::default(), "x".into(), 6);
+        let missing = update_client_in(c, 999, ClientChanges::default(), "x".into(), "x", 6);
         assert_eq!(err(missing).0, ErrorCode::NotFound);
     }
 
@@ -1064,7 +1145,7 @@ AllowedIPs = 10.8.0.3/32, fd00:8::3/128, 2001:db8:77::/48
             .map(|i| {
                 let app = app.clone();
                 tokio::spawn(async move {
-                    create_client(&app, new_client(server.id, &format!("c{i}"))).await
+                    create_client(&app, new_client(server.id, &format!("c{i}")), "x").await
                 })
             })
             .collect();

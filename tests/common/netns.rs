@@ -699,3 +699,22 @@ pub fn ping(ns: &Netns, addr: &str, count: u32, timeout_s: u32) -> bool {
     }
     out.status.success()
 }
+
+/// How long until the first echo reply from `addr` arrives at `ns` (ping sends every 0.1 s),
+/// or `None` if none arrives within `timeout_s` seconds.
+pub fn time_to_first_reply(ns: &Netns, addr: &str, timeout_s: u32) -> Option<Duration> {
+    let started = Instant::now();
+    let out = ns.exec(&[
+        "ping",
+        "-n",
+        "-q",
+        "-i",
+        "0.1",
+        "-c",
+        "1",
+        "-w",
+        &timeout_s.to_string(),
+        addr,
+    ]);
+    out.status.success().then(|| started.elapsed())
+}

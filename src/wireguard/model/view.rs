@@ -129,6 +129,54 @@ pub fn client_config(
     Ok(conf.render())
 }
 
+// ---- QR codes ----
+
+/// The config keys whose values can make a client config long, and the field behind each.
+const LONG_PARTS: [(&str, &str); 3] = [
+    ("AllowedIPs", "allowed_ips"),
+    ("DNS", "dns_servers"),
+    ("Endpoint", "endpoint"),
+];
+
+/// The field behind the longest line of `config` among `candidates` (among all of
+/// [`LONG_PARTS`] when it names none of them), with that line's length.
+fn longest_part(config: &str, candidates: &[&str]) -> (&'static str, usize) {
+    let parts = || {
+        config.lines().filter_map(|line| {
+            let key = line.split('=').next()?.trim();
+            let (_, field) = LONG_PARTS.iter().find(|(k, _)| *k == key)?;
+            Some((*field, line.len()))
+        })
+    };
+    let best = |only: bool| {
+        parts()
+            .filter(|(f, _)| !only || candidates.contains(f))
+            .max_by_key(|(_, n)| *n)
+    };
+    best(true)
+        .or_else(|| best(false))
+        .unwrap_or(("allowed_ips", 0))
+}
+
+/// 422 when `config` does not fit a QR code, naming the field with the longest part of it
+/// among `candidates` (the fields the request set; see [`longest_part`]). `advice` ends the
+/// message (what the user can do).
+pub fn check_fits_qr(config: &str, candidates: &[&str], advice: &str) -> ApiResult<()> {
+    if crate::wg::qr::fits(config) {
+        return Ok(());
+    }
+    let (field, part) = longest_part(config, candidates);
+    Err(ApiError::validation(
+        field,
+        format!(
+            "the client's config is {} bytes, too large for a QR code (at most about {} \
+             bytes; {field} takes {part} of them): {advice}",
+            config.len(),
+            crate::wg::qr::MAX_BYTES
+        ),
+    ))
+}
+
 // ---- views ----
 
 fn nets(list: &[IpNet]) -> Vec<String> {
@@ -282,13 +330,15 @@ impl ClientView {
 }
 
 /// The create response: the view plus, once, the secrets the client needs (the seed's
-/// `private_key`, `config`, `qr_code`).
+/// `private_key`, `config`, `qr_code`). The QR code is `qrcode`, as `/qrcode` names it;
+/// `qr_code` is the seed's name for the same image, kept as an alias.
 #[derive(Debug, Serialize)]
 pub struct CreatedClientView {
     #[serde(flatten)]
     pub client: ClientView,
     pub private_key: Option<String>,
     pub config: Option<String>,
+    pub qrcode: Option<String>,
     pub qr_code: Option<String>,
 }
 
@@ -346,6 +396,62 @@ mod tests {
         let e = client_config(&server, &client, "x").unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict);
         assert!(e.message.contains("private key is not stored"));
+    }
+
+    /// Issue 12 item 6: what makes a config too large for a QR code. Only `allowed_ips` can
+    /// do it alone (64 long IPv6 prefixes); the most DNS servers (8 IPv6) and the longest
+    /// endpoint (253 bytes) together still fit with the default AllowedIPs.
+    #[test]
+    fn which_configs_fit_a_qr_code() {
+        let mut server = server_row(1, "s", Some("10.0.0.1/24"), Some("fd00::1/64"));
+        let mut client = client_row(2, "c", Some("10.0.0.2"), Some("fd00::2"));
+        client.preshared_key = Some(PresharedKey::generate().to_base64());
+        client.persistent_keepalive = Some(25);
+        let config = |s: &ServerRow, c: &ClientRow| client_config(s, c, "x").expect("config");
+        let label = format!("{}.", "a".repeat(62));
+        server.endpoint = Some(format!(
+            "{}{}.example:65535",
+            label.repeat(3),
+            "b".repeat(51)
+        ));
+        client.dns_servers = (0..8)
+            .map(|i| ip(&format!("2001:db8:ffff:ffff:ffff:ffff:ffff:fff{i}")))
+            .collect();
+        assert!(check_fits_qr(&config(&server, &client), &[], "").is_ok());
+
+        let v6 = |n: u16| -> Vec<IpNet> {
+            (0..n)
+                .map(|i| net(&format!("2001:db8:ffff:ffff:ffff:ffff:{i:x}:0/112")))
+                .collect()
+        };
+        client.dns_servers.clear();
+        server.endpoint = Some("vpn.example.com".into());
+        client.allowed_ips = v6(64);
+        let text = config(&server, &client);
+        let e = check_fits_qr(&text, &["allowed_ips", "dns_servers"], "list fewer").unwrap_err();
+        assert_eq!(e.details.expect("details").field, "allowed_ips");
+        assert!(
+            e.message.contains("too large for a QR code"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.ends_with(": list fewer"), "{}", e.message);
+        // The limit lies between 40 and 64 such prefixes.
+        client.allowed_ips = v6(40);
+        assert!(check_fits_qr(&config(&server, &client), &[], "").is_ok());
+
+        // Among the fields a request set, the one with the longest part is named.
+        client.allowed_ips = v6(56);
+        client.dns_servers = vec![ip("10.0.0.1"); 8];
+        let text = config(&server, &client);
+        let e = check_fits_qr(&text, &["dns_servers"], "").unwrap_err();
+        assert_eq!(e.details.expect("details").field, "dns_servers");
+        let e = check_fits_qr(&text, &["name"], "").unwrap_err();
+        assert_eq!(
+            e.details.expect("details").field,
+            "allowed_ips",
+            "none set: the longest"
+        );
     }
 
     #[test]
