@@ -61,6 +61,7 @@ impl Tally {
             }
         }
         e.message = String::new();
+        e.target = None;
         e.path = e.path.map(|p| clip(&p, PATH_CHARS));
         self.last = Some(e);
     }

@@ -4,9 +4,10 @@
 //!
 //! The table lives in its own database file, `ATTACH`ed as schema `logs` to the one
 //! connection (`Store::open`), so it can be put in RAM (`log_dir = "/tmp/ipv6wgm"` on
-//! OpenWrt) while the rest stays on flash. It is bounded twice: by rows (trimmed in batches,
-//! so a write costs one INSERT almost always) and by file size ([`trim_to_size`], called by
-//! the collector).
+//! OpenWrt) while the rest stays on flash. It is bounded twice, on every write: by rows
+//! (trimmed in batches, so a write costs one INSERT almost always) and by the bytes of the
+//! file and its WAL together ([`Bound`]). [`trim_to_size`] (called by the collector too)
+//! shrinks the file after the bound was lowered.
 
 use super::StoreResult;
 use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension};
@@ -131,7 +132,7 @@ pub fn insert(conn: &Connection, e: &LogEntry, bound: Bound) -> StoreResult<i64>
                 if drop_oldest(conn, OLDEST_BATCH)? == 0 {
                     return Err(full("the entry is larger than the bound"));
                 }
-                checkpoint_if_over(conn, bound)?;
+                wal_room(conn, bound)?;
             }
             Err(err) => return Err(err.into()),
         }
@@ -141,7 +142,7 @@ pub fn insert(conn: &Connection, e: &LogEntry, bound: Bound) -> StoreResult<i64>
     if id % TRIM_SLACK == 0 {
         let beyond = id - i64::from(bound.max_entries);
         while drop_oldest_upto(conn, beyond, BATCH)? == BATCH as u64 {
-            checkpoint_if_over(conn, bound)?;
+            wal_room(conn, bound)?;
         }
     }
     checkpoint_if_over(conn, bound)?;
@@ -294,7 +295,8 @@ fn wal_room(conn: &Connection, bound: Bound) -> StoreResult<()> {
 /// Shrinks the database file to its share of `bound`: deletes the oldest entries (the share
 /// of rows by which the pages in use are too many, plus a tenth of headroom), then gives the
 /// free pages back to the file system, a few at a time with checkpoints in between so the WAL
-/// stays within its share too. Stops when a round frees nothing. Returns the rows deleted.
+/// stays within its share too (a WAL that cannot be checkpointed stops it with an error).
+/// Stops when a round frees nothing. Returns the rows deleted.
 pub fn trim_to_size(conn: &Connection, bound: Bound) -> StoreResult<u64> {
     let page = page_size(conn)?;
     let max_pages = bound.db_bytes() / page;
@@ -312,10 +314,10 @@ pub fn trim_to_size(conn: &Connection, bound: Bound) -> StoreResult<u64> {
             let keep = (max_pages as f64 * 0.9 / used.max(1) as f64).clamp(0.0, 0.9);
             let mut excess = ((n as f64 * (1.0 - keep)).ceil() as u64).clamp(1, n.max(1));
             while excess > 0 {
+                wal_room(conn, bound)?;
                 let batch = excess.min(BATCH as u64);
                 let gone = drop_oldest(conn, batch as i64)?;
                 deleted += gone;
-                checkpoint_if_over(conn, bound)?;
                 if gone < batch {
                     break;
                 }
@@ -337,13 +339,13 @@ pub fn trim_to_size(conn: &Connection, bound: Bound) -> StoreResult<u64> {
 fn vacuum(conn: &Connection, bound: Bound, step: u64) -> StoreResult<()> {
     let mut free = pragma_u64(conn, "PRAGMA logs.freelist_count")?;
     while free > 0 {
+        wal_room(conn, bound)?;
         // Each step of this pragma frees one page: step it to the end.
         let mut stmt = conn.prepare_cached(&format!("PRAGMA logs.incremental_vacuum({step})"))?;
         let mut rows = stmt.query([])?;
         while rows.next()?.is_some() {}
         drop(rows);
         drop(stmt);
-        checkpoint_if_over(conn, bound)?;
         let left = pragma_u64(conn, "PRAGMA logs.freelist_count")?;
         if left >= free {
             break;
