@@ -65,7 +65,8 @@
 //!   `api::response`; every error is an [`error::ApiError`] whose code fixes the status.
 //! - Every route declares its access requirement in the route table; handlers never check
 //!   roles themselves except for "own record" exceptions (password change).
-//! - Every mutating request to a known route leaves one audit-log row, success or not.
+//! - Every mutating request to a known route leaves one audit-log row, success or not —
+//!   except refusals without a principal, summed up per address and minute ([`logs::refused`]).
 //! - No SQL outside `store/`; no blocking I/O or password hashing on async worker threads
 //!   (database work goes to the `ipv6wgm-db` thread, hashing to the blocking pool, bounded).
 //! - Pure logic (role table, password hash, token codec, rate limiter, validation, query and

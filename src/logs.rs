@@ -3,14 +3,21 @@
 //! into the one bounded store (`store::logs`), both announced to live subscribers
 //! (WebSocket `log_entry`). Listing, filtering and exports in JSON, CSV or text.
 //!
-//! Bounds: the event queue holds [`QUEUE`] entries (more are dropped and counted, never
+//! Refused requests without a principal are not written one by one: [`audit`] sums them up
+//! per source address ([`refused`]), and the writer writes the summaries when their window
+//! ends (and at stop).
+//!
+//! Bounds: the log store holds `max_log_entries` rows in `max_log_size_mb` MiB, WAL
+//! included, at every moment ([`q::Bound`]); the event queue holds [`QUEUE`] entries (more are dropped and counted, never
 //! buffered without limit); the live channel keeps [`LIVE`] (a slow subscriber skips); an
 //! export holds at most [`EXPORT_MAX_ROWS`] rows, at most [`EXPORTS_KEPT`] export files
 //! exist, each for [`EXPORT_TTL_SECS`].
 
+pub mod refused;
+
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::store::logs::{self as q, Filter, LogEntry, LogRow};
+use crate::store::logs::{self as q, Bound, Filter, LogEntry, LogRow};
 use crate::store::StoreError;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -80,6 +87,8 @@ pub struct Logs {
     live: broadcast::Sender<Arc<LogView>>,
     exporting: tokio::sync::Semaphore,
     downloading: tokio::sync::Semaphore,
+    /// Refused requests without a principal, counted per address until their summary.
+    refused: Mutex<refused::Refused>,
 }
 
 impl Default for Logs {
@@ -92,6 +101,7 @@ impl Default for Logs {
             live: broadcast::Sender::new(LIVE),
             exporting: tokio::sync::Semaphore::new(1),
             downloading: tokio::sync::Semaphore::new(2),
+            refused: Mutex::default(),
         }
     }
 }
@@ -122,11 +132,42 @@ impl Logs {
     }
 }
 
-/// Stores an entry now (the audit log: the request waits for it) and announces it.
+/// The log store's bound as set now (`/system/config` changes it while running).
+fn bound(app: &App) -> Bound {
+    let s = app.runtime.get();
+    Bound {
+        max_entries: s.max_log_entries,
+        max_bytes: u64::from(s.max_log_size_mb) << 20,
+    }
+}
+
+/// Writes the audit entry of a request (the request waits for it). A refusal without a
+/// principal (bad token, failed login) is written in full only when it is its address's
+/// first in a while; the rest are summed up ([`refused`]). Failures are logged, not returned:
+/// the response is already decided.
+pub async fn audit(app: &App, e: LogEntry) {
+    let refused = e.user_id.is_none() && e.status.is_some_and(|s| s >= 400);
+    let write = if refused {
+        let mut table = app.logs.refused.lock().unwrap_or_else(|p| p.into_inner());
+        table.refuse(e, crate::time::now())
+    } else {
+        vec![e]
+    };
+    for e in write {
+        if let Err(err) = record(app, e).await {
+            log::error!("audit log write failed: {}", err.message);
+        }
+    }
+}
+
+/// Stores an entry now and announces it.
 pub async fn record(app: &App, e: LogEntry) -> ApiResult<i64> {
-    let max = app.runtime.get().max_log_entries;
+    let bound = bound(app);
     let stored = e.clone();
-    let id = app.store.call(move |c| q::insert(c, &stored, max)).await?;
+    let id = app
+        .store
+        .call(move |c| q::insert(c, &stored, bound))
+        .await?;
     let _ = app
         .logs
         .live
@@ -134,17 +175,27 @@ pub async fn record(app: &App, e: LogEntry) -> ApiResult<i64> {
     Ok(id)
 }
 
-/// Writes queued events until the service stops, then what is still queued. Runs once.
+/// How often the writer looks for refusal summaries whose window has ended.
+const SUMMARY_TICK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Writes queued events and due refusal summaries until the service stops, then what is
+/// still queued and every summary (windows cut short). Runs once.
 pub async fn writer(app: Arc<App>) {
     let rx = app.logs.rx.lock().ok().and_then(|mut r| r.take());
     let Some(mut rx) = rx else { return };
     let mut stopping = app.stopping.subscribe();
+    let mut tick = tokio::time::interval(SUMMARY_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let e = tokio::select! {
             e = rx.recv() => e,
+            _ = tick.tick() => {
+                write_summaries(&app, false).await;
+                continue;
+            }
             _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => break,
         };
-        let Some(e) = e else { return };
+        let Some(e) = e else { break };
         if let Err(err) = record(&app, e).await {
             log::error!("log store write failed: {}", err.message);
         }
@@ -152,13 +203,32 @@ pub async fn writer(app: Arc<App>) {
     while let Ok(e) = rx.try_recv() {
         let _ = record(&app, e).await;
     }
+    write_summaries(&app, true).await;
+}
+
+/// Writes the refusal summaries whose window has ended (`all`: every one).
+async fn write_summaries(app: &App, all: bool) {
+    let now = crate::time::now();
+    let due = {
+        let mut table = app.logs.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if all {
+            table.drain(now)
+        } else {
+            table.due(now)
+        }
+    };
+    for e in due {
+        if let Err(err) = record(app, e).await {
+            log::error!("log store write failed: {}", err.message);
+        }
+    }
 }
 
 /// Keeps the log file under its size bound and removes expired exports; called by the
 /// collector on every tick.
 pub async fn housekeeping(app: &App) {
-    let max = u64::from(app.runtime.get().max_log_size_mb) << 20;
-    match app.store.call(move |c| q::trim_to_size(c, max)).await {
+    let bound = bound(app);
+    match app.store.call(move |c| q::trim_to_size(c, bound)).await {
         Ok(0) => {}
         Ok(n) => log::info!("log store over its size bound: {n} oldest entries removed"),
         Err(e) => log::warn!("log store trim failed: {e}"),

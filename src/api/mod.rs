@@ -320,9 +320,7 @@ async fn record_audit(app: &App, route: &Route, req: &Request, status: u16, err:
         status: Some(status),
         details: None,
     };
-    if let Err(e) = crate::logs::record(app, entry).await {
-        log::error!("audit log write failed: {}", e.message);
-    }
+    crate::logs::audit(app, entry).await;
 }
 
 /// At most 1,024 characters of a request's text in the log (paths are the client's to choose).

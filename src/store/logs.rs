@@ -4,9 +4,10 @@
 //!
 //! The table lives in its own database file, `ATTACH`ed as schema `logs` to the one
 //! connection (`Store::open`), so it can be put in RAM (`log_dir = "/tmp/ipv6wgm"` on
-//! OpenWrt) while the rest stays on flash. It is bounded twice: by rows (trimmed in batches,
-//! so a write costs one INSERT almost always) and by file size ([`trim_to_size`], called by
-//! the collector).
+//! OpenWrt) while the rest stays on flash. It is bounded twice, on every write: by rows
+//! (trimmed in batches, so a write costs one INSERT almost always) and by the bytes of the
+//! file and its WAL together ([`Bound`]). [`trim_to_size`] (called by the collector too)
+//! shrinks the file after the bound was lowered.
 
 use super::StoreResult;
 use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension};
@@ -80,7 +81,80 @@ pub struct LogRow {
 /// Rows over the cap that are tolerated before a trim (keeps trims rare).
 const TRIM_SLACK: i64 = 256;
 
-pub fn insert(conn: &Connection, e: &LogEntry, max_entries: u32) -> StoreResult<i64> {
+/// What the log store may hold: the newest `max_entries` rows, in at most `max_bytes` of
+/// disk (or RAM, in `/tmp`) for the database file and its WAL together, at every moment.
+///
+/// The bytes are split in two shares, each enforced where the file grows:
+/// - the WAL gets [`Bound::wal_bytes`]; it is checkpointed and truncated to zero whenever it
+///   passes half of that, so the next write (a few pages) always fits; every trim is done in
+///   small transactions for the same reason;
+/// - the database file gets the rest, as SQLite's `max_page_count`: an insert that would
+///   grow the file past it fails with `SQLITE_FULL` instead, and the oldest rows make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub max_entries: u32,
+    pub max_bytes: u64,
+}
+
+impl Bound {
+    /// The WAL's share: a quarter of the bound, 64 KiB to 8 MiB. (Each checkpoint costs two
+    /// fsyncs; a larger share means fewer of them.)
+    pub fn wal_bytes(&self) -> u64 {
+        (self.max_bytes / 4)
+            .clamp(64 << 10, 8 << 20)
+            .min(self.max_bytes / 2)
+    }
+
+    /// The database file's share.
+    pub fn db_bytes(&self) -> u64 {
+        self.max_bytes - self.wal_bytes()
+    }
+}
+
+/// The log store is full and could not make room (the entry is not stored).
+fn full(why: &str) -> super::StoreError {
+    super::StoreError::Rule(format!("log store full: {why}"))
+}
+
+/// Stores `e` within `bound`: room is made first (oldest rows out) if the database file is
+/// at its share, and the WAL is checkpointed after the write if it passed half of its share.
+pub fn insert(conn: &Connection, e: &LogEntry, bound: Bound) -> StoreResult<i64> {
+    apply_page_limit(conn, bound)?;
+    wal_room(conn, bound)?;
+    let mut id = None;
+    for _ in 0..8 {
+        match insert_row(conn, e) {
+            Ok(i) => {
+                id = Some(i);
+                break;
+            }
+            Err(err) if is_full(&err) => {
+                if drop_oldest(conn, OLDEST_BATCH)? == 0 {
+                    return Err(full("the entry is larger than the bound"));
+                }
+                wal_room(conn, bound)?;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let id = id.ok_or_else(|| full("no room could be made"))?;
+    // Ids only grow, so "id <= newest - cap" is exactly the rows beyond the cap.
+    if id % TRIM_SLACK == 0 {
+        let beyond = id - i64::from(bound.max_entries);
+        while drop_oldest_upto(conn, beyond, BATCH)? == BATCH as u64 {
+            wal_room(conn, bound)?;
+        }
+    }
+    checkpoint_if_over(conn, bound)?;
+    Ok(id)
+}
+
+/// Oldest rows removed at once when an insert finds the file at its share.
+const OLDEST_BATCH: i64 = 16;
+/// Rows deleted in one transaction by trims, so that each one's WAL pages stay few.
+const BATCH: i64 = 256;
+
+fn insert_row(conn: &Connection, e: &LogEntry) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO logs.entries (ts, level, module, action, message, user_id, username, ip, \
          user_agent, method, path, target, status, details) \
@@ -102,56 +176,194 @@ pub fn insert(conn: &Connection, e: &LogEntry, max_entries: u32) -> StoreResult<
         e.status,
         e.details.as_ref().map(|d| d.to_string()),
     ])?;
-    let id = conn.last_insert_rowid();
-    // Ids only grow, so "id <= newest - cap" removes exactly the rows beyond the cap.
-    if id % TRIM_SLACK == 0 {
-        conn.execute(
-            "DELETE FROM logs.entries WHERE id <= ?1",
-            [id - i64::from(max_entries)],
-        )?;
-    }
-    Ok(id)
+    Ok(conn.last_insert_rowid())
 }
 
-/// While the log file is larger than `max_bytes`, deletes the oldest entries (the share by
-/// which it is too big, plus a tenth of headroom) and gives the free pages back to the file
-/// system. Stops when a round frees nothing, so a file that cannot shrink never costs more
-/// than one round of deletions. Returns the rows deleted.
-pub fn trim_to_size(conn: &Connection, max_bytes: u64) -> StoreResult<u64> {
+fn is_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
+}
+
+fn drop_oldest(conn: &Connection, n: i64) -> StoreResult<u64> {
+    drop_oldest_upto(conn, i64::MAX, n)
+}
+
+/// Deletes the `n` oldest rows with ids up to `last`; returns how many there were.
+fn drop_oldest_upto(conn: &Connection, last: i64, n: i64) -> StoreResult<u64> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM logs.entries WHERE id IN \
+             (SELECT id FROM logs.entries WHERE id <= ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .execute([last, n])? as u64)
+}
+
+/// Sets the database file's page limit (and the WAL's size limit) for `bound`, when it
+/// changed. SQLite keeps a limit above the pages in use (after the bound was lowered): then
+/// the file is shrunk first.
+fn apply_page_limit(conn: &Connection, bound: Bound) -> StoreResult<()> {
+    let pages = (bound.db_bytes() / page_size(conn)?).max(1);
+    if pragma_u64(conn, "PRAGMA logs.max_page_count")? == pages {
+        return Ok(());
+    }
+    // Belt and braces: a WAL reset after any checkpoint is cut to this length.
+    let wal = bound.wal_bytes() / 2;
+    conn.query_row(
+        &format!("PRAGMA logs.journal_size_limit = {wal}"),
+        [],
+        |_| Ok(()),
+    )?;
+    if set_page_limit(conn, pages)? > pages {
+        trim_to_size(conn, bound)?;
+        set_page_limit(conn, pages)?;
+    }
+    Ok(())
+}
+
+fn set_page_limit(conn: &Connection, pages: u64) -> StoreResult<u64> {
+    let limit: i64 = conn
+        .prepare_cached(&format!("PRAGMA logs.max_page_count = {pages}"))?
+        .query_row([], |r| r.get(0))?;
+    Ok(limit.max(0) as u64)
+}
+
+fn page_size(conn: &Connection) -> StoreResult<u64> {
+    let size: i64 = conn
+        .prepare_cached("PRAGMA logs.page_size")?
+        .query_row([], |r| r.get(0))?;
+    Ok(size.max(512) as u64)
+}
+
+/// Bytes of the log store's WAL file (0 for a store in memory or without a WAL).
+pub fn wal_file_bytes(conn: &Connection) -> StoreResult<u64> {
+    let file: String = conn
+        .prepare_cached("SELECT file FROM pragma_database_list WHERE name = 'logs'")?
+        .query_row([], |r| r.get(0))?;
+    if file.is_empty() {
+        return Ok(0);
+    }
+    Ok(std::fs::metadata(format!("{file}-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0))
+}
+
+/// Once the WAL has passed half of its share, folds it into the database file and truncates
+/// it to zero. Returns whether it is (now) below half.
+fn checkpoint_if_over(conn: &Connection, bound: Bound) -> StoreResult<bool> {
+    let half = bound.wal_bytes() / 2;
+    if wal_file_bytes(conn)? < half {
+        return Ok(true);
+    }
+    Ok(checkpoint(conn)? && wal_file_bytes(conn)? < half)
+}
+
+/// `wal_checkpoint(TRUNCATE)` of the log store without waiting: false when a reader in
+/// another process holds an old snapshot, so the WAL could not be reset. (Waiting for it
+/// would stall every request behind the database thread.)
+fn checkpoint(conn: &Connection) -> StoreResult<bool> {
+    conn.busy_timeout(std::time::Duration::ZERO)?;
+    let done = conn.query_row("PRAGMA logs.wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    conn.busy_timeout(super::BUSY_TIMEOUT)?;
+    match done {
+        Ok(busy) => Ok(busy == 0),
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A write may start: the WAL is below half of its share (so the few pages of one write
+/// fit), checkpointing if needed. When another process keeps the WAL from being reset, the
+/// write is refused rather than the bound exceeded.
+fn wal_room(conn: &Connection, bound: Bound) -> StoreResult<()> {
+    if checkpoint_if_over(conn, bound)? {
+        Ok(())
+    } else {
+        Err(full(
+            "the WAL cannot be checkpointed (another process is reading it)",
+        ))
+    }
+}
+
+/// Shrinks the database file to its share of `bound`: deletes the oldest entries (the share
+/// of rows by which the pages in use are too many, plus a tenth of headroom), then gives the
+/// free pages back to the file system, a few at a time with checkpoints in between so the WAL
+/// stays within its share too (a WAL that cannot be checkpointed stops it with an error).
+/// Stops when a round frees nothing. Returns the rows deleted.
+pub fn trim_to_size(conn: &Connection, bound: Bound) -> StoreResult<u64> {
+    let page = page_size(conn)?;
+    let max_pages = bound.db_bytes() / page;
+    // Pages one vacuum step may move: each move writes about three pages to the WAL.
+    let step = (bound.wal_bytes() / 2 / (3 * (page + 24))).max(1);
     let mut deleted = 0u64;
     for _ in 0..4 {
-        let size = file_bytes(conn)?;
-        if size <= max_bytes {
+        let pages = pragma_u64(conn, "PRAGMA logs.page_count")?;
+        if pages <= max_pages {
             break;
         }
-        let n: i64 = conn.query_row("SELECT count(*) FROM logs.entries", [], |r| r.get(0))?;
-        if n == 0 {
-            break;
+        let used = pages.saturating_sub(pragma_u64(conn, "PRAGMA logs.freelist_count")?);
+        if used > max_pages * 9 / 10 {
+            let n = count(conn)?.max(0) as u64;
+            let keep = (max_pages as f64 * 0.9 / used.max(1) as f64).clamp(0.0, 0.9);
+            let mut excess = ((n as f64 * (1.0 - keep)).ceil() as u64).clamp(1, n.max(1));
+            while excess > 0 {
+                wal_room(conn, bound)?;
+                let batch = excess.min(BATCH as u64);
+                let gone = drop_oldest(conn, batch as i64)?;
+                deleted += gone;
+                if gone < batch {
+                    break;
+                }
+                excess -= batch;
+            }
         }
-        let keep = (max_bytes as f64 * 0.9 / size as f64).clamp(0.0, 0.9);
-        let drop = ((n as f64 * (1.0 - keep)).ceil() as i64).max(1);
-        deleted += conn.execute(
-            "DELETE FROM logs.entries WHERE id IN \
-             (SELECT id FROM logs.entries ORDER BY id LIMIT ?1)",
-            [drop],
-        )? as u64;
-        // Each step of this pragma frees one page: step it to the end.
-        let mut stmt = conn.prepare("PRAGMA logs.incremental_vacuum")?;
-        let mut rows = stmt.query([])?;
-        while rows.next()?.is_some() {}
-        if file_bytes(conn)? >= size {
+        vacuum(conn, bound, step)?;
+        if pragma_u64(conn, "PRAGMA logs.page_count")? >= pages {
             log::warn!("log store: the file does not shrink; trimming stopped");
             break;
         }
+        // The file itself is cut to its new length when the WAL is folded back.
+        checkpoint(conn)?;
     }
     Ok(deleted)
 }
 
-/// Size of the log database file in bytes (pages in use and free).
+/// Gives all free pages back to the file system, `step` pages per transaction.
+fn vacuum(conn: &Connection, bound: Bound, step: u64) -> StoreResult<()> {
+    let mut free = pragma_u64(conn, "PRAGMA logs.freelist_count")?;
+    while free > 0 {
+        wal_room(conn, bound)?;
+        // Each step of this pragma frees one page: step it to the end.
+        let mut stmt = conn.prepare_cached(&format!("PRAGMA logs.incremental_vacuum({step})"))?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
+        drop(rows);
+        drop(stmt);
+        let left = pragma_u64(conn, "PRAGMA logs.freelist_count")?;
+        if left >= free {
+            break;
+        }
+        free = left;
+    }
+    Ok(())
+}
+
+fn pragma_u64(conn: &Connection, sql: &str) -> StoreResult<u64> {
+    let v: i64 = conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?;
+    Ok(v.max(0) as u64)
+}
+
+/// Bytes the log store takes now: the database file's pages and the WAL file.
 pub fn file_bytes(conn: &Connection) -> StoreResult<u64> {
-    let pages: i64 = conn.query_row("PRAGMA logs.page_count", [], |r| r.get(0))?;
-    let size: i64 = conn.query_row("PRAGMA logs.page_size", [], |r| r.get(0))?;
-    Ok((pages.max(0) as u64) * (size.max(0) as u64))
+    let pages = pragma_u64(conn, "PRAGMA logs.page_count")?;
+    Ok(pages * page_size(conn)? + wal_file_bytes(conn)?)
 }
 
 pub fn count(conn: &Connection) -> StoreResult<i64> {
@@ -376,6 +588,14 @@ pub fn adopt_audit_log(conn: &mut Connection) -> StoreResult<u64> {
 mod tests {
     use super::*;
 
+    /// A bound by rows only.
+    fn rows(max_entries: u32) -> Bound {
+        Bound {
+            max_entries,
+            max_bytes: 1 << 30,
+        }
+    }
+
     fn entry(i: i64) -> LogEntry {
         LogEntry {
             ts: i,
@@ -399,7 +619,7 @@ mod tests {
     fn log_is_capped_to_newest_entries() {
         let c = crate::store::test_db();
         for i in 1..=1024 {
-            insert(&c, &entry(i), 100).expect("insert");
+            insert(&c, &entry(i), rows(100)).expect("insert");
         }
         let n = count(&c).expect("count");
         assert!((100..=100 + TRIM_SLACK).contains(&n), "{n} rows kept");
@@ -416,7 +636,7 @@ mod tests {
                 e.level = "ERROR";
                 e.message = format!("BGP peer {i} went_down 100%");
             }
-            insert(&c, &e, 1000).expect("insert");
+            insert(&c, &e, rows(1000)).expect("insert");
         }
         let only = |f: Filter| list(&c, &f, 100, 0).expect("list");
         let (rows, total) = only(Filter {
@@ -476,30 +696,110 @@ mod tests {
         let c = crate::store::test_db();
         let e = LogEntry::event("WARNING", "bgp", "bgp.state", "down".into())
             .with_details(serde_json::json!({"session_id": 3}));
-        let id = insert(&c, &e, 1000).expect("insert");
+        let id = insert(&c, &e, rows(1000)).expect("insert");
         let got = get(&c, id).expect("get").expect("row");
         assert_eq!(got.entry, e);
         assert_eq!(get(&c, id + 1).expect("get"), None);
     }
 
-    /// On a real file in WAL mode (where the vacuum mode is easy to lose).
-    #[test]
-    fn trims_to_a_file_size() {
-        let dir = tempfile::tempdir().expect("dir");
+    /// A log store on a real file in WAL mode (where the vacuum mode is easy to lose).
+    fn file_store(dir: &tempfile::TempDir) -> Connection {
         let mut c = Connection::open_in_memory().expect("db");
         crate::store::attach_logs(&c, &dir.path().join("logs.db")).expect("attach");
         crate::store::schema::migrate_logs(&mut c).expect("log schema");
-        let mut e = entry(1);
-        e.message = "x".repeat(2000);
-        for _ in 0..500 {
-            insert(&c, &e, 100_000).expect("insert");
+        c
+    }
+
+    /// What the files take on disk: the database and its WAL.
+    fn on_disk(dir: &tempfile::TempDir) -> u64 {
+        ["logs.db", "logs.db-wal"]
+            .iter()
+            .map(|f| std::fs::metadata(dir.path().join(f)).map_or(0, |m| m.len()))
+            .sum()
+    }
+
+    fn big(i: i64) -> LogEntry {
+        let mut e = entry(i);
+        e.message = format!("{i} {}", "x".repeat(2000));
+        e
+    }
+
+    #[test]
+    fn trims_to_a_lowered_bound() {
+        let dir = tempfile::tempdir().expect("dir");
+        let c = file_store(&dir);
+        for i in 0..500 {
+            insert(&c, &big(i), rows(100_000)).expect("insert");
         }
-        let before = file_bytes(&c).expect("size");
-        assert!(before > 1_000_000, "{before}");
-        let deleted = trim_to_size(&c, 400_000).expect("trim");
+        assert!(on_disk(&dir) > 1_000_000, "{}", on_disk(&dir));
+        let small = Bound {
+            max_entries: 100_000,
+            max_bytes: 400_000,
+        };
+        let deleted = trim_to_size(&c, small).expect("trim");
         assert!(deleted > 0);
+        assert!(on_disk(&dir) <= 400_000, "{}", on_disk(&dir));
         assert!(file_bytes(&c).expect("size") <= 400_000);
         assert!(count(&c).expect("count") > 0);
+    }
+
+    #[test]
+    fn database_and_wal_stay_within_the_bound_after_every_write() {
+        let dir = tempfile::tempdir().expect("dir");
+        let c = file_store(&dir);
+        let bound = Bound {
+            max_entries: 100_000,
+            max_bytes: 1 << 20,
+        };
+        let mut peak = 0;
+        // ~2 MB of entries.
+        for i in 0..1000 {
+            insert(&c, &big(i), bound).expect("insert");
+            peak = peak.max(on_disk(&dir));
+        }
+        assert!(peak <= 1 << 20, "{peak} bytes on disk");
+        // The newest entries are the ones kept, and the file is used, not left empty.
+        let (newest, total) = list(&c, &Filter::default(), 1, 0).expect("list");
+        assert_eq!(newest[0].entry, big(999));
+        assert!(total > 150, "{total} entries kept (one a page)");
+        // A lower bound applies at the next write.
+        let lower = Bound {
+            max_bytes: 256 << 10,
+            ..bound
+        };
+        insert(&c, &big(1000), lower).expect("insert");
+        assert!(on_disk(&dir) <= 256 << 10, "{}", on_disk(&dir));
+        for i in 1001..1100 {
+            insert(&c, &big(i), lower).expect("insert");
+            assert!(on_disk(&dir) <= 256 << 10, "{}", on_disk(&dir));
+        }
+    }
+
+    #[test]
+    fn a_reader_holding_the_wal_makes_writes_fail_not_grow() {
+        let dir = tempfile::tempdir().expect("dir");
+        let c = file_store(&dir);
+        let bound = Bound {
+            max_entries: 100_000,
+            max_bytes: 1 << 20,
+        };
+        insert(&c, &big(0), bound).expect("insert");
+        let reader = Connection::open(dir.path().join("logs.db")).expect("reader");
+        reader.execute_batch("BEGIN").expect("begin");
+        let n: i64 = reader
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+            .expect("read");
+        assert_eq!(n, 1);
+        let mut refused = 0;
+        for i in 1..2000 {
+            if insert(&c, &big(i), bound).is_err() {
+                refused += 1;
+            }
+            assert!(on_disk(&dir) <= 1 << 20, "{}", on_disk(&dir));
+        }
+        assert!(refused > 0);
+        reader.execute_batch("COMMIT").expect("end");
+        insert(&c, &big(2000), bound).expect("writes again once the reader is done");
     }
 
     #[test]

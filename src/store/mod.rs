@@ -94,6 +94,9 @@ enum Msg {
     Close,
 }
 
+/// How long a statement waits for another process's lock (admin commands over SSH).
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Requests queued for the database thread before callers wait for room.
 const QUEUE_DEPTH: usize = 64;
 
@@ -202,7 +205,7 @@ pub fn contains_pattern(s: &str) -> String {
 pub fn open_connection(path: &Path) -> Result<Connection, String> {
     let conn = Connection::open(path)
         .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(5))
+    conn.busy_timeout(BUSY_TIMEOUT)
         .and_then(|_| conn.pragma_update(None, "journal_mode", "WAL"))
         .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
         .and_then(|_| conn.pragma_update(None, "foreign_keys", "ON"))
