@@ -91,6 +91,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(max));
     let per_source = PerAddress::new(app.config.http.per_ip_limit());
     let refusals = Arc::new(Semaphore::new(REFUSALS));
+    let handshake = Duration::from_secs(app.config.http.header_read_timeout_secs);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -120,10 +121,14 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => serve_connection(s, peer, app, watcher).await,
-                    Err(e) => log::debug!("{peer}: TLS handshake failed: {e}"),
-                },
+                // The handshake is part of the head: same deadline.
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => serve_connection(s, peer, app, watcher).await,
+                        Ok(Err(e)) => log::debug!("{peer}: TLS handshake failed: {e}"),
+                        Err(_) => log::debug!("{peer}: TLS handshake timed out"),
+                    }
+                }
                 None => serve_connection(stream, peer, app, watcher).await,
             }
             drop(open);
