@@ -68,10 +68,12 @@ def close_all(socks):
 
 
 def hold(n, first, rest=b"", src="127.0.0.2"):
+    """n connections sending first + rest; src "spread" = each from its own address."""
     socks = []
-    for _ in range(n):
+    for i in range(n):
+        addr = f"127.0.{1 + i // 250}.{1 + i % 250}" if src == "spread" else src
         try:
-            s = conn(src, timeout=2)
+            s = conn(addr, timeout=2)
         except OSError:
             continue
         socks.append(s)
@@ -114,10 +116,29 @@ def main():
         close_all(socks)
         time.sleep(2)
 
+        # The same from 300 addresses (no per-address cap helps): what each connection costs.
+        socks = hold(300, head, b"x" * ((1 << 20) - 1), src="spread")
+        time.sleep(3)
+        print(f"… from 300 addresses: /status/live {probe()}, RSS {rss(p.pid)} MiB")
+        close_all(socks)
+        time.sleep(2)
+        socks = hold(300, b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n1000\r\n" + b"x" * 4096 + b"\r\n", src="spread")
+        time.sleep(3)
+        print(f"300 chunked login bodies stalled after 4 KiB, 300 addresses: /status/live {probe()}, "
+              f"RSS {rss(p.pid)} MiB")
+        close_all(socks)
+        time.sleep(2)
+
         # Item 3: 256 unfinished heads of ~390 KB.
         socks = hold(256, b"GET /api/v1/status/live HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"a" * 390_000)
         time.sleep(3)
         print(f"256 unfinished 390 KB heads: /status/live {probe()}, RSS {rss(p.pid)} MiB")
+        close_all(socks)
+        time.sleep(2)
+        socks = hold(256, b"GET /api/v1/status/live HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"a" * 390_000, src="spread")
+        time.sleep(3)
+        print(f"… from 256 addresses: /status/live {probe()}, RSS {rss(p.pid)} MiB")
         close_all(socks)
         time.sleep(2)
 
@@ -162,10 +183,13 @@ def main():
               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode()
         socks = []
         for _ in range(256):
-            c = conn("127.0.0.2")
-            c.sendall(ws)
-            c.recv(1024)
-            socks.append(c)
+            try:
+                c = conn("127.0.0.2")
+                socks.append(c)
+                c.sendall(ws)
+                c.recv(1024)
+            except OSError:
+                pass  # refused: over the address's connection cap
         out = request(f"GET /api/v1/ws/system/status?token={tok} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
                       "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode(), timeout=2)
