@@ -490,6 +490,22 @@ mod tests {
     }
 
     #[test]
+    fn per_address_cap_defaults_to_a_quarter_and_stays_within_the_total() {
+        let cfg = Config::parse("[http]\nmax_connections = 40\n").expect("parses");
+        assert_eq!(cfg.http.per_ip_limit(), 10);
+        let cfg = Config::parse("[http]\nmax_connections = 2\n").expect("parses");
+        assert_eq!(cfg.http.per_ip_limit(), 1);
+        let cfg = Config::parse("[http]\nmax_connections = 8\nmax_connections_per_ip = 9\n")
+            .expect("parses");
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .contains("max_connections_per_ip"));
+        let cfg = Config::parse("[http]\nmax_header_bytes = 4096\n").expect("parses");
+        assert!(cfg.validate().unwrap_err().contains("max_header_bytes"));
+    }
+
+    #[test]
     fn invalid_values_are_explained() {
         let mut ov = Overrides {
             listen: Some("localhost".into()),
