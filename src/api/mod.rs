@@ -157,12 +157,12 @@ pub async fn serve(
 /// unanswered). Over TLS there is no handshake to answer in: closed.
 fn refuse(mut stream: TcpStream, peer: SocketAddr, tls: bool, refusals: &Arc<Semaphore>) {
     log::debug!("{peer}: over the per-address connection limit");
-    let Ok(permit) = refusals.clone().try_acquire_owned() else {
-        return;
-    };
     if tls {
         return;
     }
+    let Ok(permit) = refusals.clone().try_acquire_owned() else {
+        return;
+    };
     tokio::spawn(async move {
         let mut e = ApiError::new(
             ErrorCode::RateLimited,
