@@ -59,8 +59,10 @@ pub struct App {
     pub monitor: crate::monitor::collector::Monitor,
     /// Open API connections (HTTP keep-alive and WebSocket).
     pub open_connections: std::sync::atomic::AtomicUsize,
-    /// WebSocket connections allowed at once (`http.max_connections`).
+    /// Authenticated WebSocket connections allowed at once (`http.max_connections`).
     pub ws_slots: Arc<Semaphore>,
+    /// WebSocket connections without a valid token yet (`ws::UNAUTHENTICATED_SLOTS`).
+    pub ws_unauthenticated: Arc<Semaphore>,
     /// Writes through the API, for the WebSocket channels without an engine feed.
     pub changes: tokio::sync::broadcast::Sender<crate::ws::Change>,
     /// WebSocket payloads shared by all connections.
@@ -150,6 +152,7 @@ impl App {
             ),
             open_connections: Default::default(),
             ws_slots: Arc::new(Semaphore::new(config.http.max_connections)),
+            ws_unauthenticated: Arc::new(Semaphore::new(crate::ws::UNAUTHENTICATED_SLOTS)),
             changes: tokio::sync::broadcast::Sender::new(16),
             stopping: tokio::sync::watch::Sender::new(false),
             ws_cache: crate::ws::Cache::default(),

@@ -93,12 +93,21 @@ impl Default for WireguardConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Largest accepted request body; larger ones get 413.
+    /// Largest accepted request body once the caller is authenticated; larger ones get
+    /// 413. Routes without authentication (login) take at most `api::PUBLIC_MAX_BODY`.
     pub max_body_bytes: usize,
     /// Connections served at once; further clients wait in the kernel backlog.
     pub max_connections: usize,
-    /// A client must send a request's headers within this many seconds (slowloris guard).
+    /// Connections one source address (an IPv6 /64) may hold at once; more are answered
+    /// 429 and closed. Unset: a quarter of `max_connections`.
+    pub max_connections_per_ip: Option<usize>,
+    /// A client must send a request's headers within this many seconds, and a kept-alive
+    /// connection that sends no next request is closed after as long (slowloris guard).
     pub header_read_timeout_secs: u64,
+    /// Largest request head (request line and headers); larger ones get 431.
+    pub max_header_bytes: usize,
+    /// A request's whole body must arrive within this many seconds (408 otherwise).
+    pub body_read_timeout_secs: u64,
     /// Seconds in-flight requests get to finish on SIGTERM before connections are cut.
     pub shutdown_grace_secs: u64,
     /// PEM certificate chain and key; both set = HTTPS (needs the `tls` cargo feature).
@@ -168,11 +177,22 @@ impl Default for HttpConfig {
         HttpConfig {
             max_body_bytes: 1 << 20,
             max_connections: 256,
-            header_read_timeout_secs: 30,
+            max_connections_per_ip: None,
+            header_read_timeout_secs: 10,
+            max_header_bytes: 16 << 10,
+            body_read_timeout_secs: 30,
             shutdown_grace_secs: 10,
             tls_cert: None,
             tls_key: None,
         }
+    }
+}
+
+impl HttpConfig {
+    /// [`max_connections_per_ip`](Self::max_connections_per_ip) with its default applied.
+    pub fn per_ip_limit(&self) -> usize {
+        self.max_connections_per_ip
+            .unwrap_or((self.max_connections / 4).max(1))
     }
 }
 
@@ -336,8 +356,22 @@ impl Config {
         if !(1..=65_536).contains(&h.max_connections) {
             return Err("http.max_connections must be between 1 and 65536".into());
         }
-        if h.header_read_timeout_secs == 0 {
-            return Err("http.header_read_timeout_secs must be at least 1".into());
+        if h.max_connections_per_ip
+            .is_some_and(|n| !(1..=h.max_connections).contains(&n))
+        {
+            return Err(
+                "http.max_connections_per_ip must be between 1 and http.max_connections".into(),
+            );
+        }
+        if h.header_read_timeout_secs == 0 || h.body_read_timeout_secs == 0 {
+            return Err(
+                "http.header_read_timeout_secs and http.body_read_timeout_secs must be at least 1"
+                    .into(),
+            );
+        }
+        // hyper's read buffer cannot be smaller than 8 KiB.
+        if !(8 << 10..=1 << 20).contains(&h.max_header_bytes) {
+            return Err("http.max_header_bytes must be between 8192 and 1048576".into());
         }
         if h.tls_cert.is_some() != h.tls_key.is_some() {
             return Err("TLS needs both a certificate (--tls-cert) and a key (--tls-key)".into());
@@ -461,6 +495,22 @@ mod tests {
         let cfg = Config::load(&env.then(flags)).expect("loads");
         assert_eq!(cfg.listen, "[::]:9000".parse().expect("addr"));
         assert_eq!(cfg.log, "debug");
+    }
+
+    #[test]
+    fn per_address_cap_defaults_to_a_quarter_and_stays_within_the_total() {
+        let cfg = Config::parse("[http]\nmax_connections = 40\n").expect("parses");
+        assert_eq!(cfg.http.per_ip_limit(), 10);
+        let cfg = Config::parse("[http]\nmax_connections = 2\n").expect("parses");
+        assert_eq!(cfg.http.per_ip_limit(), 1);
+        let cfg = Config::parse("[http]\nmax_connections = 8\nmax_connections_per_ip = 9\n")
+            .expect("parses");
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .contains("max_connections_per_ip"));
+        let cfg = Config::parse("[http]\nmax_header_bytes = 4096\n").expect("parses");
+        assert!(cfg.validate().unwrap_err().contains("max_header_bytes"));
     }
 
     #[test]

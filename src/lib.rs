@@ -71,8 +71,10 @@
 //!   (database work goes to the `ipv6wgm-db` thread, hashing to the blocking pool, bounded).
 //! - Pure logic (role table, password hash, token codec, rate limiter, validation, query and
 //!   pagination parsing, time formatting) does no I/O and takes time as a parameter.
-//! - Memory is bounded: request bodies (`http.max_body_bytes`), connections
-//!   (`http.max_connections`), the database queue, the login limiter, the latency histograms,
+//! - Memory is bounded: request heads (`http.max_header_bytes`), request bodies (4 KiB
+//!   before authentication, `http.max_body_bytes` after), connections
+//!   (`http.max_connections`, `http.max_connections_per_ip`), downloads (streamed in
+//!   chunks), the database queue, the login limiter, the latency histograms,
 //!   the metric history, the log store (`logs.max_entries`, `logs.max_size_mb`), the event
 //!   queue and every WebSocket's output (one message in flight) all have fixed caps; WireGuard devices have
 //!   fixed packet buffers and never queue packets per peer (see [`wg::device`]).

@@ -86,7 +86,7 @@ pub struct Logs {
     dropped: AtomicUsize,
     live: broadcast::Sender<Arc<LogView>>,
     exporting: tokio::sync::Semaphore,
-    downloading: tokio::sync::Semaphore,
+    downloading: Arc<tokio::sync::Semaphore>,
     /// Refused requests without a principal, counted per address until their summary.
     refused: Mutex<refused::Refused>,
 }
@@ -100,7 +100,7 @@ impl Default for Logs {
             dropped: AtomicUsize::new(0),
             live: broadcast::Sender::new(LIVE),
             exporting: tokio::sync::Semaphore::new(1),
-            downloading: tokio::sync::Semaphore::new(2),
+            downloading: Arc::new(tokio::sync::Semaphore::new(2)),
             refused: Mutex::default(),
         }
     }
@@ -456,24 +456,37 @@ async fn blocking<T: Send + 'static>(
         })
 }
 
-/// The bytes of an export that exists and has not expired. At most two are read at once
-/// (each is at most [`EXPORT_MAX_BYTES`]).
-pub async fn download(app: &App, name: &str) -> ApiResult<Vec<u8>> {
+/// An export opened for sending: the file, its length, and one of the two download
+/// slots, to be held until the file is sent (`api::response::FileBody`).
+pub struct Download {
+    pub file: std::fs::File,
+    pub len: u64,
+    pub slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// An export that exists and has not expired, opened. At most two are sent at once.
+pub async fn download(app: &App, name: &str) -> ApiResult<Download> {
     let made = export_time(name).ok_or_else(|| ApiError::not_found("export"))?;
     if crate::time::now() - made > EXPORT_TTL_SECS {
         return Err(ApiError::not_found("export (expired)"));
     }
-    let _slot = app
+    let slot = app
         .logs
         .downloading
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|_| ApiError::unavailable("shutting down"))?;
     let path = exports_dir(app).join(name);
-    tokio::task::spawn_blocking(move || std::fs::read(path))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|_| ApiError::not_found("export"))
+    let (file, len) = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok::<_, std::io::Error>((file, len))
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|_| ApiError::not_found("export"))?;
+    Ok(Download { file, len, slot })
 }
 
 const CSV_HEADER: &str =

@@ -8,7 +8,10 @@
 //! WireGuard/BGP/pool change through the API, an alert, a log entry) and at least every
 //! [`STEADY`].
 //!
-//! Bounds: at most `http.max_connections` sockets; nothing is queued per connection — each
+//! Bounds: at most `http.max_connections` authenticated sockets — the token is checked
+//! before a slot is taken — and [`UNAUTHENTICATED_SLOTS`] more that have no valid token yet
+//! (`/ws/connect` waiting [`AUTH_WAIT`] for its first message, or a bad token being closed);
+//! nothing is queued per connection — each
 //! message is written (with a [`WRITE_TIMEOUT`]) before the next is built, so a client that
 //! does not read is dropped instead of buffered for; a subscriber that falls behind a
 //! broadcast skips to the newest state. A bad token closes with 1008 (policy violation).
@@ -43,7 +46,9 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const IDLE: Duration = Duration::from_secs(90);
 pub const PING: Duration = Duration::from_secs(30);
 /// `/ws/connect` without a token in the URL waits this long for `{"token", "channels"}`.
-const AUTH_WAIT: Duration = Duration::from_secs(10);
+pub const AUTH_WAIT: Duration = Duration::from_secs(5);
+/// Sockets without a valid token yet, all clients together.
+pub const UNAUTHENTICATED_SLOTS: usize = 16;
 /// Largest message accepted from a client.
 const MAX_IN: usize = 16 * 1024;
 /// Session or pool ids one connection may subscribe to.
@@ -182,8 +187,16 @@ pub fn is_upgrade(req: &hyper::Request<Incoming>) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+/// Who is asking, as far as known when the socket opens, and the slot it holds: one of
+/// `App::ws_slots` with a principal, one of `App::ws_unauthenticated` without.
+struct Caller {
+    token: Option<String>,
+    principal: Option<Principal>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// Answers the upgrade request (101) and runs the connection in its own task.
-pub fn upgrade(
+pub async fn upgrade(
     app: Arc<App>,
     mut req: hyper::Request<Incoming>,
 ) -> Response<crate::api::response::Body> {
@@ -198,12 +211,27 @@ pub fn upgrade(
     let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
         return error_response(&ApiError::bad_request("Sec-WebSocket-Key is missing"));
     };
-    // The slot is taken before answering, so sockets waiting for a token count too.
-    let Ok(slot) = app.ws_slots.clone().try_acquire_owned() else {
+    let mut query = Query::parse(req.uri().query().unwrap_or("")).unwrap_or_default();
+    let token = query
+        .take("token")
+        .or_else(|| Request::bearer_from(req.headers()).map(str::to_string));
+    // Authenticated first: sockets without a valid token cannot take the real slots.
+    let principal = match &token {
+        Some(t) => crate::auth::authenticate(&app, t).await.ok(),
+        None => None,
+    };
+    let slots = match principal {
+        Some(_) => &app.ws_slots,
+        None => &app.ws_unauthenticated,
+    };
+    let Ok(slot) = slots.clone().try_acquire_owned() else {
         return error_response(&ApiError::unavailable("too many WebSocket connections"));
     };
-    let query = Query::parse(req.uri().query().unwrap_or("")).unwrap_or_default();
-    let header_token = Request::bearer_from(req.headers()).map(str::to_string);
+    let caller = Caller {
+        token,
+        principal,
+        slot,
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     tokio::spawn(async move {
@@ -225,10 +253,9 @@ pub fn upgrade(
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        run(app, ws, ep, query, header_token).await;
-        drop(slot);
+        run(app, ws, ep, query, caller).await;
     });
-    let mut r = Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+    let mut r = Response::new(crate::api::response::Body::empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(UPGRADE, HeaderValue::from_static("websocket"));
@@ -265,18 +292,16 @@ struct Subs {
     updates: bool,
 }
 
-async fn run(
-    app: Arc<App>,
-    mut ws: Ws,
-    ep: Endpoint,
-    mut query: Query,
-    header_token: Option<String>,
-) {
+async fn run(app: Arc<App>, mut ws: Ws, ep: Endpoint, mut query: Query, caller: Caller) {
     let mut channels: Vec<String> = query
         .take("channels")
         .map(|c| c.split(',').map(|s| s.trim().to_string()).collect())
         .unwrap_or_default();
-    let mut token = query.take("token").or(header_token);
+    let Caller {
+        mut token,
+        mut principal,
+        mut slot,
+    } = caller;
     if token.is_none() && ep == Endpoint::Connect {
         // The seed's connect parameters as a first message: {"token", "channels"}.
         if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(AUTH_WAIT, ws.next()).await {
@@ -290,11 +315,19 @@ async fn run(
                 }
             }
         }
+        if let Some(t) = &token {
+            principal = crate::auth::authenticate(&app, t).await.ok();
+            if principal.is_some() {
+                // From the unauthenticated quota to a real slot.
+                let Ok(real) = app.ws_slots.clone().try_acquire_owned() else {
+                    close(&mut ws, CloseCode::Again, "too many WebSocket connections").await;
+                    return;
+                };
+                slot = real;
+            }
+        }
     }
-    let principal = match &token {
-        Some(t) => crate::auth::authenticate(&app, t).await.ok(),
-        None => None,
-    };
+    let _slot = slot;
     let Some(principal) = principal else {
         close(&mut ws, CloseCode::Policy, "invalid or missing token").await;
         return;

@@ -818,7 +818,12 @@ fn monitoring_shows_every_pool_with_health_and_totals() {
 /// non-overlapping prefixes, and counts that add up.
 #[test]
 fn concurrent_allocations_never_overlap() {
-    let s = Arc::new(Server::start());
+    // 200 clients at once from 127.0.0.1: more than one address's default share.
+    let s = Arc::new(Server::start_with(Opts {
+        admin_password: Some(ADMIN_PW.into()),
+        config: Some("[http]\nmax_connections_per_ip = 256\n".into()),
+        ..Default::default()
+    }));
     let a = Arc::new(s.admin());
     let pool = id_of(&create_pool(
         &s,

@@ -3,7 +3,7 @@
 
 use super::query::{Page, Query};
 use super::request::Request;
-use super::response::Reply;
+use super::response::{FileBody, Reply};
 use super::router::{Access, Router};
 use crate::app::App;
 use crate::auth::Permission::LogsRead;
@@ -116,8 +116,10 @@ async fn export(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     Ok(Reply::ok_with(done, &msg))
 }
 
+/// Streamed from disk; the download slot is held until the file is sent.
 async fn download(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let name = req.param("file").to_string();
-    let body = logs::download(&app, &name).await?;
-    Ok(Reply::file(body, Format::content_type(&name), &name))
+    let d = logs::download(&app, &name).await?;
+    let body = FileBody::new(d.file, d.len, d.slot);
+    Ok(Reply::file_stream(body, Format::content_type(&name), &name))
 }

@@ -1,9 +1,20 @@
 //! The REST API under `/api/v1`: the listener and connection loop ([`serve`]), the request
 //! pipeline ([`handle`]: route → authenticate → authorise → handler → render → metrics,
 //! request log, audit log), and one module of thin handlers per resource group.
+//!
+//! What one client can hold, and for how long (all in `[http]` of the config):
+//! - connections: `max_connections` in all, `max_connections_per_ip` per source
+//!   ([`conn::PerAddress`]; over it: 429 and close);
+//! - a request head: `max_header_bytes` (hyper's buffer; 431) within
+//!   `header_read_timeout_secs`, which also closes a kept-alive connection left idle;
+//! - a body: [`PUBLIC_MAX_BODY`] on routes without authentication, `max_body_bytes` once the
+//!   caller is authenticated (the body is read only after that), all of it within
+//!   `body_read_timeout_secs` (408);
+//! - a download streams from disk ([`response::FileBody`]).
 
 pub mod auth;
 pub mod bgp;
+pub mod conn;
 pub mod ipv6;
 pub mod logs;
 pub mod monitoring;
@@ -20,6 +31,7 @@ pub mod wireguard;
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
 use crate::store::logs::{self as logq, LogEntry};
+use conn::{EnvelopeParseErrors, PerAddress};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -33,10 +45,20 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 pub const PREFIX: &str = "/api/v1";
+
+/// Largest body of a route that needs no token (`Access::Public`: login is < 1 KiB).
+/// Anyone can send it, so it stays small whatever `http.max_body_bytes` says.
+pub const PUBLIC_MAX_BODY: usize = 4096;
+
+/// Connections over their source's limit being answered 429 at once; beyond, they are
+/// just closed. Each answer takes at most [`REFUSAL_TIME`].
+const REFUSALS: usize = 16;
+const REFUSAL_TIME: Duration = Duration::from_secs(2);
 
 /// The whole route table.
 pub fn routes() -> Router {
@@ -66,7 +88,10 @@ pub async fn serve(
     // close; the permits tell when all have.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let max = app.config.http.max_connections;
-    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    let slots = Arc::new(Semaphore::new(max));
+    let per_source = PerAddress::new(app.config.http.per_ip_limit());
+    let refusals = Arc::new(Semaphore::new(REFUSALS));
+    let handshake = Duration::from_secs(app.config.http.header_read_timeout_secs);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -85,6 +110,10 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let Some(place) = per_source.try_take(peer.ip()) else {
+            refuse(stream, peer, tls.is_some(), &refusals);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let open = OpenConnection::new(&app);
@@ -92,13 +121,18 @@ pub async fn serve(
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => serve_connection(s, peer, app, watcher).await,
-                    Err(e) => log::debug!("{peer}: TLS handshake failed: {e}"),
-                },
+                // The handshake is part of the head: same deadline.
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => serve_connection(s, peer, app, watcher).await,
+                        Ok(Err(e)) => log::debug!("{peer}: TLS handshake failed: {e}"),
+                        Err(_) => log::debug!("{peer}: TLS handshake timed out"),
+                    }
+                }
                 None => serve_connection(stream, peer, app, watcher).await,
             }
             drop(open);
+            drop(place);
             drop(permit);
         });
     }
@@ -116,6 +150,37 @@ pub async fn serve(
     {
         log::warn!("grace period over; closing remaining connections");
     }
+}
+
+/// A connection from a source that holds `http.max_connections_per_ip` already: answered
+/// 429 and closed by at most [`REFUSALS`] short tasks (under a flood the rest are closed
+/// unanswered). Over TLS there is no handshake to answer in: closed.
+fn refuse(mut stream: TcpStream, peer: SocketAddr, tls: bool, refusals: &Arc<Semaphore>) {
+    log::debug!("{peer}: over the per-address connection limit");
+    if tls {
+        return;
+    }
+    let Ok(permit) = refusals.clone().try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut e = ApiError::new(
+            ErrorCode::RateLimited,
+            "too many connections from this address",
+        );
+        e.retry_after = Some(1);
+        let answer = async {
+            stream.write_all(&response::error_bytes(&e)).await?;
+            stream.shutdown().await?;
+            // Read what the client sends until it closes: closing with unread data would
+            // reset the connection, and a reset can discard the answer at the client.
+            let mut sink = [0u8; 512];
+            while stream.read(&mut sink).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(REFUSAL_TIME, answer).await;
+        drop(permit);
+    });
 }
 
 /// Counts a connection in `App::open_connections` while it lives.
@@ -146,12 +211,17 @@ async fn serve_connection<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let header_timeout = Duration::from_secs(app.config.http.header_read_timeout_secs);
+    let max_head = app.config.http.max_header_bytes;
     let service = service_fn(move |req| handle(app.clone(), peer, req));
+    // The header timeout also runs while a kept-alive connection waits for its next
+    // request (hyper starts it whenever it waits for a head): that is the idle deadline.
+    // `max_buf_size` bounds the head (431 beyond) and what hyper buffers either way.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
+        .max_buf_size(max_head)
         .keep_alive(true)
-        .serve_connection(TokioIo::new(io), service)
+        .serve_connection(TokioIo::new(EnvelopeParseErrors::new(io)), service)
         .with_upgrades();
     tokio::pin!(conn);
     let r = tokio::select! {
@@ -174,8 +244,10 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     if crate::ws::is_upgrade(&req) {
-        return Ok(crate::ws::upgrade(app, req));
+        return Ok(crate::ws::upgrade(app, req).await);
     }
+    let body_deadline = tokio::time::Instant::from_std(started)
+        + Duration::from_secs(app.config.http.body_read_timeout_secs);
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let mut request = Request {
@@ -189,14 +261,15 @@ pub async fn handle(
         principal: None,
         audit_target: None,
         audit_username: None,
-        max_body: app.config.http.max_body_bytes,
+        max_body: PUBLIC_MAX_BODY.min(app.config.http.max_body_bytes),
+        body_deadline,
     };
     if path == "/metrics" && app.config.monitoring.prometheus {
-        let result = if request.method == Method::GET {
+        let result = if matches!(request.method, Method::GET | Method::HEAD) {
             monitoring::prometheus(&app, &request).await
         } else {
             let mut e = ApiError::new(ErrorCode::MethodNotAllowed, "use GET");
-            e.allow = Some("GET".into());
+            e.allow = Some("GET, HEAD".into());
             Err(e)
         };
         let response = match result {
@@ -261,6 +334,7 @@ pub async fn handle(
 
 /// Authenticate and authorise per the route's [`Access`], count the request against the
 /// API rate limit, check the query parameters the route declares, then run the handler.
+/// Until the caller is authenticated its body may be [`PUBLIC_MAX_BODY`] at most.
 async fn dispatch(app: &Arc<App>, route: &Route, req: &mut Request) -> Result<Reply, ApiError> {
     if route.access != Access::Public {
         let token = req
@@ -276,6 +350,7 @@ async fn dispatch(app: &Arc<App>, route: &Route, req: &mut Request) -> Result<Re
         if !allowed {
             return Err(ApiError::forbidden());
         }
+        req.max_body = app.config.http.max_body_bytes;
     }
     crate::system::check_rate_limit(app, req)?;
     route.check_query(req.query.as_deref())?;

@@ -26,7 +26,10 @@ pub struct Request {
     pub audit_target: Option<String>,
     /// Who the audit log names when there is no principal (the username of a login attempt).
     pub audit_username: Option<String>,
+    /// Largest body accepted: small until the caller is authenticated (`api::dispatch`).
     pub max_body: usize,
+    /// When the whole body must have arrived (`http.body_read_timeout_secs` after the head).
+    pub body_deadline: tokio::time::Instant,
 }
 
 impl Request {
@@ -110,7 +113,17 @@ impl Request {
         let Some(body) = self.body.take() else {
             return Ok(bytes::Bytes::new());
         };
-        match Limited::new(body, self.max_body).collect().await {
+        // Late: 408 with `Connection: close` rather than a silent close, so that a client
+        // on a slow link learns why; the connection cannot carry another request anyway
+        // (the rest of the body would be read as one), and closing it frees the slot.
+        let read = Limited::new(body, self.max_body).collect();
+        let Ok(read) = tokio::time::timeout_at(self.body_deadline, read).await else {
+            return Err(ApiError::new(
+                ErrorCode::RequestTimeout,
+                "the request body did not arrive in time",
+            ));
+        };
+        match read {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
             Err(_) => Err(ApiError::bad_request("could not read the request body")),

@@ -1,22 +1,150 @@
 //! Response rendering: the contract's success and error envelopes.
 //! Handlers return a [`Reply`] or an [`ApiError`]; only this file builds HTTP bodies.
+//! A body is either bytes already in memory or a file streamed from disk in
+//! [`FILE_CHUNK`]-sized reads ([`FileBody`]), so a download costs the same memory however
+//! large the file and however slowly the client reads.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use bytes::Bytes;
-use http_body_util::Full;
+use hyper::body::{Frame, SizeHint};
 use hyper::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, RETRY_AFTER,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_DISPOSITION, CONTENT_TYPE, RETRY_AFTER,
 };
 use hyper::{Response, StatusCode};
 use serde::Serialize;
+use std::future::Future;
+use std::io::Read;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-pub type Body = Full<Bytes>;
+/// One read from a streamed file. hyper buffers at most `http.max_header_bytes` of output
+/// before it stops asking for more, so a slow reader holds about one chunk plus that.
+pub const FILE_CHUNK: usize = 16 * 1024;
+
+/// Every response body.
+pub enum Body {
+    /// In memory (envelopes, small files); `None` once sent.
+    Bytes(Option<Bytes>),
+    File(FileBody),
+}
+
+impl Body {
+    pub fn empty() -> Body {
+        Body::Bytes(None)
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Body {
+        Body::Bytes(Some(b).filter(|b| !b.is_empty()))
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            Body::Bytes(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Body::File(f) => f.poll_chunk(cx).map(|c| c.map(|c| c.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Bytes(b) => b.is_none(),
+            Body::File(f) => f.remaining == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Bytes(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::File(f) => SizeHint::with_exact(f.remaining),
+        }
+    }
+}
+
+/// A file sent in [`FILE_CHUNK`] reads on the blocking pool. `guard` (a concurrency permit)
+/// lives as long as the body, that is until the response is sent or the client is gone.
+pub struct FileBody {
+    state: FileState,
+    remaining: u64,
+    _guard: Box<dyn Send + Sync>,
+}
+
+enum FileState {
+    Idle(std::fs::File),
+    Reading(tokio::task::JoinHandle<(std::fs::File, std::io::Result<Bytes>)>),
+    Done,
+}
+
+impl FileBody {
+    /// Sends `len` bytes of `file` from its current position.
+    pub fn new(file: std::fs::File, len: u64, guard: impl Send + Sync + 'static) -> FileBody {
+        FileBody {
+            state: FileState::Idle(file),
+            remaining: len,
+            _guard: Box::new(guard),
+        }
+    }
+
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
+        loop {
+            match std::mem::replace(&mut self.state, FileState::Done) {
+                FileState::Done => return Poll::Ready(None),
+                FileState::Idle(_) if self.remaining == 0 => return Poll::Ready(None),
+                FileState::Idle(mut file) => {
+                    let want =
+                        FILE_CHUNK.min(usize::try_from(self.remaining).unwrap_or(FILE_CHUNK));
+                    self.state = FileState::Reading(tokio::task::spawn_blocking(move || {
+                        let mut buf = vec![0; want];
+                        let read = file.read(&mut buf).map(|n| {
+                            buf.truncate(n);
+                            Bytes::from(buf)
+                        });
+                        (file, read)
+                    }));
+                }
+                FileState::Reading(mut job) => {
+                    let done = match Pin::new(&mut job).poll(cx) {
+                        Poll::Pending => {
+                            self.state = FileState::Reading(job);
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(done) => done,
+                    };
+                    return Poll::Ready(Some(self.took(done)));
+                }
+            }
+        }
+    }
+
+    /// The outcome of one read; a file shorter than announced is an error (the client
+    /// was promised `Content-Length` bytes).
+    fn took(
+        &mut self,
+        done: Result<(std::fs::File, std::io::Result<Bytes>), tokio::task::JoinError>,
+    ) -> std::io::Result<Bytes> {
+        let (file, read) = done.map_err(std::io::Error::other)?;
+        let chunk = read?;
+        if chunk.is_empty() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+        self.state = FileState::Idle(file);
+        Ok(chunk)
+    }
+}
 
 /// A successful answer, already serialised: a JSON envelope, or a file download.
-#[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
-    pub body: Bytes,
+    body: Body,
     content_type: &'static str,
     /// `Content-Disposition: attachment; filename=…` for downloads.
     filename: Option<String>,
@@ -91,7 +219,7 @@ impl Reply {
     pub fn raw(status: StatusCode, body: Bytes, content_type: &'static str) -> Reply {
         Reply {
             status,
-            body,
+            body: body.into(),
             content_type,
             filename: None,
             secret: false,
@@ -100,16 +228,18 @@ impl Reply {
 
     /// 200 with a file to save (`filename` is reduced to `[A-Za-z0-9._-]`).
     pub fn file(body: impl Into<Bytes>, content_type: &'static str, filename: &str) -> Reply {
-        let safe: String = filename
-            .chars()
-            .map(|c| match c {
-                'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
-                _ => '_',
-            })
-            .collect();
         Reply {
-            filename: Some(safe),
+            filename: Some(safe_filename(filename)),
             ..Reply::raw(StatusCode::OK, body.into(), content_type)
+        }
+    }
+
+    /// Like [`file`](Self::file), streamed from disk.
+    pub fn file_stream(body: FileBody, content_type: &'static str, filename: &str) -> Reply {
+        Reply {
+            filename: Some(safe_filename(filename)),
+            body: Body::File(body),
+            ..Reply::raw(StatusCode::OK, Bytes::new(), content_type)
         }
     }
 
@@ -120,7 +250,7 @@ impl Reply {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let mut r = Response::new(Full::new(self.body));
+        let mut r = Response::new(self.body);
         *r.status_mut() = self.status;
         let h = r.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
@@ -135,6 +265,15 @@ impl Reply {
         }
         r
     }
+}
+
+fn safe_filename(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '_',
+        })
+        .collect()
 }
 
 fn render_error_body(e: &ApiError) -> Bytes {
@@ -153,10 +292,14 @@ fn render_error_body(e: &ApiError) -> Bytes {
 }
 
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    let mut r = Response::new(Full::new(render_error_body(e)));
+    let mut r = Response::new(Body::from(render_error_body(e)));
     *r.status_mut() = e.status();
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+    if e.code == ErrorCode::RequestTimeout {
+        // The rest of a late body would be read as the next request.
+        h.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(secs) = e.retry_after {
         h.insert(RETRY_AFTER, HeaderValue::from(secs));
     }
@@ -168,4 +311,85 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
         h.insert(ALLOW, allow);
     }
     r
+}
+
+/// A whole HTTP/1.1 error response as bytes, for answers written before or instead of
+/// hyper's (a refused connection, a request hyper could not parse). It closes the
+/// connection.
+pub fn error_bytes(e: &ApiError) -> Bytes {
+    let body = render_error_body(e);
+    let status = e.status();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {JSON}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    if let Some(secs) = e.retry_after {
+        out.push_str(&format!("retry-after: {secs}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&body);
+    bytes.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::io::Write;
+
+    #[tokio::test]
+    async fn a_file_streams_in_bounded_chunks_and_keeps_its_guard_to_the_end() {
+        let mut f = tempfile::tempfile().expect("tempfile");
+        let data: Vec<u8> = (0..FILE_CHUNK * 3 + 7).map(|i| (i % 251) as u8).collect();
+        f.write_all(&data).expect("write");
+        std::io::Seek::rewind(&mut f).expect("rewind");
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let guard = permits.clone().try_acquire_owned().expect("permit");
+        let mut body = Body::File(FileBody::new(f, data.len() as u64, guard));
+        assert_eq!(
+            hyper::body::Body::size_hint(&body).exact(),
+            Some(data.len() as u64)
+        );
+        let mut got = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let chunk = frame.expect("frame").into_data().expect("data");
+            assert!(chunk.len() <= FILE_CHUNK);
+            got.extend_from_slice(&chunk);
+            assert_eq!(permits.available_permits(), 0, "held while sending");
+        }
+        assert_eq!(got, data);
+        drop(body);
+        assert_eq!(permits.available_permits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_announced_is_an_error() {
+        let mut f = tempfile::tempfile().expect("tempfile");
+        f.write_all(b"abc").expect("write");
+        std::io::Seek::rewind(&mut f).expect("rewind");
+        let mut body = Body::File(FileBody::new(f, 10, ()));
+        assert_eq!(body.frame().await.map(|f| f.is_ok()), Some(true));
+        assert!(body.frame().await.is_some_and(|f| f.is_err()));
+    }
+
+    #[test]
+    fn error_bytes_are_a_closing_envelope_response() {
+        let mut e = ApiError::new(ErrorCode::RateLimited, "slow down");
+        e.retry_after = Some(3);
+        let b = error_bytes(&e);
+        let text = std::str::from_utf8(&b).expect("utf-8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("head");
+        assert!(
+            head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nconnection: close"), "{head}");
+        assert!(head.contains("\r\nretry-after: 3"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let v: serde_json::Value = serde_json::from_str(body).expect("json");
+        assert_eq!(v["error"]["code"], "RATE_LIMIT_EXCEEDED");
+    }
 }

@@ -1,5 +1,6 @@
 //! Routing: one matchit tree per HTTP method. A path that exists under another method is a
-//! 405 with `Allow`; one that exists under none is a 404. Every route declares who may call
+//! 405 with `Allow`; one that exists under none is a 404. `HEAD` finds the `GET` route
+//! (hyper sends the head of its answer without the body). Every route declares who may call
 //! it ([`Access`]), for mutating routes the action name the audit log records, and the query
 //! parameters it accepts ([`Route::query_params`]): the pipeline rejects any other parameter
 //! with a 422 naming it before the handler runs, so no handler can forget to.
@@ -121,6 +122,10 @@ impl Router {
             Some(p) if !p.is_empty() => p,
             _ => path,
         };
+        let method = match *method {
+            Method::HEAD => &Method::GET,
+            _ => method,
+        };
         if let Some((_, tree)) = self.trees.iter().find(|(m, _)| m == method) {
             let found = tree
                 .at(path)
@@ -134,12 +139,15 @@ impl Router {
                 return Lookup::Found(route, params);
             }
         }
-        let allowed: Vec<&str> = self
+        let mut allowed: Vec<&str> = self
             .trees
             .iter()
             .filter(|(_, t)| t.at(path).is_ok())
             .map(|(m, _)| m.as_str())
             .collect();
+        if allowed.contains(&"GET") {
+            allowed.push("HEAD");
+        }
         if allowed.is_empty() {
             Lookup::NotFound
         } else {
@@ -203,10 +211,19 @@ mod tests {
     }
 
     #[test]
+    fn head_finds_the_get_route() {
+        let r = router();
+        assert!(matches!(
+            r.lookup(&Method::HEAD, "/users/7"),
+            Lookup::Found(route, _) if route.action == "users.get"
+        ));
+    }
+
+    #[test]
     fn method_not_allowed_lists_allowed() {
         let r = router();
         match r.lookup(&Method::PUT, "/users") {
-            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "GET, POST"),
+            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "GET, POST, HEAD"),
             _ => panic!("expected 405"),
         }
         assert!(matches!(r.lookup(&Method::GET, "/nope"), Lookup::NotFound));
