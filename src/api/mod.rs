@@ -7,6 +7,7 @@ pub mod bgp;
 pub mod ipv6;
 pub mod logs;
 pub mod monitoring;
+pub mod openapi;
 pub mod query;
 pub mod request;
 pub mod response;
@@ -50,6 +51,7 @@ pub fn routes() -> Router {
     logs::routes(&mut r);
     monitoring::routes(&mut r);
     system::routes(&mut r);
+    openapi::routes(&mut r);
     r
 }
 

@@ -55,6 +55,9 @@ pub enum Lookup<'a> {
 #[derive(Default)]
 pub struct Router {
     trees: Vec<(Method, matchit::Router<Route>)>,
+    /// Every registered (method, path, access), in registration order: matchit cannot list
+    /// its routes, and the OpenAPI document is checked against this list.
+    table: Vec<(Method, String, Access)>,
 }
 
 impl Router {
@@ -85,6 +88,12 @@ impl Router {
         if let Err(e) = tree.insert(path, route) {
             panic!("route {method} {path}: {e}");
         }
+        self.table.push((method, path.to_string(), access));
+    }
+
+    /// Every route as (method, path in matchit syntax, access), in registration order.
+    pub fn entries(&self) -> impl Iterator<Item = (&Method, &str, Access)> {
+        self.table.iter().map(|(m, p, a)| (m, p.as_str(), *a))
     }
 
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
@@ -169,6 +178,21 @@ mod tests {
             }
             _ => panic!("not found"),
         }
+    }
+
+    #[test]
+    fn entries_list_every_route() {
+        let r = router();
+        let got: Vec<(String, &str)> = r.entries().map(|(m, p, _)| (m.to_string(), p)).collect();
+        assert_eq!(
+            got,
+            [
+                ("GET".to_string(), "/users"),
+                ("POST".to_string(), "/users"),
+                ("GET".to_string(), "/users/{id}"),
+                ("DELETE".to_string(), "/users/{id}"),
+            ]
+        );
     }
 
     #[test]
