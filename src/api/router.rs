@@ -102,20 +102,33 @@ impl Router {
             Some(p) if !p.is_empty() => p,
             _ => path,
         };
+        // A path that some method has as a fixed route (`POST /wireguard/servers/import`) is
+        // that resource for every method: another method's `{id}` route does not take it.
+        let fixed = |t: &matchit::Router<Route>| t.at(path).is_ok_and(|m| m.params.is_empty());
+        let any_fixed = || self.trees.iter().any(|(_, t)| fixed(t));
         if let Some((_, tree)) = self.trees.iter().find(|(m, _)| m == method) {
             if let Ok(m) = tree.at(path) {
-                let params = m
-                    .params
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                return Lookup::Found(m.value, params);
+                if m.params.is_empty() || !any_fixed() {
+                    let params = m
+                        .params
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    return Lookup::Found(m.value, params);
+                }
             }
         }
+        let any_fixed = any_fixed();
         let allowed: Vec<&str> = self
             .trees
             .iter()
-            .filter(|(_, t)| t.at(path).is_ok())
+            .filter(|(_, t)| {
+                if any_fixed {
+                    fixed(t)
+                } else {
+                    t.at(path).is_ok()
+                }
+            })
             .map(|(m, _)| m.as_str())
             .collect();
         if allowed.is_empty() {
@@ -178,6 +191,32 @@ mod tests {
             }
             _ => panic!("not found"),
         }
+    }
+
+    /// `PUT /wireguard/servers/import` is a 405 (only POST has it), not a PUT of the server
+    /// with the id "import".
+    #[test]
+    fn a_fixed_route_is_not_taken_by_another_methods_parameter() {
+        let mut r = router();
+        r.add(
+            Method::POST,
+            "/users/import",
+            Access::Public,
+            "users.import",
+            crate::h!(nop),
+        );
+        match r.lookup(&Method::DELETE, "/users/import") {
+            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "POST"),
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(
+            r.lookup(&Method::POST, "/users/import"),
+            Lookup::Found(route, _) if route.action == "users.import"
+        ));
+        assert!(matches!(
+            r.lookup(&Method::DELETE, "/users/7"),
+            Lookup::Found(route, _) if route.action == "users.delete"
+        ));
     }
 
     #[test]
