@@ -25,6 +25,12 @@ impl Query {
         self.take_given(name).filter(|v| !v.is_empty())
     }
 
+    /// The last value given for `name`, even empty: for a parameter with a fixed set of
+    /// values, where `?format=` is none of them (the caller's 422), not the default.
+    pub fn take_choice(&mut self, name: &str) -> Option<String> {
+        self.take_given(name)
+    }
+
     /// The last value given for `name`, empty or not.
     fn take_given(&mut self, name: &str) -> Option<String> {
         let mut found = None;
@@ -175,6 +181,8 @@ mod tests {
         let mut q = Query::parse("search=&enabled=").expect("parse");
         assert_eq!(q.take("search"), None, "an empty text filter is no filter");
         assert!(q.take_parsed::<bool>("enabled", "true or false").is_err());
+        let mut q = Query::parse("format=").expect("parse");
+        assert_eq!(q.take_choice("format").as_deref(), Some(""));
         assert!(q.finish().is_ok());
     }
 }
