@@ -83,9 +83,20 @@ fn schemathesis_finds_nothing() {
     }
     let ns = Netns::new("st");
     let dir = tempfile::tempdir().expect("tempdir");
+    // Configured like a router in use, so that operations reach their logic: an RPKI source
+    // (else validate-rpki is a 503 by design) and a local AS. UAPI sockets stay private, and
+    // fuzzed logins may fail as often as they like without locking the hooks' logins out.
+    let vrps = dir.path().join("vrps.json");
+    std::fs::write(
+        &vrps,
+        r#"{"roas":[{"prefix":"2001:db8:100::/48","maxLength":56,"asn":"AS64500","ta":"test"}]}"#,
+    )
+    .expect("write VRPs");
     let config = format!(
-        "[wireguard]\nuapi_dir = {:?}\n[auth]\nlogin_max_failures = 1000000\n",
-        dir.path().join("uapi")
+        "[wireguard]\nuapi_dir = {:?}\n[auth]\nlogin_max_failures = 1000000\n\
+         [rpki]\nvrp_file = {:?}\n[bgp]\nlocal_asn = 64501\n",
+        dir.path().join("uapi"),
+        vrps
     );
     let s = Server::start_with(Opts {
         admin_password: Some(ADMIN_PW.into()),
@@ -98,7 +109,7 @@ fn schemathesis_finds_nothing() {
     let user_id = me.data()["id"].as_i64().expect("admin id");
     let base = format!("http://{}/api/v1", s.addr);
     let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis");
-    let examples = std::env::var("IPV6WGM_ST_EXAMPLES").unwrap_or_else(|_| "10".into());
+    let examples = std::env::var("IPV6WGM_ST_EXAMPLES").unwrap_or_else(|_| "25".into());
     let report = dir.path().join("report");
     let started = Instant::now();
     let out = ns
@@ -119,6 +130,7 @@ fn schemathesis_finds_nothing() {
         .args(["--exclude-path", "/system/action"])
         .args(["--report", "ndjson", "--report-dir"])
         .arg(&report)
+        .current_dir(dir.path())
         .env("PYTHONPATH", &hooks)
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .env("IPV6WGM_ST_BASE", &base)
