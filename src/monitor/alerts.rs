@@ -946,7 +946,7 @@ mod tests {
         assert_eq!(v["level"], "warning");
         assert_eq!(v["condition"], ">");
         assert_eq!(v["threshold_value"], 80.0);
-        assert_eq!(v["created_at"], T0);
+        assert_eq!(v["created_at"], crate::time::rfc3339(T0));
         assert!(v["resolved_at"].is_null());
         let r = serde_json::to_value(cpu(80.0)).unwrap();
         assert_eq!(r["condition"], ">");
