@@ -251,6 +251,14 @@ fn an_alert_rule_fires_and_resolves() {
     assert_eq!(active["status"], "active");
     assert!(active["current_value"].as_f64().expect("value") > 0.0);
     assert!(active["id"].as_str().expect("id").starts_with("mem_test_"));
+    // Timestamps are RFC 3339 here too (CONTRACT.md), not Unix seconds.
+    for t in ["created_at", "updated_at"] {
+        assert!(
+            active[t].as_str().is_some_and(|v| v.ends_with('Z')),
+            "{t}: {active}"
+        );
+    }
+    assert!(active["resolved_at"].is_null(), "{active}");
     let d = s.get("/monitoring/dashboard", Some(&a));
     assert!(d.data()["alerts"]["critical"].as_u64().expect("critical") >= 1);
     // A log event says so.

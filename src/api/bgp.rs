@@ -242,7 +242,7 @@ struct BatchReply {
 
 /// The body is an array of session ids (numbers, or numeric strings as the seeds send).
 async fn batch(app: &App, req: &mut Request, action: SessionAction) -> ApiResult<Reply> {
-    let body: Vec<serde_json::Value> = req.json().await?;
+    let body: Vec<serde_json::Value> = req.json_array().await?;
     if body.len() > 256 {
         return Err(ApiError::validation(
             "ids",

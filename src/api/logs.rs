@@ -104,7 +104,7 @@ async fn get(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
 
 async fn export(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
-    let format = match q.take("format") {
+    let format = match q.take_choice("format") {
         None => Format::Json,
         Some(f) => Format::parse(&f)
             .ok_or_else(|| ApiError::validation("format", "format must be json, csv or txt"))?,

@@ -18,6 +18,7 @@ pub mod conn;
 pub mod ipv6;
 pub mod logs;
 pub mod monitoring;
+pub mod openapi;
 pub mod query;
 pub mod request;
 pub mod response;
@@ -72,6 +73,7 @@ pub fn routes() -> Router {
     logs::routes(&mut r);
     monitoring::routes(&mut r);
     system::routes(&mut r);
+    openapi::routes(&mut r);
     r
 }
 

@@ -24,6 +24,17 @@ impl Query {
 
     /// The last value given for `name` (an empty value counts as absent).
     pub fn take(&mut self, name: &str) -> Option<String> {
+        self.take_given(name).filter(|v| !v.is_empty())
+    }
+
+    /// The last value given for `name`, even empty: for a parameter with a fixed set of
+    /// values, where `?format=` is none of them (the caller's 422), not the default.
+    pub fn take_choice(&mut self, name: &str) -> Option<String> {
+        self.take_given(name)
+    }
+
+    /// The last value given for `name`, empty or not.
+    fn take_given(&mut self, name: &str) -> Option<String> {
         let mut found = None;
         self.pairs.retain(|(k, v)| {
             if k == name {
@@ -33,12 +44,13 @@ impl Query {
                 true
             }
         });
-        found.filter(|v| !v.is_empty())
+        found
     }
 
-    /// `take` and parse; a value that does not parse is a 422 naming the parameter.
+    /// `take` and parse; a value that does not parse is a 422 naming the parameter. An empty
+    /// value (`?page=`) is not a number or a boolean either: a 422 too, not the default.
     pub fn take_parsed<T: FromStr>(&mut self, name: &str, what: &str) -> ApiResult<Option<T>> {
-        match self.take(name) {
+        match self.take_given(name) {
             None => Ok(None),
             Some(v) => v
                 .parse()
@@ -162,6 +174,8 @@ mod tests {
         assert_eq!(field(page("size=101")), "size");
         assert_eq!(field(page("size=99999999999")), "size");
         assert_eq!(field(page("sise=5")), "sise");
+        assert_eq!(field(page("page=")), "page");
+        assert_eq!(field(page("page=2&size=")), "size");
     }
 
     #[test]
@@ -197,6 +211,11 @@ mod tests {
         let mut q = Query::parse("search=a%20b+c&role=x&role=user").expect("parse");
         assert_eq!(q.take("search").as_deref(), Some("a b c"));
         assert_eq!(q.take("role").as_deref(), Some("user"));
+        let mut q = Query::parse("search=&enabled=").expect("parse");
+        assert_eq!(q.take("search"), None, "an empty text filter is no filter");
+        assert!(q.take_parsed::<bool>("enabled", "true or false").is_err());
+        let mut q = Query::parse("format=").expect("parse");
+        assert_eq!(q.take_choice("format").as_deref(), Some(""));
         assert!(q.finish().is_ok());
     }
 }

@@ -134,6 +134,18 @@ impl Request {
     /// Wrong content type or broken JSON: 400. Unknown field, missing field, wrong type: 422
     /// naming the field.
     pub async fn json<T: DeserializeOwned>(&mut self) -> ApiResult<T> {
+        let body = self.json_body().await?;
+        parse_json(&body)
+    }
+
+    /// Like [`json`](Self::json) for a body that is a JSON array (the ids of a batch).
+    pub async fn json_array<T: DeserializeOwned>(&mut self) -> ApiResult<T> {
+        let body = self.json_body().await?;
+        parse_json_array(&body)
+    }
+
+    /// The body of a request that must be `application/json`.
+    async fn json_body(&mut self) -> ApiResult<bytes::Bytes> {
         let ct = self
             .headers
             .get(CONTENT_TYPE)
@@ -144,8 +156,7 @@ impl Request {
                 "Content-Type must be application/json",
             ));
         }
-        let body = self.body_bytes().await?;
-        parse_json(&body)
+        self.body_bytes().await
     }
 
     /// Like [`json`](Self::json), but an empty body (any content type) is `T::default()`:
@@ -175,8 +186,19 @@ fn is_json(content_type: &str) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// JSON → `T` with the contract's error mapping (see [`Request::json`]).
+/// A JSON object → `T` with the contract's error mapping (see [`Request::json`]). Anything
+/// else is a 422: serde would fill a struct from an array too, field by position
+/// (`["alice", "pw"]` as a new user).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    parse_document(body, b'{', "a JSON object")
+}
+
+/// A JSON array → `T`, otherwise like [`parse_json`].
+pub fn parse_json_array<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    parse_document(body, b'[', "a JSON array")
+}
+
+fn parse_document<T: DeserializeOwned>(body: &[u8], open: u8, what: &str) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "request body must be a JSON document",
@@ -186,6 +208,12 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     // part already fails the typed parse below.
     serde_json::from_slice::<serde::de::IgnoredAny>(body)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&open) {
+        return Err(ApiError::validation(
+            "body",
+            format!("request body must be {what}"),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -292,6 +320,20 @@ mod tests {
         assert_eq!(field(&e), "n");
         let e = err("5");
         assert_eq!(field(&e), "body");
+    }
+
+    /// serde fills a struct from an array by position; a request struct takes objects only.
+    #[test]
+    fn a_struct_body_must_be_an_object() {
+        for b in [r#"["a", 1, null]"#, "[null, null]", " []", "null", "\"a\""] {
+            let e = err(b);
+            assert_eq!((e.code, field(&e)), (ErrorCode::Validation, "body"), "{b}");
+        }
+        assert!(parse_json::<In>(br#" {"name":"a"}"#).is_ok());
+        let ids: Vec<i64> = parse_json_array(b"[1, 2]").expect("array");
+        assert_eq!(ids, [1, 2]);
+        let e = parse_json_array::<Vec<i64>>(br#"{"ids":[1]}"#).unwrap_err();
+        assert_eq!((e.code, field(&e)), (ErrorCode::Validation, "body"));
     }
 
     #[test]

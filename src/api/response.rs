@@ -8,7 +8,8 @@ use crate::error::{ApiError, ErrorCode};
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
 use hyper::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_DISPOSITION, CONTENT_TYPE, RETRY_AFTER,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_DISPOSITION, CONTENT_ENCODING,
+    CONTENT_TYPE, RETRY_AFTER, VARY,
 };
 use hyper::{Response, StatusCode};
 use serde::Serialize;
@@ -150,6 +151,10 @@ pub struct Reply {
     filename: Option<String>,
     /// The body holds secrets (client private keys): `Cache-Control: no-store`.
     secret: bool,
+    /// `Content-Encoding` of a body served as stored (the gzipped OpenAPI document).
+    encoding: Option<&'static str>,
+    /// `Vary` of an answer that depends on a request header (`Accept-Encoding`).
+    vary: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -223,7 +228,16 @@ impl Reply {
             content_type,
             filename: None,
             secret: false,
+            encoding: None,
+            vary: None,
         }
+    }
+
+    /// The body is already encoded (`gzip`); `vary` names the request header that chose it.
+    pub fn encoded(mut self, encoding: Option<&'static str>, vary: &'static str) -> Reply {
+        self.encoding = encoding;
+        self.vary = Some(vary);
+        self
     }
 
     /// 200 with a file to save (`filename` is reduced to `[A-Za-z0-9._-]`).
@@ -262,6 +276,12 @@ impl Reply {
         }
         if self.secret {
             h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        if let Some(e) = self.encoding {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static(e));
+        }
+        if let Some(v) = self.vary {
+            h.insert(VARY, HeaderValue::from_static(v));
         }
         r
     }

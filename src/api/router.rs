@@ -74,6 +74,8 @@ pub enum Lookup<'a> {
 pub struct Router {
     /// Per method, path → index into `routes`.
     trees: Vec<(Method, matchit::Router<usize>)>,
+    /// Every route in registration order: matchit cannot list its routes, and the OpenAPI
+    /// document is checked against this list.
     routes: Vec<(Method, String, Route)>,
 }
 
@@ -116,6 +118,11 @@ impl Router {
         self.routes.iter().map(|(m, p, r)| (m, p.as_str(), r))
     }
 
+    /// Every route as (method, path in matchit syntax, access), in registration order.
+    pub fn entries(&self) -> impl Iterator<Item = (&Method, &str, Access)> {
+        self.routes().map(|(m, p, r)| (m, p, r.access))
+    }
+
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
         // "/users/" finds "/users".
         let path = match path.strip_suffix('/') {
@@ -126,10 +133,15 @@ impl Router {
             Method::HEAD => &Method::GET,
             _ => method,
         };
+        // A path that some method has as a fixed route (`POST /wireguard/servers/import`) is
+        // that resource for every method: another method's `{id}` route does not take it.
+        let fixed = |t: &matchit::Router<usize>| t.at(path).is_ok_and(|m| m.params.is_empty());
+        let any_fixed = || self.trees.iter().any(|(_, t)| fixed(t));
         if let Some((_, tree)) = self.trees.iter().find(|(m, _)| m == method) {
             let found = tree
                 .at(path)
                 .ok()
+                .filter(|m| m.params.is_empty() || !any_fixed())
                 .and_then(|m| Some((m.params, &self.routes.get(*m.value)?.2)));
             if let Some((params, route)) = found {
                 let params = params
@@ -139,10 +151,17 @@ impl Router {
                 return Lookup::Found(route, params);
             }
         }
+        let any_fixed = any_fixed();
         let mut allowed: Vec<&str> = self
             .trees
             .iter()
-            .filter(|(_, t)| t.at(path).is_ok())
+            .filter(|(_, t)| {
+                if any_fixed {
+                    fixed(t)
+                } else {
+                    t.at(path).is_ok()
+                }
+            })
             .map(|(m, _)| m.as_str())
             .collect();
         if allowed.contains(&"GET") {
@@ -208,6 +227,47 @@ mod tests {
             }
             _ => panic!("not found"),
         }
+    }
+
+    /// `PUT /wireguard/servers/import` is a 405 (only POST has it), not a PUT of the server
+    /// with the id "import".
+    #[test]
+    fn a_fixed_route_is_not_taken_by_another_methods_parameter() {
+        let mut r = router();
+        r.add(
+            Method::POST,
+            "/users/import",
+            Access::Public,
+            "users.import",
+            crate::h!(nop),
+        );
+        match r.lookup(&Method::DELETE, "/users/import") {
+            Lookup::MethodNotAllowed(allow) => assert_eq!(allow, "POST"),
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(
+            r.lookup(&Method::POST, "/users/import"),
+            Lookup::Found(route, _) if route.action == "users.import"
+        ));
+        assert!(matches!(
+            r.lookup(&Method::DELETE, "/users/7"),
+            Lookup::Found(route, _) if route.action == "users.delete"
+        ));
+    }
+
+    #[test]
+    fn entries_list_every_route() {
+        let r = router();
+        let got: Vec<(String, &str)> = r.entries().map(|(m, p, _)| (m.to_string(), p)).collect();
+        assert_eq!(
+            got,
+            [
+                ("GET".to_string(), "/users"),
+                ("POST".to_string(), "/users"),
+                ("GET".to_string(), "/users/{id}"),
+                ("DELETE".to_string(), "/users/{id}"),
+            ]
+        );
     }
 
     #[test]

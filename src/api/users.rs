@@ -74,7 +74,7 @@ pub fn routes(r: &mut Router) {
 async fn list(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
-    let role = match q.take("role") {
+    let role = match q.take_choice("role") {
         Some(r) => Some(r.parse::<Role>().map_err(|_| {
             ApiError::validation("role", "role must be one of admin, manager, user, viewer")
         })?),

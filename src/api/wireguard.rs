@@ -155,7 +155,7 @@ pub fn routes(r: &mut Router) {
 async fn list_servers(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
-    let status = q.take("status");
+    let status = q.take_choice("status");
     if let Some(s) = &status {
         if !matches!(s.as_str(), "running" | "stopped" | "error") {
             return Err(ApiError::validation(
@@ -443,7 +443,7 @@ struct ConfigView {
 async fn client_config(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     let mut q = req.query()?;
-    let format = q.take("format");
+    let format = q.take_choice("format");
     q.finish()?;
     let (server, client) = wg::client_with_server(&app, id).await?;
     let config = wg::client_config(&server, &client, fallback_host(&app, req))?;

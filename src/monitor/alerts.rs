@@ -200,10 +200,13 @@ pub struct Alert {
     pub threshold_value: f64,
     /// Updated on every tick while active; at resolution, the value that no longer held.
     pub current_value: f64,
-    /// Unix seconds, the raise time.
+    /// Unix seconds, the raise time (RFC 3339 on the wire, like every timestamp).
+    #[serde(serialize_with = "crate::time::ser")]
     pub created_at: i64,
     /// Unix seconds, the last tick that updated or resolved it.
+    #[serde(serialize_with = "crate::time::ser")]
     pub updated_at: i64,
+    #[serde(serialize_with = "crate::time::ser_opt")]
     pub resolved_at: Option<i64>,
 }
 
@@ -943,7 +946,7 @@ mod tests {
         assert_eq!(v["level"], "warning");
         assert_eq!(v["condition"], ">");
         assert_eq!(v["threshold_value"], 80.0);
-        assert_eq!(v["created_at"], T0);
+        assert_eq!(v["created_at"], crate::time::rfc3339(T0));
         assert!(v["resolved_at"].is_null());
         let r = serde_json::to_value(cpu(80.0)).unwrap();
         assert_eq!(r["condition"], ">");
