@@ -203,9 +203,7 @@ fn revoked_count(s: &Server) -> i64 {
 fn a_full_disk_is_503_and_logout_still_revokes() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!(
-            "SKIPPED a_full_disk_is_503_and_logout_still_revokes: needs root to mount a tmpfs"
-        );
+        common::skip("needs root to mount a tmpfs");
         return;
     }
     let dir = std::sync::Arc::new(tempfile::tempdir().expect("tmp"));

@@ -73,12 +73,12 @@ fn served_gzipped_when_accepted_and_plain_otherwise() {
 #[test]
 fn schemathesis_finds_nothing() {
     let Some(st) = netns::which("st") else {
-        println!("SKIP schemathesis_finds_nothing: no `st` on PATH (pip install schemathesis)");
+        common::skip("no `st` on PATH (pip install schemathesis)");
         return;
     };
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || netns::which("ip").is_none() {
-        println!("SKIP schemathesis_finds_nothing: needs root and `ip` for a network namespace");
+        common::skip("needs root and `ip` for a network namespace");
         return;
     }
     let ns = Netns::new("st");

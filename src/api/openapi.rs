@@ -123,6 +123,43 @@ mod tests {
         );
     }
 
+    /// The query parameters each operation documents are exactly those its route accepts
+    /// (the pipeline refuses any other with a 422).
+    #[test]
+    fn query_parameters_match_the_routes() {
+        let doc = doc();
+        let resolve = |p: &Value| -> Value {
+            match p["$ref"].as_str() {
+                Some(r) => {
+                    let name = r.rsplit('/').next().unwrap_or("");
+                    doc["components"]["parameters"][name].clone()
+                }
+                None => p.clone(),
+            }
+        };
+        let mut wrong = Vec::new();
+        for (m, path, route) in crate::api::routes().routes() {
+            let op = &doc["paths"][path][m.as_str().to_lowercase()];
+            // Parameters of the operation and of its path item (shared by its methods).
+            let documented: BTreeSet<String> =
+                [&op["parameters"], &doc["paths"][path]["parameters"]]
+                    .into_iter()
+                    .filter_map(Value::as_array)
+                    .flatten()
+                    .map(resolve)
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str().map(str::to_string))
+                    .collect();
+            let accepted: BTreeSet<String> = route.query.iter().map(|q| q.to_string()).collect();
+            if documented != accepted {
+                wrong.push(format!(
+                    "{m} {path}: documented {documented:?}, accepted {accepted:?}"
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
     /// Public routes say `security: []`; every other one inherits the bearer requirement.
     #[test]
     fn security_follows_access() {

@@ -10,6 +10,12 @@ Operations that would end that admin's session are still fuzzed, just not on it:
   user could demote, disable or delete it, or sign it out (a new password revokes its
   tokens), so such a call is sent to an id that does not exist instead (a 404).
 
+- `PUT /system/config` with a small `api_rate_limit` would answer every later request of the
+  run 429 (the limit is per user, and the run is one user), and `monitoring_enabled: false`
+  would stop the figures other operations read: the limit is raised to 1,000,000 a minute
+  (still a valid, enforced value) and the collector is left on. The 429 itself is tested in
+  tests/hardening_system.rs.
+
 Both are auth providers / hooks, so `ignored_auth` still sends its requests without and with
 a broken token to every operation.
 """
@@ -76,3 +82,8 @@ def before_call(context, case, kwargs):
         params = case.path_parameters or {}
         if str(params.get("id")) == USER_ID:
             params["id"] = NO_SUCH_USER
+    if (op.method.upper(), op.path) == ("PUT", "/system/config") and isinstance(case.body, dict):
+        if isinstance(case.body.get("api_rate_limit"), int) and case.body["api_rate_limit"] > 0:
+            case.body["api_rate_limit"] = 1_000_000
+        if case.body.get("monitoring_enabled") is False:
+            case.body["monitoring_enabled"] = True
