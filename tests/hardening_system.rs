@@ -10,16 +10,6 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-fn start(config: &str) -> (Server, String) {
-    let s = Server::start_with(Opts {
-        admin_password: Some(ADMIN_PW.into()),
-        config: Some(config.into()),
-        ..Default::default()
-    });
-    let a = s.admin();
-    (s, a)
-}
-
 /// `/users/{id}/reset-password` → `/users/1/reset-password`.
 fn concrete(path: &str) -> String {
     path.split('/')
@@ -30,7 +20,7 @@ fn concrete(path: &str) -> String {
 
 #[test]
 fn every_route_rejects_unknown_query_parameters() {
-    let (s, a) = start("");
+    let (s, a) = Server::with_config("");
     // The routes the issue names, then every route in the table, whatever its method: the
     // check runs before the handler, so nothing is created, changed or revoked.
     let named = [
@@ -96,7 +86,7 @@ fn every_route_rejects_unknown_query_parameters() {
 
 #[test]
 fn alert_rule_names_reject_control_characters() {
-    let (s, a) = start("");
+    let (s, a) = Server::with_config("");
     let before = s.get("/monitoring/alerts/rules", Some(&a));
     let count = before.data().as_array().expect("rules").len();
     for name in [
@@ -146,7 +136,7 @@ fn alert_rule_names_reject_control_characters() {
 
 #[test]
 fn system_config_takes_the_seed_example() {
-    let (s, a) = start("");
+    let (s, a) = Server::with_config("");
     let seed = json!({"log_level": "DEBUG", "max_log_size": 200, "backup_retention": 60,
                       "session_timeout": 7200, "api_rate_limit": 2000});
     let r = s.send("PUT", "/system/config", Some(&a), &seed);
@@ -242,7 +232,7 @@ fn system_config_takes_the_seed_example() {
 
 #[test]
 fn api_rate_limit_answers_429_per_user_and_address() {
-    let (s, a) = start("");
+    let (s, a) = Server::with_config("");
     let (_, vera) = s.user_with_role(&a, "vera", "viewer");
     let (_, otto) = s.user_with_role(&a, "otto", "viewer");
     let r = s.get("/system/config", Some(&a));
@@ -292,7 +282,7 @@ fn api_rate_limit_answers_429_per_user_and_address() {
 
 #[test]
 fn monitoring_enabled_stops_and_resumes_sampling() {
-    let (s, a) = start("[monitoring]\ninterval_secs = 5\n");
+    let (s, a) = Server::with_config("[monitoring]\ninterval_secs = 5\n");
     let first = wait_for(15, "a first sample", || {
         let d = s.get("/monitoring/dashboard", Some(&a));
         (d.status == 200).then(|| d.data()["timestamp"].clone())

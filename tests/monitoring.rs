@@ -14,16 +14,6 @@ use std::time::Duration;
 /// The collector's shortest interval, so tests see several samples quickly.
 const FAST: &str = "[monitoring]\ninterval_secs = 5\n";
 
-fn start(config: &str) -> (Server, String) {
-    let s = Server::start_with(Opts {
-        admin_password: Some(ADMIN_PW.into()),
-        config: Some(config.into()),
-        ..Default::default()
-    });
-    let a = s.admin();
-    (s, a)
-}
-
 fn meminfo(key: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
     text.lines()
@@ -41,7 +31,7 @@ fn close_to(a: f64, b: f64, tolerance: f64) -> bool {
 
 #[test]
 fn dashboard_and_status_match_proc() {
-    let (s, a) = start(FAST);
+    let (s, a) = Server::with_config(FAST);
     let d = wait_for(15, "a second sample (cpu usage)", || {
         let r = s.get("/monitoring/dashboard", Some(&a));
         (r.status == 200 && !r.data()["system_metrics"]["cpu"]["usage"].is_null())
@@ -200,7 +190,7 @@ fn dashboard_and_status_match_proc() {
 
 #[test]
 fn an_alert_rule_fires_and_resolves() {
-    let (s, a) = start(FAST);
+    let (s, a) = Server::with_config(FAST);
     let rule = json!({"id": "mem_test", "name": "memory in use", "metric_name": "system.memory.usage",
                       "condition": ">", "threshold": 0, "level": "critical", "cooldown_minutes": 0});
     let r = s.post("/monitoring/alerts/rules", Some(&a), &rule);
@@ -345,7 +335,7 @@ fn download(s: &Server, url: &str, token: &str) -> (u16, Vec<u8>, Option<String>
 
 #[test]
 fn logs_filter_and_export_in_three_formats() {
-    let (s, a) = start("");
+    let (s, a) = Server::with_config("");
     for name in ["alice", "bob", "carol"] {
         s.user_with_role(&a, name, "viewer");
     }
@@ -467,7 +457,7 @@ fn logs_filter_and_export_in_three_formats() {
 
 #[test]
 fn system_config_applies_persists_and_validates() {
-    let (s, a) = start("");
+    let (s, a) = Server::with_config("");
     let r = s.get("/system/config", Some(&a));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.data()["log_level"], "info");
@@ -620,7 +610,7 @@ fn scrape(s: &Server, token: Option<&str>) -> (u16, String) {
 
 #[test]
 fn prometheus_metrics_parse() {
-    let (s, a) = start("");
+    let (s, a) = Server::with_config("");
     s.post("/bgp/sessions", Some(&a), &json!({"name": "up\"stream", "neighbor": "192.0.2.1",
                                               "remote_as": 65002, "local_as": 65001, "enabled": false}));
     let (status, text) = scrape(&s, None);
@@ -671,12 +661,12 @@ fn prometheus_metrics_parse() {
     assert_ne!(r.status, 200);
     drop(s);
 
-    let (s, _) = start("[monitoring]\nprometheus_token = \"scrape-me\"\n");
+    let (s, _) = Server::with_config("[monitoring]\nprometheus_token = \"scrape-me\"\n");
     assert_eq!(scrape(&s, None).0, 401);
     assert_eq!(scrape(&s, Some("scrape-mE")).0, 401);
     assert_eq!(scrape(&s, Some("scrape-me")).0, 200);
     drop(s);
-    let (s, _) = start("[monitoring]\nprometheus = false\n");
+    let (s, _) = Server::with_config("[monitoring]\nprometheus = false\n");
     assert_eq!(scrape(&s, None).0, 404);
 }
 
@@ -731,7 +721,7 @@ fn close_code(mut ws: Ws) -> u16 {
 
 #[test]
 fn websocket_channels_push_state_and_changes() {
-    let (s, a) = start(FAST);
+    let (s, a) = Server::with_config(FAST);
     let mut w = ws(
         &s,
         &format!("/ws/connect?token={a}&channels=system,wireguard,bgp"),

@@ -174,7 +174,6 @@ pub fn routes(r: &mut Router) {
 async fn list_sessions(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
-    q.finish()?;
     let (views, total) = bgp::list_sessions(&app, page).await?;
     Ok(Reply::ok(page.render("sessions", views, total)))
 }
@@ -282,13 +281,11 @@ async fn received_routes(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
-    q.finish()?;
     let (routes, total) = bgp::received_routes(&app, id, page).await?;
     Ok(Reply::ok(page.render("routes", routes, total)))
 }
 
-async fn monitor_sessions(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    req.query()?.finish()?;
+async fn monitor_sessions(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
     Ok(Reply::ok(bgp::monitor(&app).await?))
 }
 
@@ -301,7 +298,6 @@ async fn list_announcements(app: Arc<App>, req: &mut Request) -> ApiResult<Reply
         session_id: q.take_parsed("session_id", "a session id")?,
         enabled: q.take_parsed("enabled", "true or false")?,
     };
-    q.finish()?;
     let (views, total) = bgp::list_announcements(&app, filter, page).await?;
     Ok(Reply::ok(page.render("announcements", views, total)))
 }

@@ -146,7 +146,6 @@ struct PoolList {
 async fn list_pools(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
-    q.finish()?;
     let (pools, total) = pools::list_pools(&app, page).await?;
     Ok(Reply::ok(PoolList {
         pools,
@@ -180,7 +179,6 @@ async fn delete_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     req.audit_target = Some(format!("ipv6/pools/{id}"));
     let mut q = req.query()?;
     let force = q.take_parsed("force", "true or false")?.unwrap_or(false);
-    q.finish()?;
     let (released, changes) = pools::delete_pool(&app, id, force).await?;
     app.bgp.changed();
     sync_clients(&app, &changes).await?;
@@ -189,8 +187,7 @@ async fn delete_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     )))
 }
 
-async fn monitor_pools(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    req.query()?.finish()?;
+async fn monitor_pools(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
     Ok(Reply::ok(pools::monitor(&app).await?))
 }
 
@@ -266,7 +263,6 @@ async fn list_allocations(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> 
         client_id: q.take_parsed("client_id", "a client id")?,
         client_name: q.take("client_name"),
     };
-    q.finish()?;
     render_allocations(&app, filter, page).await
 }
 

@@ -93,7 +93,6 @@ async fn list(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
     let f = filter(&mut q)?;
-    q.finish()?;
     let (views, total) = logs::list(&app, f, page.size, page.offset()).await?;
     Ok(Reply::ok(page.render("logs", views, total)))
 }
@@ -110,7 +109,6 @@ async fn export(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
             .ok_or_else(|| ApiError::validation("format", "format must be json, csv or txt"))?,
     };
     let f = filter(&mut q)?;
-    q.finish()?;
     let done = logs::export(&app, f, format).await?;
     let msg = format!("{} log entries exported", done.entries);
     Ok(Reply::ok_with(done, &msg))

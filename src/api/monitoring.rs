@@ -202,7 +202,6 @@ async fn history(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
         ));
     }
     let names = metric_names(&mut q)?;
-    q.finish()?;
     if names.len() * points > MAX_POINTS {
         return Err(ApiError::validation(
             "points",

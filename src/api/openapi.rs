@@ -34,7 +34,6 @@ pub fn routes(r: &mut Router) {
 }
 
 async fn document(_: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    req.query()?.finish()?;
     let accepts = req
         .headers
         .get_all(ACCEPT_ENCODING)

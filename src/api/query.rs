@@ -59,11 +59,6 @@ impl Query {
         }
     }
 
-    /// Errors on the first parameter no one took.
-    pub fn finish(self) -> ApiResult<()> {
-        self.only(&[])
-    }
-
     /// Errors on the first parameter not in `known`.
     pub fn only(&self, known: &[&str]) -> ApiResult<()> {
         match self
@@ -151,7 +146,7 @@ mod tests {
     fn page(q: &str) -> ApiResult<Page> {
         let mut q = Query::parse(q)?;
         let p = Page::from_query(&mut q)?;
-        q.finish()?;
+        q.only(&[])?;
         Ok(p)
     }
 
@@ -216,6 +211,6 @@ mod tests {
         assert!(q.take_parsed::<bool>("enabled", "true or false").is_err());
         let mut q = Query::parse("format=").expect("parse");
         assert_eq!(q.take_choice("format").as_deref(), Some(""));
-        assert!(q.finish().is_ok());
+        assert!(q.only(&[]).is_ok(), "every parameter was taken");
     }
 }

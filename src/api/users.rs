@@ -85,7 +85,6 @@ async fn list(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
         role,
         is_active: q.take_parsed("is_active", "true or false")?,
     };
-    q.finish()?;
     let (rows, total) = app
         .store
         .call(move |c| crate::store::users::list(c, &filter, page.size, page.offset()))

@@ -164,7 +164,6 @@ async fn list_servers(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
             ));
         }
     }
-    q.finish()?;
     let states = app.wg.states().await;
     let state_of = |id: i64| {
         states
@@ -261,7 +260,6 @@ async fn delete_server(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     let mut q = req.query()?;
     let force = q.take_parsed("force", "true or false")?.unwrap_or(false);
-    q.finish()?;
     let (server, clients) = wg::delete_server(&app, id, force).await?;
     live::stop(&app, id, &server.name).await;
     Ok(Reply::message(&format!(
@@ -355,7 +353,6 @@ async fn list_clients(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
         enabled: q.take_parsed("enabled", "true or false")?,
         search: q.take("search"),
     };
-    q.finish()?;
     let (rows, total) = wg::list_clients(&app, filter, page).await?;
     // One statistics read per server on the page.
     let mut stats = std::collections::HashMap::new();
@@ -444,7 +441,6 @@ async fn client_config(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     let mut q = req.query()?;
     let format = q.take_choice("format");
-    q.finish()?;
     let (server, client) = wg::client_with_server(&app, id).await?;
     let config = wg::client_config(&server, &client, fallback_host(&app, req))?;
     match format.as_deref() {

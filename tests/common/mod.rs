@@ -57,6 +57,17 @@ impl Server {
         })
     }
 
+    /// A server with the known admin password and this TOML config, and an admin token.
+    pub fn with_config(config: &str) -> (Server, String) {
+        let s = Self::start_with(Opts {
+            admin_password: Some(ADMIN_PW.into()),
+            config: Some(config.into()),
+            ..Default::default()
+        });
+        let a = s.admin();
+        (s, a)
+    }
+
     pub fn start_with(opts: Opts) -> Server {
         let dir = opts
             .dir
