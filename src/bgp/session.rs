@@ -110,11 +110,12 @@ struct Session {
 }
 
 pub async fn run(
-    cfg: SessionConfig,
+    mut desired: watch::Receiver<SessionConfig>,
     shared: Arc<Shared>,
     mut commands: mpsc::Receiver<Command>,
     exports: watch::Receiver<Arc<ExportSet>>,
 ) {
+    let cfg = desired.borrow_and_update().clone();
     let mut s = Session {
         fsm: Fsm::new(fsm_config(&cfg)),
         stopped: !cfg.f.enabled,
@@ -146,6 +147,19 @@ pub async fn run(
                     return;
                 }
                 Some(cmd) => s.command(cmd).await,
+            },
+            r = desired.changed() => match r {
+                // New configuration: applied softly where possible, else the session is reset.
+                Ok(()) => {
+                    let cfg = desired.borrow_and_update().clone();
+                    s.configure(cfg).await;
+                }
+                // The handle is gone: the session was deleted (as `None` above).
+                Err(_) => {
+                    s.manual_stop(&Stop::Deleted).await;
+                    s.publish();
+                    return;
+                }
             },
             r = read(&mut s.conn) => s.received(r).await,
             r = connect_done(&mut s.connecting) => {
@@ -767,7 +781,6 @@ impl Session {
 
     async fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Configure(cfg) => self.configure(*cfg).await,
             Command::Start => {
                 self.stopped = false;
                 if self.fsm.state() == State::Idle {

@@ -102,8 +102,6 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[derive(Debug)]
 pub enum Command {
-    /// New configuration: applied softly where possible, else the session is reset.
-    Configure(Box<SessionConfig>),
     Start,
     /// Cease / Administrative Shutdown with this message; stays down.
     Stop(String),
@@ -124,6 +122,9 @@ const COMMAND_QUEUE: usize = 16;
 
 struct Handle {
     cmd: mpsc::Sender<Command>,
+    /// The desired configuration: the latest one wins and none is ever dropped (a burst of
+    /// changes cannot overflow the command queue and leave the session on an old one).
+    desired: watch::Sender<SessionConfig>,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
     config: SessionConfig,
@@ -189,7 +190,7 @@ impl Speaker {
             Some(h) if !h.task.is_finished() => {
                 if h.config != config {
                     h.config = config.clone();
-                    send(&h.cmd, Command::Configure(Box::new(config)));
+                    h.desired.send_replace(config);
                 }
             }
             _ => {
@@ -200,8 +201,9 @@ impl Speaker {
                     sent: Mutex::default(),
                 });
                 let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+                let (desired, desired_rx) = watch::channel(config.clone());
                 let task = tokio::spawn(super::session::run(
-                    config.clone(),
+                    desired_rx,
                     shared.clone(),
                     rx,
                     self.exports.subscribe(),
@@ -210,6 +212,7 @@ impl Speaker {
                     id,
                     Handle {
                         cmd: tx,
+                        desired,
                         shared,
                         task,
                         config,
