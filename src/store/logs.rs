@@ -187,12 +187,15 @@ fn drop_oldest(conn: &Connection, n: i64) -> StoreResult<u64> {
     drop_oldest_upto(conn, i64::MAX, n)
 }
 
-/// Deletes the `n` oldest rows with ids up to `last`; returns how many there were.
+/// Deletes the `n` oldest rows with ids up to `last`; returns how many there were. The
+/// newest row always stays: `entries.id` has no AUTOINCREMENT (see `LOG_MIGRATIONS`), so an
+/// emptied table would hand out its ids (`/logs/{id}`) again from 1.
 fn drop_oldest_upto(conn: &Connection, last: i64, n: i64) -> StoreResult<u64> {
     Ok(conn
         .prepare_cached(
             "DELETE FROM logs.entries WHERE id IN \
-             (SELECT id FROM logs.entries WHERE id <= ?1 ORDER BY id LIMIT ?2)",
+             (SELECT id FROM logs.entries WHERE id <= ?1 \
+              AND id < (SELECT max(id) FROM logs.entries) ORDER BY id LIMIT ?2)",
         )?
         .execute([last, n])? as u64)
 }
@@ -625,6 +628,23 @@ mod tests {
         assert!((100..=100 + TRIM_SLACK).contains(&n), "{n} rows kept");
         let (newest, _) = list(&c, &Filter::default(), 1, 0).expect("list");
         assert_eq!(newest[0].entry, entry(1024));
+    }
+
+    /// `/logs/{id}` names an entry: trims never empty the table, so an id is never reused.
+    #[test]
+    fn trims_keep_the_newest_row_so_ids_never_repeat() {
+        let c = crate::store::test_db();
+        let first = insert(&c, &entry(1), rows(100)).expect("insert");
+        assert_eq!(
+            drop_oldest(&c, 1_000).expect("drop"),
+            0,
+            "the newest row stays"
+        );
+        let second = insert(&c, &entry(2), rows(100)).expect("insert");
+        assert!(second > first, "{second} after {first}");
+        assert_eq!(drop_oldest(&c, 1_000).expect("drop"), 1);
+        let third = insert(&c, &entry(3), rows(100)).expect("insert");
+        assert!(third > second, "{third} after {second}");
     }
 
     #[test]
