@@ -134,33 +134,33 @@ pub async fn run(
         let deadline = s.fsm.next_deadline();
         let established = s.fsm.state() == State::Established;
         tokio::select! {
-            cmd = commands.recv() => match cmd {
-                Some(Command::Shutdown) => {
-                    s.manual_stop(&Stop::ServiceStopping).await;
-                    s.publish();
+            cmd = commands.recv() => {
+                if !s.on_command(cmd).await {
                     return;
                 }
-                // The speaker forgot the session (its handle is gone with the queue).
-                None | Some(Command::Remove) => {
-                    s.manual_stop(&Stop::Deleted).await;
-                    s.publish();
-                    return;
+            }
+            r = desired.changed() => {
+                // An action sends its command, then the configuration it implies (`stop`:
+                // the Cease with the operator's text, then `enabled = false`): commands
+                // queued before this change go first, as they were sent.
+                while let Ok(cmd) = commands.try_recv() {
+                    if !s.on_command(Some(cmd)).await {
+                        return;
+                    }
                 }
-                Some(cmd) => s.command(cmd).await,
-            },
-            r = desired.changed() => match r {
-                // New configuration: applied softly where possible, else the session is reset.
-                Ok(()) => {
-                    let cfg = desired.borrow_and_update().clone();
-                    s.configure(cfg).await;
+                match r {
+                    // New configuration: applied softly where possible, else a reset.
+                    Ok(()) => {
+                        let cfg = desired.borrow_and_update().clone();
+                        s.configure(cfg).await;
+                    }
+                    // The handle is gone: the session was deleted (as `None` above).
+                    Err(_) => {
+                        s.on_command(None).await;
+                        return;
+                    }
                 }
-                // The handle is gone: the session was deleted (as `None` above).
-                Err(_) => {
-                    s.manual_stop(&Stop::Deleted).await;
-                    s.publish();
-                    return;
-                }
-            },
+            }
             r = read(&mut s.conn) => s.received(r).await,
             r = connect_done(&mut s.connecting) => {
                 s.connecting = None;
@@ -778,6 +778,21 @@ impl Session {
     }
 
     // ---- commands ----
+
+    /// One command from the queue; false when the task ends (service stop, session deleted,
+    /// or the queue gone with the speaker's handle).
+    async fn on_command(&mut self, cmd: Option<Command>) -> bool {
+        match cmd {
+            Some(Command::Shutdown) => self.manual_stop(&Stop::ServiceStopping).await,
+            None | Some(Command::Remove) => self.manual_stop(&Stop::Deleted).await,
+            Some(cmd) => {
+                self.command(cmd).await;
+                return true;
+            }
+        }
+        self.publish();
+        false
+    }
 
     async fn command(&mut self, cmd: Command) {
         match cmd {
