@@ -214,14 +214,7 @@ fn system_config_takes_the_seed_example() {
         &json!({"log_level": "warn", "max_log_size": 300}),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let dir = s.dir.clone();
-    assert!(s.stop().success());
-    let s = Server::start_with(Opts {
-        admin_password: Some(ADMIN_PW.into()),
-        dir: Some(dir),
-        ..Default::default()
-    });
-    let a = s.admin();
+    let (s, a) = s.restart();
     let d = s.get("/system/config", Some(&a));
     assert_eq!(d.data()["log_level"], "warn", "{}", d.body);
     assert_eq!(d.data()["debug_mode"], false);

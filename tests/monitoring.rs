@@ -531,14 +531,7 @@ fn system_config_applies_persists_and_validates() {
     assert_eq!(r.data()["restart_required"], json!(["http"]));
 
     // Kept across a restart of the service.
-    let dir = s.dir.clone();
-    assert!(s.stop().success());
-    let s = Server::start_with(Opts {
-        admin_password: Some(ADMIN_PW.into()),
-        dir: Some(dir),
-        ..Default::default()
-    });
-    let a = s.admin();
+    let (s, a) = s.restart();
     let r = s.get("/system/config", Some(&a));
     assert_eq!(r.data()["log_level"], "debug");
     assert_eq!(r.data()["max_log_entries"], 5000);

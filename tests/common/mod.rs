@@ -68,6 +68,19 @@ impl Server {
         (s, a)
     }
 
+    /// Stops the server cleanly and starts it again on the same data dir; an admin token.
+    pub fn restart(self) -> (Server, String) {
+        let dir = self.dir.clone();
+        assert!(self.stop().success(), "clean stop");
+        let s = Self::start_with(Opts {
+            admin_password: Some(ADMIN_PW.into()),
+            dir: Some(dir),
+            ..Default::default()
+        });
+        let a = s.admin();
+        (s, a)
+    }
+
     pub fn start_with(opts: Opts) -> Server {
         let dir = opts
             .dir
