@@ -1,7 +1,7 @@
 //! `cargo bench --bench pools` — the prefix-pool and RPKI figures BENCHMARKS.md asks for:
 //!
 //! 1. 1,000,000 /64 allocations from a /32 pool through the service's own path
-//!    (`ipv6::allocate`: validation, allocator, SQLite transaction on the database thread),
+//!    (`ipam::allocate`: validation, allocator, SQLite transaction on the database thread),
 //!    in a temporary data dir: time, allocations/s, RSS before and after.
 //! 2. The allocator alone for the same million.
 //! 3. A 500,000-VRP table (400k IPv4, 100k IPv6, random prefixes): build time, entry
@@ -9,8 +9,8 @@
 //!
 //! `ALLOCATIONS=…` and `VRPS=…` change the sizes.
 
-use ipv6wgm::ipv6::alloc::Allocator;
-use ipv6wgm::ipv6::{self, AllocationRequest, NewPool, PoolRef};
+use ipv6wgm::ipam::alloc::Allocator;
+use ipv6wgm::ipam::{self, AllocationRequest, NewPool, PoolRef};
 use ipv6wgm::rpki::vrp::{Vrp, VrpTable};
 use std::net::IpAddr;
 use std::time::Instant;
@@ -82,7 +82,7 @@ fn main() {
         };
         std::env::set_var("IPV6WGM_ADMIN_PASSWORD", "bench-admin-password");
         let app = ipv6wgm::app::App::open(config).await.expect("open");
-        let pool = ipv6::create_pool(
+        let pool = ipam::create_pool(
             &app,
             NewPool {
                 name: "bench".into(),
@@ -102,7 +102,7 @@ fn main() {
             }
             .validate()
             .expect("input");
-            ipv6::allocate(&app, PoolRef::Path(pool.id), input)
+            ipam::allocate(&app, PoolRef::Path(pool.id), input)
                 .await
                 .expect("allocate");
         }

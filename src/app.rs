@@ -19,8 +19,8 @@ use crate::api::router::Router;
 use crate::auth::ratelimit::LoginLimiter;
 use crate::auth::token::{self, TokenService};
 use crate::config::Config;
-use crate::health::HealthCheck;
-use crate::metrics::Latencies;
+use crate::monitor::health::HealthCheck;
+use crate::monitor::latency::Latencies;
 use crate::store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,11 +42,11 @@ pub struct App {
     pub router: Router,
     pub started: Instant,
     /// The running WireGuard servers.
-    pub wg: crate::wg::engine::Engine,
+    pub wg: crate::wireguard::device::engine::Engine,
     /// The live VRP table for route origin validation.
     pub rpki: Arc<crate::rpki::Rpki>,
     /// One prefix allocator per IPv6 pool, changed only on the database thread.
-    pub pools: crate::ipv6::Pools,
+    pub pools: crate::ipam::Pools,
     /// The BGP speaker: one task per session.
     pub bgp: crate::bgp::Speaker,
     /// The log store's writer queue and live feed.
@@ -64,9 +64,9 @@ pub struct App {
     /// WebSocket connections without a valid token yet (`ws::UNAUTHENTICATED_SLOTS`).
     pub ws_unauthenticated: Arc<Semaphore>,
     /// Writes through the API, for the WebSocket channels without an engine feed.
-    pub changes: tokio::sync::broadcast::Sender<crate::ws::Change>,
+    pub changes: tokio::sync::broadcast::Sender<crate::api::ws::Change>,
     /// WebSocket payloads shared by all connections.
-    pub ws_cache: crate::ws::Cache,
+    pub ws_cache: crate::api::ws::Cache,
     /// Set when the service stops: WebSocket connections close with 1001.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -120,7 +120,7 @@ impl App {
             &config.run_dir().join(LOGS_FILE),
         )?;
         let key = token::load_or_create_key(&config.data_dir.join(KEY_FILE))?;
-        let pools = crate::ipv6::Pools::load(&store).await?;
+        let pools = crate::ipam::Pools::load(&store).await?;
         let app = App {
             tokens: TokenService::new(&key, config.auth.token_ttl_secs),
             login_limiter: Mutex::new(LoginLimiter::new(
@@ -130,15 +130,15 @@ impl App {
             api_limiter: Mutex::default(),
             hashing: Semaphore::new(2),
             health: vec![
-                Box::new(crate::health::DatabaseCheck),
-                Box::new(crate::health::ApiCheck),
-                Box::new(crate::health::RpkiCheck),
+                Box::new(crate::monitor::health::DatabaseCheck),
+                Box::new(crate::monitor::health::ApiCheck),
+                Box::new(crate::monitor::health::RpkiCheck),
             ],
             metrics: Latencies::default(),
             router: crate::api::routes(),
             started: Instant::now(),
             rpki: Arc::default(),
-            wg: crate::wg::engine::Engine::new(
+            wg: crate::wireguard::device::engine::Engine::new(
                 Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             ),
             pools,
@@ -152,10 +152,10 @@ impl App {
             ),
             open_connections: Default::default(),
             ws_slots: Arc::new(Semaphore::new(config.http.max_connections)),
-            ws_unauthenticated: Arc::new(Semaphore::new(crate::ws::UNAUTHENTICATED_SLOTS)),
+            ws_unauthenticated: Arc::new(Semaphore::new(crate::api::ws::UNAUTHENTICATED_SLOTS)),
             changes: tokio::sync::broadcast::Sender::new(16),
             stopping: tokio::sync::watch::Sender::new(false),
-            ws_cache: crate::ws::Cache::default(),
+            ws_cache: crate::api::ws::Cache::default(),
             store,
             config,
         };

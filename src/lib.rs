@@ -13,7 +13,7 @@
 //!                                          │               ▼
 //!                                          │         api::<resource> handler (thin: parse → domain → Reply)
 //!                                          │               ▼
-//!                                          │         domain (users, auth::session, …) ──► Store ──► ipv6wgm-db thread ──► SQLite
+//!                                          │         domain (users, auth::login, …) ──► Store ──► ipv6wgm-db thread ──► SQLite
 //!                                          ▼
 //!                         response envelope · metrics · request log · audit log
 //! ```
@@ -91,11 +91,10 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fsutil;
-pub mod health;
-pub mod ipv6;
+pub mod input;
+pub mod ipam;
 pub mod logging;
 pub mod logs;
-pub mod metrics;
 pub mod monitor;
 pub mod rpki;
 pub mod store;
@@ -104,6 +103,4 @@ pub mod system;
 mod testutil;
 pub mod time;
 pub mod users;
-pub mod wg;
 pub mod wireguard;
-pub mod ws;

@@ -3,7 +3,7 @@
 use ipv6wgm::app::Exit;
 use ipv6wgm::cli::{self, Command};
 use ipv6wgm::config::{Config, Overrides};
-use ipv6wgm::wg::keys::{PresharedKey, PrivateKey};
+use ipv6wgm::wireguard::keys::{PresharedKey, PrivateKey};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -38,7 +38,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::PubKey => exit(pubkey()),
-        Command::SelfTest => exit(ipv6wgm::wg::selftest::run().map(|r| println!("{r}"))),
+        Command::SelfTest => {
+            exit(ipv6wgm::wireguard::device::selftest::run().map(|r| println!("{r}")))
+        }
         Command::ResetPassword {
             username,
             from_stdin,

@@ -372,7 +372,9 @@ pub fn host() -> serde_json::Value {
 
 /// States of the parts of the service, as `/system/info` and `/status/status` show them.
 pub async fn services(app: &App) -> serde_json::Value {
-    let db = crate::health::HealthCheck::check(&crate::health::DatabaseCheck, app).await;
+    let db =
+        crate::monitor::health::HealthCheck::check(&crate::monitor::health::DatabaseCheck, app)
+            .await;
     let running = app.wg.running_ids().await.len();
     let bgp = crate::monitor::collector::bgp_figures(app);
     let info = app.rpki.info();
@@ -384,7 +386,7 @@ pub async fn services(app: &App) -> serde_json::Value {
     };
     serde_json::json!({
         "api": "running",
-        "database": if db.status == crate::health::Status::Healthy { "running" } else { "error" },
+        "database": if db.status == crate::monitor::health::Status::Healthy { "running" } else { "error" },
         "wireguard": if running > 0 { "active" } else { "inactive" },
         "wireguard_servers_running": running,
         "bgp": if bgp.established > 0 { "active" } else if bgp.sessions == 0 { "inactive" } else { "connecting" },
@@ -397,7 +399,7 @@ pub async fn services(app: &App) -> serde_json::Value {
 
 /// Everything `/system/info` shows.
 pub async fn info(app: &App) -> serde_json::Value {
-    let interfaces = match crate::wg::netlink::Netlink::new() {
+    let interfaces = match crate::wireguard::device::netlink::Netlink::new() {
         Ok(n) => match n.interfaces().await {
             Ok(list) => serde_json::Value::Array(
                 list.into_iter()

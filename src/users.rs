@@ -73,9 +73,9 @@ pub struct NewUser {
 pub struct UserChanges {
     #[serde(default)]
     pub username: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub full_name: Option<Option<String>>,
     #[serde(default)]
     pub role: Option<String>,

@@ -7,8 +7,8 @@
 mod skip;
 
 use ipnet::IpNet;
-use ipv6wgm::wg::netlink::{LinkInfo, Netlink};
-use ipv6wgm::wg::tun::Tun;
+use ipv6wgm::wireguard::device::netlink::{LinkInfo, Netlink};
+use ipv6wgm::wireguard::device::tun::Tun;
 use serde_json::Value;
 use skip::skip;
 use std::future::Future;

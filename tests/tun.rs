@@ -6,7 +6,7 @@
 #[path = "common/skip.rs"]
 mod skip;
 
-use ipv6wgm::wg::tun::Tun;
+use ipv6wgm::wireguard::device::tun::Tun;
 use skip::skip;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Command;

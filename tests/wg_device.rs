@@ -6,9 +6,9 @@
 mod common;
 
 use common::netns::{self, Netns, WgGoPeer};
-use ipv6wgm::wg::device::PeerConfig;
-use ipv6wgm::wg::engine::{Engine, ServerSpec, ServerState};
-use ipv6wgm::wg::keys::{PrivateKey, PublicKey};
+use ipv6wgm::wireguard::device::datapath::PeerConfig;
+use ipv6wgm::wireguard::device::engine::{Engine, ServerSpec, ServerState};
+use ipv6wgm::wireguard::keys::{PrivateKey, PublicKey};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::time::Duration;

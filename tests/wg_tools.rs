@@ -4,8 +4,8 @@
 #[path = "common/skip.rs"]
 mod skip;
 
-use ipv6wgm::wg::conf::WgQuick;
-use ipv6wgm::wg::keys::{PresharedKey, PrivateKey, PublicKey};
+use ipv6wgm::wireguard::conf::WgQuick;
+use ipv6wgm::wireguard::keys::{PresharedKey, PrivateKey, PublicKey};
 use skip::skip;
 use std::io::Write;
 use std::process::{Command, Stdio};

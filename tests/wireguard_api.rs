@@ -159,8 +159,9 @@ fn scan_data_url(url: &str) -> String {
 }
 
 fn is_base64_key(v: &Value) -> bool {
-    v.as_str()
-        .is_some_and(|k| ipv6wgm::wg::keys::PublicKey::from_base64(k).is_ok() && k.len() == 44)
+    v.as_str().is_some_and(|k| {
+        ipv6wgm::wireguard::keys::PublicKey::from_base64(k).is_ok() && k.len() == 44
+    })
 }
 
 // ---- servers ----
@@ -653,7 +654,7 @@ fn a_client_with_its_own_key_has_no_config() {
     let s = Server::start();
     let a = s.admin();
     let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
-    let own = ipv6wgm::wg::keys::PrivateKey::generate()
+    let own = ipv6wgm::wireguard::keys::PrivateKey::generate()
         .public_key()
         .to_base64();
     let r = s.post(
@@ -707,7 +708,7 @@ fn create_response_carries_the_secrets_once_and_reads_never_do() {
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let c = r.data().clone();
     let private_key = c["private_key"].as_str().expect("private_key").to_string();
-    let derived = ipv6wgm::wg::keys::PrivateKey::from_base64(&private_key)
+    let derived = ipv6wgm::wireguard::keys::PrivateKey::from_base64(&private_key)
         .expect("a valid private key")
         .public_key()
         .to_base64();
@@ -720,7 +721,7 @@ fn create_response_carries_the_secrets_once_and_reads_never_do() {
     );
     let psk = setting(config, "[Peer]", "PresharedKey").expect("PresharedKey line");
     assert!(
-        ipv6wgm::wg::keys::PresharedKey::from_base64(&psk).is_ok(),
+        ipv6wgm::wireguard::keys::PresharedKey::from_base64(&psk).is_ok(),
         "{psk}"
     );
     assert!(c["qr_code"]
@@ -847,7 +848,7 @@ fn list_clients_filters_by_server_enabled_and_search() {
     let one = server_id(&s, &a, "one", Some("10.0.0.1/24"), None);
     let two = server_id(&s, &a, "two", Some("10.1.0.1/24"), None);
     // Search also matches public keys: fixed ones keep random base64 from matching "RAV".
-    let key = |b: u8| ipv6wgm::wg::keys::PublicKey::from_bytes([b; 32]).to_base64();
+    let key = |b: u8| ipv6wgm::wireguard::keys::PublicKey::from_bytes([b; 32]).to_base64();
     create_client(
         &s,
         &a,
@@ -1460,7 +1461,7 @@ fn import_takes_over_a_wg_quick_server() {
     assert_no_key(&r.body, "preshared_key", "import");
 
     let server = &r.data()["server"];
-    let expected_public = ipv6wgm::wg::keys::PrivateKey::from_base64(SERVER_KEY)
+    let expected_public = ipv6wgm::wireguard::keys::PrivateKey::from_base64(SERVER_KEY)
         .expect("key")
         .public_key()
         .to_base64();

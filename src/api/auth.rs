@@ -4,7 +4,7 @@ use super::request::Request;
 use super::response::Reply;
 use super::router::{Access, Router};
 use crate::app::App;
-use crate::auth::session;
+use crate::auth::login;
 use crate::error::ApiResult;
 use crate::users::UserView;
 use crate::{h, users};
@@ -60,14 +60,14 @@ struct LoginBody {
 #[derive(Serialize)]
 struct LoginReply {
     #[serde(flatten)]
-    grant: session::TokenGrant,
+    grant: login::TokenGrant,
     user: UserView,
 }
 
 async fn login(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let body: LoginBody = req.json().await?;
     req.audit_username = Some(body.username.chars().take(64).collect());
-    let (grant, user) = session::login(&app, req.client_ip, &body.username, body.password).await?;
+    let (grant, user) = login::login(&app, req.client_ip, &body.username, body.password).await?;
     req.audit_target = Some(format!("users/{}", user.id));
     Ok(Reply::ok_with(
         LoginReply {
@@ -79,12 +79,12 @@ async fn login(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
 }
 
 async fn refresh(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    let grant = session::refresh(&app, req.principal()?).await?;
+    let grant = login::refresh(&app, req.principal()?).await?;
     Ok(Reply::ok(grant))
 }
 
 async fn logout(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    session::logout(&app, req.principal()?).await?;
+    login::logout(&app, req.principal()?).await?;
     Ok(Reply::message("logged out"))
 }
 

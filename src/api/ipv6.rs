@@ -1,5 +1,5 @@
 //! `/ipv6`: prefix pools (CRUD), allocations (allocate, release, list), pool whitelists,
-//! and `/monitoring/ipv6/pools`. Thin: parse → `crate::ipv6` (store + allocators, one
+//! and `/monitoring/ipv6/pools`. Thin: parse → `crate::ipam` (store + allocators, one
 //! database closure per operation) → apply route changes of WireGuard clients to the
 //! running devices through `wireguard::live` → render.
 
@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::h;
-use crate::ipv6::{
+use crate::ipam::{
     self as pools, AllocationFilter, AllocationRequest, AllocationView, ClientChange, NewPool,
     NewWhitelistEntry, PoolChanges, PoolRef, PoolView, WhitelistView,
 };
@@ -314,8 +314,8 @@ async fn remove_whitelist(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> 
 async fn validate_rpki(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     // An empty body validates the pool's own prefix with the local AS.
-    let body: crate::ipv6::rpki::ValidateRequest = req.json_or_default().await?;
+    let body: crate::ipam::rpki::ValidateRequest = req.json_or_default().await?;
     Ok(Reply::ok(
-        crate::ipv6::rpki::validate(&app, id, body).await?,
+        crate::ipam::rpki::validate(&app, id, body).await?,
     ))
 }

@@ -28,6 +28,7 @@ pub mod system;
 pub mod tls;
 pub mod users;
 pub mod wireguard;
+pub mod ws;
 
 use crate::app::App;
 use crate::error::{ApiError, ErrorCode};
@@ -245,8 +246,8 @@ pub async fn handle(
     req: hyper::Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
-    if crate::ws::is_upgrade(&req) {
-        return Ok(crate::ws::upgrade(app, req).await);
+    if crate::api::ws::is_upgrade(&req) {
+        return Ok(crate::api::ws::upgrade(app, req).await);
     }
     let body_deadline = tokio::time::Instant::from_std(started)
         + Duration::from_secs(app.config.http.body_read_timeout_secs);
@@ -322,13 +323,13 @@ pub async fn handle(
         let ok = error.is_none();
         record_audit(&app, route, &request, status, error).await;
         let change = match route.module {
-            "wireguard" => Some(crate::ws::Change::Wireguard),
-            "bgp" => Some(crate::ws::Change::Bgp),
-            "ipv6" => Some(crate::ws::Change::Pools),
+            "wireguard" => Some(crate::api::ws::Change::Wireguard),
+            "bgp" => Some(crate::api::ws::Change::Bgp),
+            "ipv6" => Some(crate::api::ws::Change::Pools),
             _ => None,
         };
         if let Some(c) = change.filter(|_| ok) {
-            crate::ws::changed(&app, c);
+            crate::api::ws::changed(&app, c);
         }
     }
     Ok(response)

@@ -78,23 +78,7 @@ impl Query {
     }
 }
 
-/// `page` (≥ 1, default 1) and `size` (1–100, default 20) of a list request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    pub page: u32,
-    pub size: u32,
-}
-
-pub const DEFAULT_SIZE: u32 = 20;
-pub const MAX_SIZE: u32 = 100;
-
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct PageMeta {
-    pub page: u32,
-    pub size: u32,
-    pub total: u64,
-    pub pages: u64,
-}
+pub use crate::input::{Page, PageMeta, DEFAULT_SIZE, MAX_SIZE};
 
 impl Page {
     pub fn from_query(q: &mut Query) -> ApiResult<Page> {
@@ -112,19 +96,6 @@ impl Page {
             ));
         }
         Ok(Page { page, size })
-    }
-
-    pub fn offset(&self) -> u64 {
-        u64::from(self.page - 1) * u64::from(self.size)
-    }
-
-    pub fn meta(&self, total: u64) -> PageMeta {
-        PageMeta {
-            page: self.page,
-            size: self.size,
-            total,
-            pages: total.div_ceil(u64::from(self.size)),
-        }
     }
 
     /// `{"<key>": items, "pagination": {…}}` — the contract's list shape.

@@ -259,15 +259,7 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-/// For `Option<Option<T>>` fields of PATCH bodies: absent = `None`, `null` = `Some(None)`.
-pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    use serde::Deserialize;
-    Option::<T>::deserialize(d).map(Some)
-}
+pub use crate::input::nullable;
 
 #[cfg(test)]
 mod tests {

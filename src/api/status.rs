@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::auth::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::h;
-use crate::health::{self, HealthCheck, Status};
+use crate::monitor::health::{self, HealthCheck, Status};
 use hyper::Method;
 use serde_json::json;
 use std::sync::Arc;

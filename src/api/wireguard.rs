@@ -169,7 +169,7 @@ async fn list_servers(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
         states
             .get(&id)
             .cloned()
-            .unwrap_or(crate::wg::engine::ServerState::Stopped)
+            .unwrap_or(crate::wireguard::device::engine::ServerState::Stopped)
     };
     let (rows, total) = match &status {
         None => wg::list_servers(&app, page).await?,
@@ -232,7 +232,7 @@ async fn update_server(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     let (old, new) = wg::update_server(&app, id, changes).await?;
     let running = matches!(
         app.wg.state(id).await,
-        crate::wg::engine::ServerState::Running { .. }
+        crate::wireguard::device::engine::ServerState::Running { .. }
     );
     let device_changed = old.interface != new.interface
         || old.listen_port != new.listen_port
@@ -389,7 +389,7 @@ async fn create_client(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     // code was checked to fit before the commit; nothing after it may fail the request.
     let config = wg::client_config(&server, &client, &host).ok();
     let qrcode = config.as_deref().and_then(|c| {
-        crate::wg::qr::data_url(c)
+        crate::wireguard::qr::data_url(c)
             .inspect_err(|e| log::warn!("client {}: QR code: {e}", client.id))
             .ok()
     });
@@ -474,7 +474,7 @@ async fn client_qrcode(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
         &[],
         "download it from /config?format=conf instead, or shorten that field",
     )?;
-    let qrcode = crate::wg::qr::data_url(&config).map_err(|e| {
+    let qrcode = crate::wireguard::qr::data_url(&config).map_err(|e| {
         log::error!("QR code: {e}");
         ApiError::internal()
     })?;

@@ -2,11 +2,11 @@
 //! permissions (pure parts, one file each), and [`authenticate`], which turns a bearer token
 //! into a [`Principal`] for the router's access check.
 
+pub mod login;
 pub mod password;
 pub mod ratelimit;
 pub mod revocation;
 pub mod roles;
-pub mod session;
 pub mod token;
 
 pub use roles::{Permission, Role};
@@ -65,7 +65,7 @@ pub async fn authenticate(app: &App, token: &str) -> ApiResult<Principal> {
         }
         _ => return Err(ApiError::unauthorized("token has been revoked")),
     };
-    session::save_revocations(app, true).await;
+    login::save_revocations(app, true).await;
     Ok(Principal {
         user_id: user.id,
         username: user.username,

@@ -1,5 +1,5 @@
 //! What we announce: the enabled configured announcements and the prefix pools'
-//! originations (`crate::ipv6::export`). Received routes are never in here — we only
+//! originations (`crate::bgp::originations`). Received routes are never in here — we only
 //! originate (RFC 8212 spirit).
 //!
 //! RPKI is decided per session, for the origin actually sent there: a session may speak as
@@ -13,8 +13,8 @@
 
 use super::model::{parse_communities, parse_path, Community};
 use crate::app::App;
+use crate::bgp::originations::Origination;
 use crate::error::ApiResult;
-use crate::ipv6::export::Origination;
 use crate::rpki::vrp::VrpTable;
 use crate::store::bgp::{self as q, AnnouncementRow};
 use ipnet::IpNet;
@@ -120,7 +120,7 @@ pub fn plan(announcements: &[AnnouncementRow], originations: &[Origination]) -> 
 /// The current export set, from the database and the live VRP table.
 pub async fn build(app: &App) -> ApiResult<ExportSet> {
     let announcements = app.store.call(|c| q::all_announcements(c)).await?;
-    let originations = crate::ipv6::export::originations(app).await?;
+    let originations = crate::bgp::originations::originations(app).await?;
     Ok(ExportSet {
         routes: plan(&announcements, &originations),
         vrps: app.rpki.loaded().then(|| app.rpki.table()),
@@ -130,7 +130,7 @@ pub async fn build(app: &App) -> ApiResult<ExportSet> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipv6::export::Source;
+    use crate::bgp::originations::Source;
     use crate::rpki::vrp::Vrp;
     use crate::store::bgp::AnnouncementFields;
 

@@ -18,6 +18,7 @@ pub mod exports;
 pub mod fsm;
 pub mod model;
 mod net;
+pub mod originations;
 pub mod packet;
 mod policy;
 pub mod rib;
@@ -29,9 +30,9 @@ pub use model::{AnnouncementInput, SessionInput};
 pub use speaker::{Command, Speaker};
 pub use view::{AnnouncementView, SessionMonitor, SessionView};
 
-use crate::api::query::Page;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
+use crate::input::Page;
 use crate::store::bgp::{self as q, AnnouncementFilter, AnnouncementRow, SessionRow};
 use crate::store::StoreError;
 use serde::Serialize;

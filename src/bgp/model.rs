@@ -32,21 +32,21 @@ pub struct SessionInput {
     pub name: Option<String>,
     pub neighbor: Option<String>,
     pub remote_as: Option<u32>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub local_as: Option<Option<u32>>,
     pub hold_time: Option<u16>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub password: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub description: Option<Option<String>>,
     pub enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub local_address: Option<Option<String>>,
     pub local_port: Option<u16>,
     pub remote_port: Option<u16>,
     pub passive: Option<bool>,
     pub max_prefixes: Option<u32>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub next_hop_ipv6: Option<Option<String>>,
 }
 
@@ -244,19 +244,19 @@ fn password(p: Option<String>) -> ApiResult<Option<String>> {
 #[serde(deny_unknown_fields)]
 pub struct AnnouncementInput {
     pub prefix: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub session_id: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub next_hop: Option<Option<String>>,
     /// The ASes behind ours, origin last ("64999 64998"); eBGP sessions prepend our AS.
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub as_path: Option<Option<String>>,
     /// The origin AS (the last of the path); `as_path` or our AS when absent.
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub asn: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub community: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub description: Option<Option<String>>,
     pub enabled: Option<bool>,
     pub force: Option<bool>,
@@ -332,7 +332,7 @@ pub fn prefix(field: &str, s: &str) -> ApiResult<IpNet> {
             format!("{field} {s:?} is not a prefix like 2001:db8::/48 or 192.0.2.0/24"),
         )
     })?;
-    crate::ipv6::model::without_host_bits(field, net, net.trunc())
+    crate::ipam::model::without_host_bits(field, net, net.trunc())
 }
 
 /// `"65010 65020"` (spaces or commas) → ASNs, at most [`MAX_PATH`].

@@ -13,7 +13,7 @@ use super::alerts::{Alert, Evaluator, Event};
 use super::history::{capacity_for, History, Sample};
 use super::procfs::{self, CpuTimes, DiskUsage, MemInfo, NetDev};
 use crate::app::App;
-use crate::metrics::LatencySummary;
+use crate::monitor::latency::LatencySummary;
 use crate::store::logs::LogEntry;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -362,7 +362,7 @@ pub async fn tick(app: &App) {
         .unwrap_or_default();
     let wireguard = wireguard_figures(app).await;
     let bgp = bgp_figures(app);
-    let ipv6 = match crate::ipv6::monitor(app).await {
+    let ipv6 = match crate::ipam::monitor(app).await {
         Ok(m) => Some(PoolFigures {
             pools: m.totals.pools,
             allocations: m.totals.allocations,
@@ -633,9 +633,9 @@ async fn wireguard_figures(app: &App) -> WireguardFigures {
     let mut w = WireguardFigures::default();
     for state in app.wg.states().await.values() {
         match state {
-            crate::wg::engine::ServerState::Running { .. } => w.servers_running += 1,
-            crate::wg::engine::ServerState::Error(_) => w.servers_error += 1,
-            crate::wg::engine::ServerState::Stopped => {}
+            crate::wireguard::device::engine::ServerState::Running { .. } => w.servers_running += 1,
+            crate::wireguard::device::engine::ServerState::Error(_) => w.servers_error += 1,
+            crate::wireguard::device::engine::ServerState::Stopped => {}
         }
     }
     let now = std::time::SystemTime::now()

@@ -6,6 +6,8 @@
 pub mod alerts;
 pub mod collector;
 pub mod events;
+pub mod health;
 pub mod history;
+pub mod latency;
 pub mod procfs;
 pub mod prometheus;

@@ -4,7 +4,7 @@
 
 use super::collector::Snapshot;
 use crate::bgp::speaker::SessionLive;
-use crate::metrics::LatencySummary;
+use crate::monitor::latency::LatencySummary;
 use std::fmt::Write;
 
 /// What a scrape shows besides the snapshot.

@@ -14,7 +14,7 @@
 
 pub mod alerts;
 pub mod bgp;
-pub mod ipv6;
+pub mod ipam;
 pub mod logs;
 pub mod schema;
 pub mod settings;
@@ -105,7 +105,7 @@ pub struct Store {
     tx: mpsc::Sender<Msg>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// How long jobs take on the database thread (queueing not included).
-    pub timing: std::sync::Arc<crate::metrics::Latencies>,
+    pub timing: std::sync::Arc<crate::monitor::latency::Latencies>,
 }
 
 impl Store {
@@ -126,7 +126,7 @@ impl Store {
 
     fn start(mut conn: Connection) -> Store {
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE_DEPTH);
-        let timing = std::sync::Arc::new(crate::metrics::Latencies::default());
+        let timing = std::sync::Arc::new(crate::monitor::latency::Latencies::default());
         let thread = std::thread::Builder::new()
             .name("ipv6wgm-db".into())
             .spawn(move || {

@@ -12,10 +12,10 @@ use super::{ClientRow, LastSeen, Live, ServerRow, ServerView};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::store::logs::LogEntry;
-use crate::wg::device::{DeviceError, PeerConfig, PeerStats, SESSION_LIFETIME};
-use crate::wg::engine::{PeerSpec, ServerSpec, ServerState};
-use crate::wg::keys::PublicKey;
-use crate::wg::peer::IDLE_AFTER;
+use crate::wireguard::device::datapath::{DeviceError, PeerConfig, PeerStats, SESSION_LIFETIME};
+use crate::wireguard::device::engine::{PeerSpec, ServerSpec, ServerState};
+use crate::wireguard::device::peer::IDLE_AFTER;
+use crate::wireguard::keys::PublicKey;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 

@@ -10,23 +10,29 @@
 //! device should do return what the caller needs to apply it (old and new rows, deleted
 //! rows with their clients).
 
+pub mod conf;
+pub mod delegated;
+pub mod device;
+pub mod keys;
 pub mod live;
 pub mod model;
+pub mod pool_rules;
+pub mod qr;
 
 pub use crate::store::wireguard::{
     ClientFields, ClientFilter, ClientRow, LastSeen, ServerFields, ServerRow,
 };
 pub use model::*;
 
-use crate::api::query::Page;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::ipv6::guard;
-use crate::ipv6::Pools;
+use crate::input::Page;
+
+use crate::ipam::Pools;
 use crate::store::wireguard::{self as q, Routed};
 use crate::store::StoreError;
-use crate::wg::conf::{Peer, WgQuick};
-use crate::wg::keys::{PresharedKey, PrivateKey};
+use crate::wireguard::conf::{Peer, WgQuick};
+use crate::wireguard::keys::{PresharedKey, PrivateKey};
 use rusqlite::{Connection, Transaction};
 use std::net::IpAddr;
 
@@ -73,7 +79,7 @@ fn create_server_in(
     let servers = q::all_servers(&tx)?;
     let fields = input.validate(&servers)?;
     check_server_conflicts(&fields, &servers, &q::all_routed(&tx)?)?;
-    guard::check_server_subnet(&tx, fields.ipv6_address)?;
+    pool_rules::check_server_subnet(&tx, fields.ipv6_address)?;
     let row = q::insert_server(
         &tx,
         &fields,
@@ -131,7 +137,7 @@ fn update_server_in(
         .filter(|s| s.id != id)
         .collect();
     check_server_conflicts(&fields, &others, &q::all_routed(&tx)?)?;
-    guard::check_server_subnet(&tx, fields.ipv6_address)?;
+    pool_rules::check_server_subnet(&tx, fields.ipv6_address)?;
     check_clients_fit(&fields, &q::clients_of_server(&tx, id)?)?;
     let new = q::update_server(&tx, id, &fields, now)?;
     commit(tx)?;
@@ -169,7 +175,7 @@ fn delete_server_in(
         ));
     }
     let ids: Vec<i64> = clients.iter().map(|c| c.id).collect();
-    let freed = crate::ipv6::release_for_clients(&tx, &ids)?;
+    let freed = crate::ipam::release_for_clients(&tx, &ids)?;
     q::delete_server(&tx, id)?;
     commit(tx)?;
     pools.apply(freed);
@@ -311,7 +317,7 @@ fn create_client_in(
         routed: &routed,
     };
     place_client(&mut fields, None, &n, true)?;
-    guard::check_client_routed(&tx, None, &fields.routed_prefixes)?;
+    pool_rules::check_client_routed(&tx, None, &fields.routed_prefixes)?;
     let row = q::insert_client(
         &tx,
         server_id,
@@ -393,7 +399,7 @@ fn update_client_in(
         routed: &routed,
     };
     place_client(&mut fields, Some(id), &n, false)?;
-    guard::check_client_routed(&tx, Some(id), &fields.routed_prefixes)?;
+    pool_rules::check_client_routed(&tx, Some(id), &fields.routed_prefixes)?;
     let new = q::update_client(&tx, id, &fields, now)?;
     check_qr(&server, Some(&current), &new, fallback_host, &set)?;
     commit(tx)?;
@@ -407,7 +413,7 @@ pub async fn delete_client(app: &App, id: i64) -> ApiResult<ClientRow> {
     run(app, move |c| {
         let tx = begin(c)?;
         let client = client_or_404(&tx, id)?;
-        let freed = crate::ipv6::release_for_clients(&tx, &[id])?;
+        let freed = crate::ipam::release_for_clients(&tx, &[id])?;
         q::delete_client(&tx, id)?;
         commit(tx)?;
         pools.apply(freed);
@@ -574,7 +580,8 @@ fn import_in(c: &mut Connection, plan: ImportPlan, now: i64) -> ApiResult<Import
     let fields = plan.server.validate(&servers)?;
     let mut routed = q::all_routed(&tx)?;
     check_server_conflicts(&fields, &servers, &routed)?;
-    guard::check_server_subnet(&tx, fields.ipv6_address).map_err(|e| refield(e, "config", ""))?;
+    pool_rules::check_server_subnet(&tx, fields.ipv6_address)
+        .map_err(|e| refield(e, "config", ""))?;
     let server = q::insert_server(
         &tx,
         &fields,
@@ -594,7 +601,7 @@ fn import_in(c: &mut Connection, plan: ImportPlan, now: i64) -> ApiResult<Import
             routed: &routed,
         };
         place_client(&mut f, None, &n, false).map_err(in_peer)?;
-        guard::check_client_routed(&tx, None, &f.routed_prefixes).map_err(in_peer)?;
+        pool_rules::check_client_routed(&tx, None, &f.routed_prefixes).map_err(in_peer)?;
         let row = q::insert_client(&tx, server.id, &f, &peer.public_key.to_base64(), None, now)
             .map_err(|e| in_peer(e.into()))?;
         if !row.routed_prefixes.is_empty() {

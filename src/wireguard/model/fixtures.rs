@@ -3,7 +3,7 @@
 use super::default_allowed_ips;
 use crate::error::{ApiResult, ErrorCode};
 use crate::store::wireguard::{ClientRow, ServerRow};
-use crate::wg::keys::PrivateKey;
+use crate::wireguard::keys::PrivateKey;
 use ipnet::IpNet;
 use std::net::IpAddr;
 

@@ -3,8 +3,8 @@
 //! AllowedIPs, routed prefixes, public keys). Checks that need other rows are in `rules`.
 
 use crate::error::{ApiError, ApiResult};
-use crate::wg::conf;
-use crate::wg::keys::PublicKey;
+use crate::wireguard::conf;
+use crate::wireguard::keys::PublicKey;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -42,18 +42,18 @@ pub struct NewServer {
 pub struct ServerChanges {
     pub name: Option<String>,
     pub interface: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub description: Option<Option<String>>,
     pub listen_port: Option<u16>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub ipv4_address: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub ipv6_address: Option<Option<String>>,
     pub dns_servers: Option<Vec<String>>,
     pub mtu: Option<u32>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub endpoint: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub persistent_keepalive: Option<Option<u16>>,
     pub is_active: Option<bool>,
 }
@@ -84,18 +84,18 @@ pub struct NewClient {
 #[serde(deny_unknown_fields)]
 pub struct ClientChanges {
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub description: Option<Option<String>>,
     pub enabled: Option<bool>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub ipv4_address: Option<Option<String>>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub ipv6_address: Option<Option<String>>,
     pub allowed_ips: Option<Vec<String>>,
     pub dns_servers: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub mtu: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub persistent_keepalive: Option<Option<u16>>,
     /// `true` generates a preshared key if there is none, `false` removes it.
     pub use_preshared_key: Option<bool>,
@@ -149,7 +149,7 @@ pub fn validate_description(s: Option<String>) -> ApiResult<Option<String>> {
 }
 
 pub fn validate_interface(s: &str) -> ApiResult<String> {
-    if crate::wg::tun::valid_name(s) {
+    if crate::wireguard::device::tun::valid_name(s) {
         Ok(s.to_string())
     } else {
         Err(ApiError::validation(
@@ -518,7 +518,7 @@ pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
-    use crate::wg::keys::PrivateKey;
+    use crate::wireguard::keys::PrivateKey;
     use crate::wireguard::model::fixtures::*;
 
     #[test]

@@ -12,7 +12,7 @@ use super::input::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::store::wireguard::{ClientFields, ClientRow, Routed, ServerFields, ServerRow};
-use crate::wg::keys::{PresharedKey, PrivateKey};
+use crate::wireguard::keys::{PresharedKey, PrivateKey};
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

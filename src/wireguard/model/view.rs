@@ -5,8 +5,8 @@
 use super::input::split_endpoint;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store::wireguard::{ClientRow, ServerRow};
-use crate::wg::conf::{self, Interface, Peer, WgQuick};
-use crate::wg::keys::{PresharedKey, PrivateKey, PublicKey};
+use crate::wireguard::conf::{self, Interface, Peer, WgQuick};
+use crate::wireguard::keys::{PresharedKey, PrivateKey, PublicKey};
 use ipnet::IpNet;
 use serde::Serialize;
 use std::net::IpAddr;
@@ -162,7 +162,7 @@ fn longest_part(config: &str, candidates: &[&str]) -> (&'static str, usize) {
 /// among `candidates` (the fields the request set; see [`longest_part`]). `advice` ends the
 /// message (what the user can do).
 pub fn check_fits_qr(config: &str, candidates: &[&str], advice: &str) -> ApiResult<()> {
-    if crate::wg::qr::fits(config) {
+    if crate::wireguard::qr::fits(config) {
         return Ok(());
     }
     let (field, part) = longest_part(config, candidates);
@@ -172,7 +172,7 @@ pub fn check_fits_qr(config: &str, candidates: &[&str], advice: &str) -> ApiResu
             "the client's config is {} bytes, too large for a QR code (at most about {} \
              bytes; {field} takes {part} of them): {advice}",
             config.len(),
-            crate::wg::qr::MAX_BYTES
+            crate::wireguard::qr::MAX_BYTES
         ),
     ))
 }

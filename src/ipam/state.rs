@@ -7,7 +7,7 @@ use super::alloc::Allocator;
 use super::model::{regions, Sizes};
 use super::view::Counts;
 use crate::error::{ApiError, ApiResult};
-use crate::store::ipv6 as q;
+use crate::store::ipam as q;
 use crate::store::{Store, StoreResult};
 use ipnet::Ipv6Net;
 use rusqlite::Connection;
@@ -24,7 +24,7 @@ pub struct Pools {
 /// has committed ([`Pools::apply`]).
 #[must_use = "apply it to the pools once the transaction commits"]
 #[derive(Debug, Default)]
-pub struct Released(pub(super) Vec<(i64, Ipv6Net)>);
+pub struct Released(pub(crate) Vec<(i64, Ipv6Net)>);
 
 impl Released {
     pub fn len(&self) -> usize {

@@ -23,24 +23,21 @@
 //! held across an `.await`.
 
 pub mod alloc;
-pub mod export;
-pub mod guard;
-mod link;
 pub mod model;
 pub mod rpki;
 mod state;
 pub mod view;
 
-pub use crate::store::ipv6::{AllocationFilter, AllocationRow, PoolRow, PoolStatus, WhitelistRow};
-pub use link::{release_for_clients, ClientChange};
+pub use crate::store::ipam::{AllocationFilter, AllocationRow, PoolRow, PoolStatus, WhitelistRow};
+pub use crate::wireguard::delegated::{release_for_clients, ClientChange};
 pub use model::*;
 pub use state::{Pools, Released};
 pub use view::*;
 
-use crate::api::query::Page;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::store::ipv6::{self as q, AllocationFields};
+use crate::input::Page;
+use crate::store::ipam::{self as q, AllocationFields};
 use crate::store::wireguard as wgq;
 use crate::store::StoreError;
 use ipnet::Ipv6Net;
@@ -236,7 +233,9 @@ fn delete_pool_in(
     let mut changes = Vec::new();
     for a in q::linked_allocations_of_pool(&tx, id)? {
         if let Some(client) = a.client_id {
-            changes.extend(link::unroute(&tx, client, a.prefix, now)?);
+            changes.extend(crate::wireguard::delegated::unroute(
+                &tx, client, a.prefix, now,
+            )?);
         }
     }
     q::delete_pool(&tx, id)?;
@@ -361,7 +360,7 @@ fn record(
 ) -> ApiResult<Allocated> {
     let allocation = q::insert_allocation(&tx, f, now)?;
     let client = client
-        .map(|c| link::route(&tx, c, f.prefix, now))
+        .map(|c| crate::wireguard::delegated::route(&tx, c, f.prefix, now))
         .transpose()?;
     commit(tx)?;
     Ok(Allocated {
@@ -407,7 +406,7 @@ pub async fn release(
             .filter(|a| a.pool_id == pool.id)
             .ok_or(StoreError::NotFound("allocation"))?;
         let change = match a.client_id {
-            Some(client) => link::unroute(&tx, client, a.prefix, now)?,
+            Some(client) => crate::wireguard::delegated::unroute(&tx, client, a.prefix, now)?,
             None => None,
         };
         q::delete_allocation(&tx, a.id)?;

@@ -14,9 +14,9 @@
 //! handshake itself; stopping a server or removing a peer hands back where its peers were
 //! ([`PeerStats`]), for the caller to keep.
 
-use super::device::{Device, DeviceConfig, DeviceError, PeerConfig, PeerStats};
-use super::keys::{PrivateKey, PublicKey};
+use super::datapath::{Device, DeviceConfig, DeviceError, PeerConfig, PeerStats};
 use super::netlink::Netlink;
+use crate::wireguard::keys::{PrivateKey, PublicKey};
 use ipnet::IpNet;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;

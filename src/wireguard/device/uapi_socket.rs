@@ -6,7 +6,7 @@
 //! hundred bytes and answered from memory), each with a deadline and a size cap, so a stuck or
 //! hostile client cannot hold the device or its memory, and stopping the device stops this too.
 
-use super::device::Inner;
+use super::datapath::Inner;
 use super::uapi::{self, Request, MAX_REQUEST};
 use std::io;
 use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 //! not pass these views through `serde_json::Value`, which cannot hold one above 2⁶⁴).
 
 use super::alloc::Allocator;
-use crate::store::ipv6::{AllocationRow, PoolRow, PoolStatus, WhitelistRow};
+use crate::store::ipam::{AllocationRow, PoolRow, PoolStatus, WhitelistRow};
 use serde::Serialize;
 
 /// A pool's counts, read from its allocator, in blocks of the pool's `prefix_length`.

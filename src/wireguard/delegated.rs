@@ -4,9 +4,9 @@
 //! caller applies the returned before/after rows to the running device after the commit
 //! (`wireguard::live::sync_client`).
 
-use super::state::Released;
 use crate::error::{ApiError, ApiResult};
-use crate::store::ipv6 as q;
+use crate::ipam::Released;
+use crate::store::ipam as q;
 use crate::store::wireguard::{self as wgq, ClientFields, ClientRow};
 use crate::wireguard::{check_routed, MAX_PREFIXES};
 use ipnet::{IpNet, Ipv6Net};
@@ -33,7 +33,7 @@ fn fields_of(c: &ClientRow) -> ClientFields {
 
 /// Adds `prefix` to the client's routed prefixes, under the same rules as the WireGuard
 /// API (no overlap with another client's prefixes or a server's subnet; at most 64).
-pub(super) fn route(
+pub(crate) fn route(
     tx: &Connection,
     client: ClientRow,
     prefix: Ipv6Net,
@@ -68,7 +68,7 @@ pub(super) fn route(
 }
 
 /// Removes `prefix` from client `client_id`'s routed prefixes, if it is there.
-pub(super) fn unroute(
+pub(crate) fn unroute(
     tx: &Connection,
     client_id: i64,
     prefix: Ipv6Net,

@@ -5,7 +5,7 @@
 //! WireGuard closures, in their transactions; the decisions themselves are pure.
 
 use crate::error::{ApiError, ApiResult};
-use crate::store::ipv6 as q;
+use crate::store::ipam as q;
 use ipnet::{IpNet, Ipv6Net};
 use rusqlite::Connection;
 

@@ -4,10 +4,10 @@
 //! (`crate::bgp::exports::withheld`): sessions may speak as different ASes. The BGP side
 //! reads [`originations`]; the decision of what to list is the pure [`plan`].
 
-use super::{PoolRow, PoolStatus};
 use crate::app::App;
 use crate::error::ApiResult;
-use crate::store::ipv6 as q;
+use crate::ipam::{PoolRow, PoolStatus};
+use crate::store::ipam as q;
 use ipnet::Ipv6Net;
 
 /// Where an origination comes from.

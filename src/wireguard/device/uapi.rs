@@ -8,7 +8,7 @@
 //! `key=value` lines and an empty line. Keys are hex. Peer keys follow the `public_key` line
 //! that opens the peer. Every answer ends with `errno=N\n\n`.
 
-use super::keys::{from_hex, PresharedKey, PrivateKey, PublicKey, KEY_LEN};
+use crate::wireguard::keys::{from_hex, PresharedKey, PrivateKey, PublicKey, KEY_LEN};
 use ipnet::IpNet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;

@@ -6,7 +6,7 @@
 //! (a typo must not silently drop a setting); wg-quick's shell hooks and routing-table keys
 //! (`PostUp`, `Table`, …) are accepted but not executed, and reported as ignored.
 
-use super::keys::{PresharedKey, PrivateKey, PublicKey};
+use crate::wireguard::keys::{PresharedKey, PrivateKey, PublicKey};
 use ipnet::IpNet;
 use std::fmt::Write as _;
 use std::net::IpAddr;

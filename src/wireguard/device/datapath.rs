@@ -30,10 +30,10 @@
 //!   cannot grow memory.
 
 use super::allowed_ips::AllowedIps;
-use super::keys::{PresharedKey, PrivateKey, PublicKey};
 use super::peer::Peer;
 use super::tun::{Tun, TunError};
 use super::uapi::{DeviceSnapshot, PeerSnapshot, SetDevice};
+use crate::wireguard::keys::{PresharedKey, PrivateKey, PublicKey};
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Packet, Tunn, TunnResult};

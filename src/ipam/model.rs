@@ -4,7 +4,7 @@
 
 use super::alloc::{AllocError, Allocator};
 use crate::error::{ApiError, ApiResult};
-use crate::store::ipv6::{PoolFields, PoolRow, PoolStatus, WhitelistRow};
+use crate::store::ipam::{PoolFields, PoolRow, PoolStatus, WhitelistRow};
 use crate::store::wireguard::{Routed, ServerRow};
 use crate::wireguard::{overlaps, validate_description};
 use ipnet::{IpNet, Ipv6Net};
@@ -43,7 +43,7 @@ pub struct PoolChanges {
     pub prefix_length: Option<u8>,
     pub min_prefix_length: Option<u8>,
     pub max_prefix_length: Option<u8>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     pub description: Option<Option<String>>,
     pub status: Option<String>,
     pub auto_announce_bgp: Option<bool>,

@@ -700,7 +700,7 @@ async fn push(app: &App, ws: &mut Ws, subs: &Subs, c: Channel) -> Result<(), Gon
 }
 
 async fn pool_status(app: &App) -> Vec<Value> {
-    match crate::ipv6::monitor(app).await {
+    match crate::ipam::monitor(app).await {
         Ok(m) => m
             .pools
             .into_iter()

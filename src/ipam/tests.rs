@@ -288,11 +288,11 @@ fn announced_allocations_come_from_announcing_pools_only() {
         .expect("input");
         allocate_in(&mut c, &pools, PoolRef::Path(pool), input, 1).expect("allocate");
     }
-    let rows = crate::store::ipv6::announced_allocations(&c).expect("query");
+    let rows = crate::store::ipam::announced_allocations(&c).expect("query");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!((rows[0].0, rows[0].2), (on.id, net("2001:db8:100::/64")));
-    let all = crate::store::ipv6::all_pools(&c).expect("pools");
-    let plan = export::plan(&all, &rows);
+    let all = crate::store::ipam::all_pools(&c).expect("pools");
+    let plan = crate::bgp::originations::plan(&all, &rows);
     let prefixes: Vec<Ipv6Net> = plan.iter().map(|o| o.prefix).collect();
     assert_eq!(
         prefixes,

@@ -11,7 +11,7 @@
 //! time of dropped tunnels are kept, so statistics continue across it. An idle configured
 //! peer costs its `Peer` (≈ 200 bytes) plus its map and prefix-tree entries.
 
-use super::device::PeerStats;
+use super::datapath::PeerStats;
 use boringtun::noise::Tunn;
 use boringtun::x25519;
 use std::net::SocketAddr;
@@ -181,7 +181,7 @@ mod tests {
     }
 
     fn keypair() -> (x25519::StaticSecret, x25519::PublicKey) {
-        let k = crate::wg::keys::PrivateKey::generate().to_static_secret();
+        let k = crate::wireguard::keys::PrivateKey::generate().to_static_secret();
         let p = x25519::PublicKey::from(&k);
         (k, p)
     }

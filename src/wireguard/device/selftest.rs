@@ -5,8 +5,8 @@
 //! size) — the first thing to run on a new router, and what the cross smoke test runs under
 //! qemu for every target.
 
-use super::keys::PrivateKey;
 use super::peer::Peer;
+use crate::wireguard::keys::PrivateKey;
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519;
 use std::net::Ipv4Addr;
@@ -44,7 +44,7 @@ fn tunnel(r: TunnResult<'_>, what: &str) -> Result<(Vec<u8>, Ipv4Addr), String> 
 pub fn run() -> Result<String, String> {
     let started = Instant::now();
     let (srv_key, cli_key) = (PrivateKey::generate(), PrivateKey::generate());
-    let psk = super::keys::PresharedKey::generate().to_bytes();
+    let psk = crate::wireguard::keys::PresharedKey::generate().to_bytes();
     let server = Peer::new(
         1,
         srv_key.to_static_secret(),

@@ -56,7 +56,7 @@ impl HealthCheck for DatabaseCheck {
     }
 }
 
-/// The API's own request latency since start (from [`crate::metrics`]).
+/// The API's own request latency since start (from [`crate::monitor::latency`]).
 pub struct ApiCheck;
 
 impl HealthCheck for ApiCheck {

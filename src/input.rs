@@ -1,0 +1,48 @@
+//! Inputs every domain shares, with no HTTP in them: pagination of lists and the
+//! "absent vs `null`" convention of PATCH-style bodies. The API layer fills them from query
+//! strings and JSON (`api::query`, `api::request`); domains only read them.
+
+use serde::Serialize;
+
+/// `page` (≥ 1, default 1) and `size` (1–100, default 20) of a list request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub page: u32,
+    pub size: u32,
+}
+
+pub const DEFAULT_SIZE: u32 = 20;
+pub const MAX_SIZE: u32 = 100;
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct PageMeta {
+    pub page: u32,
+    pub size: u32,
+    pub total: u64,
+    pub pages: u64,
+}
+
+impl Page {
+    pub fn offset(&self) -> u64 {
+        u64::from(self.page - 1) * u64::from(self.size)
+    }
+
+    pub fn meta(&self, total: u64) -> PageMeta {
+        PageMeta {
+            page: self.page,
+            size: self.size,
+            total,
+            pages: total.div_ceil(u64::from(self.size)),
+        }
+    }
+}
+
+/// For `Option<Option<T>>` fields of PATCH bodies: absent = `None`, `null` = `Some(None)`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Option::<T>::deserialize(d).map(Some)
+}
