@@ -30,6 +30,9 @@ use tokio::sync::Semaphore;
 
 pub struct App {
     pub config: Config,
+    /// Committed changes, to the engines that follow the database and to observers
+    /// ([`crate::changes`]).
+    pub bus: crate::changes::Bus,
     pub store: Store,
     pub tokens: TokenService,
     pub login_limiter: Mutex<LoginLimiter>,
@@ -156,6 +159,7 @@ impl App {
             changes: tokio::sync::broadcast::Sender::new(16),
             stopping: tokio::sync::watch::Sender::new(false),
             ws_cache: crate::api::ws::Cache::default(),
+            bus: crate::changes::Bus::default(),
             store,
             config,
         };

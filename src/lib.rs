@@ -87,6 +87,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod bgp;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -98,6 +99,7 @@ pub mod logs;
 pub mod monitor;
 pub mod rpki;
 pub mod store;
+pub mod sync;
 pub mod system;
 #[cfg(test)]
 mod testutil;

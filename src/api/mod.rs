@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod bgp;
 pub mod conn;
+pub mod error;
 pub mod ipv6;
 pub mod logs;
 pub mod monitoring;

@@ -11,19 +11,25 @@ use crate::app::App;
 use crate::auth::Permission;
 use crate::error::ApiResult;
 use hyper::Method;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::sync::BoxFuture;
 
 /// A handler: `async fn(Arc<App>, &mut Request) -> ApiResult<Reply>`, boxed by [`h!`].
 pub type Handler = for<'a> fn(Arc<App>, &'a mut Request) -> BoxFuture<'a, ApiResult<Reply>>;
 
-/// Turns `async fn name(app: Arc<App>, req: &mut Request) -> ApiResult<Reply>` into a
-/// [`Handler`].
+/// Turns a handler into a [`Handler`]. A handler receives only what it uses:
+/// - `h!(app.wireguard => list_servers)` for `async fn(&wireguard::Service, &mut Request)`,
+///   the usual case: one domain service;
+/// - `h!(name)` for `async fn(Arc<App>, &mut Request)`: the few that read across domains
+///   (status, health, WebSocket tickets).
 #[macro_export]
 macro_rules! h {
+    (app.$svc:ident => $f:path) => {{
+        let f: $crate::api::router::Handler =
+            |app, req| Box::pin(async move { $f(&app.$svc, req).await });
+        f
+    }};
     ($f:path) => {{
         let f: $crate::api::router::Handler = |app, req| Box::pin($f(app, req));
         f

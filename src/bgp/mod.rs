@@ -319,7 +319,7 @@ pub async fn received_routes(
         return Ok((Vec::new(), 0));
     };
     let (routes, total) = {
-        let rib = speaker::lock(&shared.rib);
+        let rib = crate::sync::lock(&shared.rib);
         let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
         (rib.page(offset, page.size as usize), rib.len() as u64)
     };

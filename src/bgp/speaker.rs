@@ -18,12 +18,13 @@ use super::fsm::State;
 use super::net;
 use super::rib::AdjRibIn;
 use crate::store::bgp::SessionFields;
+pub use crate::sync::lock;
 use ipnet::IpNet;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, watch, Notify};
@@ -93,11 +94,6 @@ pub struct Shared {
     pub rib: Mutex<AdjRibIn>,
     /// Prefixes currently announced to the peer.
     pub sent: Mutex<HashSet<IpNet>>,
-}
-
-/// A poisoned lock only means a task panicked mid-update; the data is still usable.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Debug)]

@@ -15,9 +15,10 @@ use super::procfs::{self, CpuTimes, DiskUsage, MemInfo, NetDev};
 use crate::app::App;
 use crate::monitor::latency::LatencySummary;
 use crate::store::logs::LogEntry;
+use crate::sync::lock;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
 
@@ -227,10 +228,6 @@ pub struct Monitor {
     alerts: broadcast::Sender<Arc<Alert>>,
     /// False while `monitoring_enabled` is off and the collector is idle.
     sampling: std::sync::atomic::AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Monitor {

@@ -3,8 +3,8 @@
 //! same registry in `app.rs`. A check that does not answer within [`CHECK_TIMEOUT`] is
 //! reported unhealthy rather than stalling the endpoint.
 
-use crate::api::router::BoxFuture;
 use crate::app::App;
+use crate::sync::BoxFuture;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};

@@ -174,6 +174,29 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Runs a domain operation's closure on the database thread. Its own errors (any type a
+    /// [`StoreError`] converts into) pass through unchanged; the job is timed like every other.
+    pub async fn run<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, E> + Send + 'static,
+    {
+        self.call(move |c| Ok(f(c))).await?
+    }
+
+    /// [`Store::run`] inside one transaction: committed when `f` succeeds, rolled back (by
+    /// dropping it) when `f` fails. The one transaction helper: a rule check, the write it
+    /// guards and anything read in between see the same database.
+    pub async fn write<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, E> + Send + 'static,
+    {
+        self.run(move |c| in_transaction(c, f)).await
+    }
+
     /// Lets queued jobs finish, then closes the connection and joins the thread. Called once
     /// at shutdown, after the HTTP server has drained.
     pub async fn close(&self) {
@@ -183,6 +206,18 @@ impl Store {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
     }
+}
+
+/// Runs `f` in a transaction of `c`, committing when it succeeds (see [`Store::write`]).
+pub fn in_transaction<R, E, F>(c: &mut Connection, f: F) -> Result<R, E>
+where
+    E: From<StoreError>,
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<R, E>,
+{
+    let tx = c.transaction().map_err(StoreError::from)?;
+    let r = f(&tx)?;
+    tx.commit().map_err(StoreError::from)?;
+    Ok(r)
 }
 
 /// A LIKE pattern (used with `ESCAPE '\'`) matching values that contain `s`, where `%`, `_`

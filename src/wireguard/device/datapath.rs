@@ -33,6 +33,7 @@ use super::allowed_ips::AllowedIps;
 use super::peer::Peer;
 use super::tun::{Tun, TunError};
 use super::uapi::{DeviceSnapshot, PeerSnapshot, SetDevice};
+use crate::sync::lock;
 use crate::wireguard::keys::{PresharedKey, PrivateKey, PublicKey};
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::rate_limiter::RateLimiter;
@@ -44,7 +45,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
@@ -260,12 +261,6 @@ pub(crate) struct Inner {
     state: RwLock<State>,
     sockets: RwLock<Arc<Sockets>>,
     udp_tasks: Mutex<Vec<JoinHandle<()>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock aborts the process (panic = "abort" in release), so a
-    // poisoned lock is only seen in tests; the data is still consistent enough to go on.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {

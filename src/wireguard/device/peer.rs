@@ -12,6 +12,7 @@
 //! peer costs its `Peer` (≈ 200 bytes) plus its map and prefix-tree entries.
 
 use super::datapath::PeerStats;
+use crate::sync::lock;
 use boringtun::noise::Tunn;
 use boringtun::x25519;
 use std::net::SocketAddr;
@@ -43,10 +44,6 @@ pub struct Link {
     tx: u64,
     /// Time since the Unix epoch of the last handshake of a dropped tunnel.
     last_handshake: Option<Duration>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn epoch_now() -> Duration {

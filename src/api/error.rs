@@ -1,0 +1,218 @@
+//! The one API error type. Every failure a client can see is an [`ApiError`]; its
+//! [`ErrorCode`] decides the HTTP status, and `api::response` renders the contract's error
+//! envelope from it. Domains have their own error types, in domain words (`StoreError`,
+//! [`crate::error::Invalid`], each domain's `Error`); each converts into this one here, in
+//! exactly one place.
+
+use hyper::StatusCode;
+use serde::Serialize;
+use std::fmt;
+
+/// The contract's error codes (CONTRACT.md, "Wire format").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    InvalidCredentials,
+    TokenExpired,
+    Unauthorized,
+    InsufficientPermissions,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    /// 408: the request's body did not arrive in time (`http.body_read_timeout_secs`).
+    RequestTimeout,
+    /// 414 and 431: the request line or head is larger than the server reads.
+    UriTooLong,
+    HeadersTooLarge,
+    Validation,
+    RateLimited,
+    Internal,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::InvalidCredentials | Self::TokenExpired | Self::Unauthorized => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InsufficientPermissions => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "BAD_REQUEST",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::TokenExpired => "TOKEN_EXPIRED",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::InsufficientPermissions => "INSUFFICIENT_PERMISSIONS",
+            Self::NotFound => "RESOURCE_NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::Conflict => "RESOURCE_CONFLICT",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::UriTooLong => "URI_TOO_LONG",
+            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
+            Self::Validation => "VALIDATION_ERROR",
+            Self::RateLimited => "RATE_LIMIT_EXCEEDED",
+            Self::Internal => "INTERNAL_ERROR",
+            Self::Unavailable => "SERVICE_UNAVAILABLE",
+        }
+    }
+}
+
+/// `error.details` of the envelope: which input field is wrong and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Details {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Option<Details>,
+    /// Seconds for the `Retry-After` header (429).
+    pub retry_after: Option<u64>,
+    /// Value of the `Allow` header (405).
+    pub allow: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// A 422 naming the offending field; `message` goes both in the envelope and its details.
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut e = Self::new(ErrorCode::Validation, message.clone());
+        e.details = Some(Details {
+            field: field.into(),
+            message,
+        });
+        e
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(
+            ErrorCode::InsufficientPermissions,
+            "your role does not allow this operation",
+        )
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut e = Self::validation(field, message);
+        e.code = ErrorCode::Conflict;
+        e
+    }
+
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<crate::error::Invalid> for ApiError {
+    fn from(e: crate::error::Invalid) -> Self {
+        ApiError::validation(e.field, e.message)
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Conflict { field, message } => ApiError::conflict(field, message),
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Rule(message) => ApiError::new(ErrorCode::Conflict, message),
+            StoreError::Closed => ApiError::unavailable("database is shutting down"),
+            e @ StoreError::Sqlite(_) if e.disk_problem().is_some() => {
+                log::error!("database: {e}");
+                ApiError::unavailable(e.disk_problem().unwrap_or_default())
+            }
+            StoreError::Sqlite(e) => {
+                // Logged here, once; the client sees no internals.
+                log::error!("database error: {e}");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    fn sqlite(code: std::os::raw::c_int) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
+    }
+
+    #[test]
+    fn a_full_or_failing_disk_is_503_with_a_clear_message() {
+        let full = ApiError::from(sqlite(rusqlite::ffi::SQLITE_FULL));
+        assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(full.message.contains("full"), "{}", full.message);
+        let io = ApiError::from(sqlite(rusqlite::ffi::SQLITE_IOERR_WRITE));
+        assert_eq!(io.code, ErrorCode::Unavailable);
+        let other = ApiError::from(sqlite(rusqlite::ffi::SQLITE_CORRUPT));
+        assert_eq!(
+            (other.code, other.message.as_str()),
+            (ErrorCode::Internal, "internal error")
+        );
+    }
+}
