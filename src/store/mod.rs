@@ -100,10 +100,11 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Requests queued for the database thread before callers wait for room.
 const QUEUE_DEPTH: usize = 64;
 
-/// Cheap-to-share handle to the database thread.
+/// Handle to the database thread; clones share it (each domain service holds one).
+#[derive(Clone)]
 pub struct Store {
     tx: mpsc::Sender<Msg>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    thread: std::sync::Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     /// How long jobs take on the database thread (queueing not included).
     pub timing: std::sync::Arc<crate::monitor::latency::Latencies>,
 }
@@ -148,7 +149,7 @@ impl Store {
             });
         Store {
             tx,
-            thread: Mutex::new(thread),
+            thread: std::sync::Arc::new(Mutex::new(thread)),
             timing,
         }
     }
