@@ -196,24 +196,24 @@ pub async fn run(
         env!("CARGO_PKG_VERSION")
     );
     crate::system::load(&app).await;
-    let log_writer = tokio::spawn(crate::logs::writer(app.clone()));
+    let mut tasks = Tasks::new(app.stopping.subscribe());
+    tasks.spawn_draining("log writer", crate::logs::writer(app.clone()));
     crate::wireguard::live::restore(&app).await;
     let rpki = &app.config.rpki;
-    let rpki_task = match (&rpki.vrp_file, &rpki.rtr_server) {
-        (Some(f), _) => Some(tokio::spawn(crate::rpki::source::watch_files(
-            app.rpki.clone(),
-            f.clone(),
-            rpki.slurm_file.clone(),
-        ))),
-        (None, Some(server)) => Some(tokio::spawn(crate::rpki::rtr::run(
-            app.rpki.clone(),
-            server.clone(),
-        ))),
-        (None, None) => None,
-    };
-    let exports_task = tokio::spawn(crate::bgp::exports_task(app.clone()));
-    let collector = tokio::spawn(crate::monitor::collector::run(app.clone()));
-    let events = tokio::spawn(crate::monitor::events::run(app.clone()));
+    match (&rpki.vrp_file, &rpki.rtr_server) {
+        (Some(f), _) => tasks.spawn(
+            "rpki files",
+            crate::rpki::source::watch_files(app.rpki.clone(), f.clone(), rpki.slurm_file.clone()),
+        ),
+        (None, Some(server)) => tasks.spawn(
+            "rpki rtr",
+            crate::rpki::rtr::run(app.rpki.clone(), server.clone()),
+        ),
+        (None, None) => {}
+    }
+    tasks.spawn("bgp exports", crate::bgp::exports_task(app.clone()));
+    tasks.spawn("collector", crate::monitor::collector::run(app.clone()));
+    tasks.spawn("events", crate::monitor::events::run(app.clone()));
     if let Err(e) = crate::bgp::restore(&app).await {
         log::warn!("bgp: cannot start the sessions: {e}");
     }
@@ -230,27 +230,66 @@ pub async fn run(
         }
     };
     crate::api::serve(listener, tls, app.clone(), stop).await;
+    // One signal stops everything else: WebSocket connections close with 1001, the
+    // background tasks return at their next await, the log writer drains its queue.
     app.stopping.send_replace(true);
     // Peers get a Cease (administrative shutdown) rather than a hold-timer expiry.
     app.bgp.shutdown().await;
-    exports_task.abort();
     // Interfaces go away with the service; `is_active` brings them back on the next start.
     crate::wireguard::live::stop_all(&app).await;
-    if let Some(t) = rpki_task {
-        t.abort();
-    }
-    collector.abort();
-    events.abort();
-    // Events still queued are written (the writer drains once `stopping` is set).
-    if tokio::time::timeout(std::time::Duration::from_secs(2), log_writer)
-        .await
-        .is_err()
-    {
-        log::warn!("log events still queued at stop were not written");
-    }
+    tasks.join(std::time::Duration::from_secs(2)).await;
     app.store.close().await;
     log::info!("stopped");
     Ok(exit.into_inner().unwrap_or(Exit::Stop))
+}
+
+/// The background tasks `run` starts. Each is stopped through one path, the `stopping`
+/// signal, and joined (with a deadline) before the database closes: none is aborted.
+struct Tasks {
+    stopping: tokio::sync::watch::Receiver<bool>,
+    running: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+}
+
+impl Tasks {
+    fn new(stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        Tasks {
+            stopping,
+            running: Vec::new(),
+        }
+    }
+
+    /// A task whose state lives outside it (in `App`): it returns at its next await once
+    /// `stopping` is set.
+    fn spawn(&mut self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        let mut stopping = self.stopping.clone();
+        let handle = tokio::spawn(async move {
+            tokio::select! {
+                _ = task => {}
+                _ = stopping.wait_for(|s| *s) => {}
+            }
+        });
+        self.running.push((name, handle));
+    }
+
+    /// A task that watches `stopping` itself and finishes its work first (the log writer
+    /// writes what is queued).
+    fn spawn_draining(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        self.running.push((name, tokio::spawn(task)));
+    }
+
+    /// Waits for every task to return, at most `deadline` in all (`stopping` must be set).
+    async fn join(self, deadline: std::time::Duration) {
+        let until = tokio::time::Instant::now() + deadline;
+        for (name, handle) in self.running {
+            if tokio::time::timeout_at(until, handle).await.is_err() {
+                log::warn!("{name} did not stop in time; what it still had queued is lost");
+            }
+        }
+    }
 }
 
 /// Binds the API socket. `[::]` is made dual-stack explicitly (routers may set
