@@ -62,17 +62,7 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     exports: watch::Receiver<Arc<ExportSet>>,
 ) {
-    let cfg = desired.borrow_and_update().clone();
-    let mut s = Session {
-        fsm: Fsm::new(control::fsm_config(&cfg)),
-        stopped: !cfg.f.enabled,
-        cfg,
-        shared,
-        conn: None,
-        connecting: None,
-        exports,
-        rib_out: AdjRibOut::default(),
-    };
+    let mut s = Session::new(desired.borrow_and_update().clone(), shared, exports);
     if !s.stopped {
         s.event(Event::ManualStart).await;
     }
@@ -134,6 +124,23 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl Session {
+    fn new(
+        cfg: SessionConfig,
+        shared: Arc<Shared>,
+        exports: watch::Receiver<Arc<ExportSet>>,
+    ) -> Session {
+        Session {
+            fsm: Fsm::new(control::fsm_config(&cfg)),
+            stopped: !cfg.f.enabled,
+            cfg,
+            shared,
+            conn: None,
+            connecting: None,
+            exports,
+            rib_out: AdjRibOut::default(),
+        }
+    }
+
     /// Copies the FSM's view into the shared live state. A new error goes in before the
     /// state change is announced, so a drop is recorded with the NOTIFICATION that caused it.
     fn publish(&mut self) {
