@@ -15,6 +15,7 @@ use crate::bgp::speaker::{lock, Command, SessionConfig};
 use crate::bgp::stop::{cease, Stop};
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
 
 /// Cease subcodes for connections we do not take (RFC 4486).
 const CONNECTION_REJECTED: u8 = 5;
@@ -68,6 +69,32 @@ impl Session {
         }
         self.publish();
         false
+    }
+
+    /// The desired configuration changed (`changed`), or its sender is gone: the session
+    /// was deleted (as a closed command queue). False when the task ends.
+    pub(super) async fn desired_changed(
+        &mut self,
+        changed: bool,
+        desired: &mut watch::Receiver<SessionConfig>,
+        commands: &mut mpsc::Receiver<Command>,
+    ) -> bool {
+        // An action sends its command, then the configuration it implies (`stop`: the
+        // Cease with the operator's text, then `enabled = false`): commands queued before
+        // this change go first, as they were sent.
+        while let Ok(cmd) = commands.try_recv() {
+            if !self.on_command(Some(cmd)).await {
+                return false;
+            }
+        }
+        if !changed {
+            self.on_command(None).await;
+            return false;
+        }
+        // Applied softly where possible, else a reset.
+        let cfg = desired.borrow_and_update().clone();
+        self.configure(cfg).await;
+        true
     }
 
     async fn command(&mut self, cmd: Command) {

@@ -77,25 +77,8 @@ pub async fn run(
                 }
             }
             r = desired.changed() => {
-                // An action sends its command, then the configuration it implies (`stop`:
-                // the Cease with the operator's text, then `enabled = false`): commands
-                // queued before this change go first, as they were sent.
-                while let Ok(cmd) = commands.try_recv() {
-                    if !s.on_command(Some(cmd)).await {
-                        return;
-                    }
-                }
-                match r {
-                    // New configuration: applied softly where possible, else a reset.
-                    Ok(()) => {
-                        let cfg = desired.borrow_and_update().clone();
-                        s.configure(cfg).await;
-                    }
-                    // The handle is gone: the session was deleted (as `None` above).
-                    Err(_) => {
-                        s.on_command(None).await;
-                        return;
-                    }
+                if !s.desired_changed(r.is_ok(), &mut desired, &mut commands).await {
+                    return;
                 }
             }
             r = conn::read(&mut s.conn) => s.received(r).await,
