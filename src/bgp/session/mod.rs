@@ -4,19 +4,19 @@
 //! and carries out the actions the FSM returns; it makes no protocol decision itself.
 //!
 //! ```text
-//!  Speaker ──desired config (watch)──► control::configure ─┐ soft apply, or ManualStop+ManualStart
-//!  Speaker ──Command (mpsc, 16)──────► control::command ───┤ ManualStart/ManualStop, Incoming:
-//!                                                          │   TcpConnected / CollisionDump / refuse
-//!  TCP bytes ──conn::read──► receive::drain (frame+decode) ┤ OpenReceived/OpenRejected, Keepalive-,
-//!                                                          │   Update-, NotificationReceived,
-//!                                                          │   MessageError, LocalError (max-prefix)
-//!  outgoing connect ──conn::connect_done──► connected ─────┤ TcpConnected / TcpFailed
-//!  FSM timers ──sleep_until(next_deadline)──► Fsm::poll ───┤
-//!                                                          ▼
-//!                                Fsm ──Actions──► act: Connect, SendOpen, SendKeepalive,
-//!                                     SendNotification, Drop, SessionUp (routes::full_sync),
-//!                                     SessionDown (clear RIBs), ResendAnnouncements
-//!  exports (watch, Established only) ──► routes::sync (Adj-RIB-Out diff → UPDATEs)
+//!  desired config (watch) ──► control::desired_changed ──┐ soft apply, or ManualStop + ManualStart
+//!  Command (mpsc, 16) ──────► control::on_command ───────┤ ManualStart/ManualStop; Incoming:
+//!                                                        │   TcpConnected / CollisionDump / refuse
+//!  TCP bytes ──conn::read──► receive::drain ─────────────┤ OpenReceived/OpenRejected, Keepalive-,
+//!                (frame + decode, open, inbound)         │   Update-, NotificationReceived,
+//!                                                        │   MessageError, LocalError (max-prefix)
+//!  outgoing connect ──conn::connect_done──► connected ───┤ TcpConnected / TcpFailed
+//!  FSM timers ──sleep_until(next_deadline)──► Fsm::poll ─┤
+//!                                                        ▼
+//!                          Fsm ──Actions──► act: Connect, SendOpen, SendKeepalive,
+//!                               SendNotification, Drop, SessionUp (routes::full_sync),
+//!                               SessionDown (clear RIBs), ResendAnnouncements
+//!  exports (watch, Established only) ──► routes::sync_routes (Adj-RIB-Out diff → UPDATEs)
 //!  after every turn: publish ──► Shared (live state, RIBs) ◄── API
 //! ```
 //!
