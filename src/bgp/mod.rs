@@ -7,23 +7,27 @@
 //! - [`rib`]: the compact Adj-RIB-In.
 //! - [`model`], [`view`]: request bodies and JSON views; [`exports`]: what we announce
 //!   and, per session, with which AS path and origin (RPKI is decided per session).
-//! - `policy`: the session's pure decisions (which Cease, inbound UPDATE handling, the
-//!   prefix limit).
+//! - The session's pure decisions: `open` (our OPEN, accepting the peer's), `inbound`
+//!   (UPDATE → Adj-RIB-In changes, treat-as-withdraw, the prefix limit), `adj_rib_out`
+//!   (what the peer should have from us → UPDATE bytes), `stop` (which Cease ends it).
 //! - `speaker`, `session`, `net`: the I/O — one task per peer, listeners, TCP-MD5 sockets.
 //!
 //! This file is the domain the API calls: configuration in the database, applied to the
 //! running speaker after each change.
 
+mod adj_rib_out;
 pub mod exports;
 pub mod fsm;
+mod inbound;
 pub mod model;
 mod net;
+mod open;
 pub mod originations;
 pub mod packet;
-mod policy;
 pub mod rib;
 mod session;
 pub mod speaker;
+mod stop;
 pub mod view;
 
 pub use model::{AnnouncementInput, SessionInput};

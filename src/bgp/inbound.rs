@@ -1,45 +1,15 @@
-//! The session task's decisions that need no I/O: which Cease ends a session we stop
-//! ([`cease`]), what an UPDATE does to the Adj-RIB-In ([`inbound`]) and the prefix limit
-//! ([`over_limit`], [`max_prefix_cease`]). `session` carries them out.
+//! Inbound UPDATE policy, pure: what an UPDATE does to the Adj-RIB-In ([`inbound`]:
+//! withdrawals, RFC 7606 treat-as-withdraw, AS-path loops, unusable next hops) and the
+//! session's prefix limit ([`apply`], [`over_limit`], [`max_prefix_cease`]). The session
+//! task decodes the bytes, calls these and sends the Cease they return.
 
 use super::packet::{
-    self as pkt, NextHop, Notification, SegmentKind, Update, CEASE_MAX_PREFIXES,
-    CEASE_PEER_DECONFIGURED, SAFI_UNICAST,
+    self as pkt, NextHop, Notification, SegmentKind, Update, AFI_IPV4, AFI_IPV6,
+    CEASE_MAX_PREFIXES, SAFI_UNICAST,
 };
-use super::rib::RouteAttrs;
+use super::rib::{AdjRibIn, RouteAttrs};
 use ipnet::IpNet;
 use std::net::IpAddr;
-
-/// Why we end a session ourselves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
-    /// The service is stopping.
-    ServiceStopping,
-    /// The session was deleted.
-    Deleted,
-    /// The session was disabled (`enabled: false`).
-    Disabled,
-    /// `POST …/stop`, with the operator's text.
-    Operator(String),
-    /// `POST …/restart`, with the operator's text.
-    Restart(String),
-    /// A change that needs a new session (peer, AS, timers, password, addresses).
-    Reconfigured,
-}
-
-/// The Cease the peer reads (RFC 4486 subcodes, RFC 9003 text): a deleted peer gets
-/// Peer De-configured, a stop Administrative Shutdown saying who stopped it, a restart or
-/// a reconfiguration Administrative Reset.
-pub fn cease(why: &Stop) -> Notification {
-    match why {
-        Stop::ServiceStopping => Notification::cease_shutdown("ipv6wgm is stopping"),
-        Stop::Deleted => Notification::new(pkt::CEASE, CEASE_PEER_DECONFIGURED),
-        Stop::Disabled => Notification::cease_shutdown("session disabled by the operator"),
-        Stop::Operator(text) => Notification::cease_shutdown(text),
-        Stop::Restart(text) => Notification::cease_reset(text),
-        Stop::Reconfigured => Notification::cease_reset("configuration changed"),
-    }
-}
 
 /// `count` routes break a limit of `max` (0: no limit).
 pub fn over_limit(count: usize, max: u32) -> bool {
@@ -114,6 +84,31 @@ pub fn inbound(u: &Update, local_as: u32, remote_as: u32, local_ip: Option<IpAdd
         }
     }
     out
+}
+
+/// Carries out `plan` on `rib`, keeping at most `max` routes (0: no limit). A batch that
+/// would break the limit is not taken: the error is the Cease to send (RFC 4486 data: the
+/// family of that batch and the limit), and the session ends.
+pub fn apply(plan: Inbound, rib: &mut AdjRibIn, max: u32) -> Result<(), Notification> {
+    for p in &plan.withdraw {
+        rib.remove(p);
+    }
+    for (nlri, attrs) in plan.announce {
+        let fresh = nlri.iter().filter(|p| !rib.contains(p)).count();
+        if over_limit(rib.len() + fresh, max) {
+            let afi = match nlri.first() {
+                Some(IpNet::V4(_)) => AFI_IPV4,
+                _ => AFI_IPV6,
+            };
+            return Err(max_prefix_cease(Some(afi), max));
+        }
+        let id = rib.intern(attrs);
+        for p in nlri {
+            rib.insert(p, id);
+        }
+        rib.unused(id);
+    }
+    Ok(())
 }
 
 /// Why a received next hop cannot be used, if it cannot: missing, unspecified
@@ -198,6 +193,30 @@ mod tests {
         update(&body)
     }
 
+    /// An UPDATE body: `withdrawn` (IPv4 prefixes), ORIGIN IGP, AS_PATH [65002], NEXT_HOP
+    /// 127.0.0.2, `extra` attributes, then `nlri`.
+    fn ipv4_body(withdrawn: &[u8], extra: &[u8], nlri: &[u8]) -> Vec<u8> {
+        let mut attrs = vec![
+            0x40, 1, 1, 0, // ORIGIN IGP
+            0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xea, // AS_PATH SEQUENCE [65002]
+            0x40, 3, 4, 127, 0, 0, 2, // NEXT_HOP 127.0.0.2
+        ];
+        attrs.extend_from_slice(extra);
+        let mut body = (withdrawn.len() as u16).to_be_bytes().to_vec();
+        body.extend_from_slice(withdrawn);
+        body.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        body.extend_from_slice(&attrs);
+        body.extend_from_slice(nlri);
+        body
+    }
+
+    fn ipv4_update_with(extra: &[u8], nlri: &[u8]) -> Update {
+        update(&ipv4_body(&[], extra, nlri))
+    }
+
+    /// 198.51.100.0/24, 198.51.101.0/24, 198.51.102.0/24.
+    const THREE: [u8; 12] = [24, 198, 51, 100, 24, 198, 51, 101, 24, 198, 51, 102];
+
     fn net(s: &str) -> IpNet {
         s.parse().expect("prefix")
     }
@@ -262,35 +281,54 @@ mod tests {
     }
 
     #[test]
-    fn the_cease_says_why_we_stop() {
-        let text = |n: &Notification| n.shutdown_message();
-        let deleted = cease(&Stop::Deleted);
+    fn a_malformed_attribute_withdraws_what_the_update_announces() {
+        let mut rib = AdjRibIn::default();
+        let good = inbound(&ipv4_update([127, 0, 0, 2]), 65001, 65002, LOCAL);
+        assert_eq!(apply(good, &mut rib, 0), Ok(()));
+        assert_eq!(rib.len(), 1);
+        // COMMUNITIES of 3 bytes (not a multiple of 4): RFC 7606 §7.8 treat-as-withdraw.
+        let bad = ipv4_update_with(&[0xc0, 8, 3, 0xfd, 0xea, 0], &[24, 198, 51, 100]);
+        assert!(bad.treat_as_withdraw.is_some());
+        let got = inbound(&bad, 65001, 65002, LOCAL);
+        assert_eq!(got.announce, []);
+        assert_eq!(got.withdraw, [net("198.51.100.0/24")]);
+        assert_eq!(got.ignored.len(), 1, "logged: {:?}", got.ignored);
+        assert_eq!(apply(got, &mut rib, 0), Ok(()));
+        assert!(rib.is_empty(), "the route sent before is gone");
+    }
+
+    #[test]
+    fn an_update_over_the_limit_is_not_taken_and_ceases_with_family_and_limit() {
+        let three = ipv4_update_with(&[], &THREE);
+        let mut rib = AdjRibIn::default();
+        let n = apply(inbound(&three, 65001, 65002, LOCAL), &mut rib, 2).unwrap_err();
         assert_eq!(
-            (deleted.code, deleted.subcode),
-            (6, 3),
-            "RFC 4486 Peer De-configured"
+            (n.code, n.subcode),
+            (6, 1),
+            "Cease / Maximum Number of Prefixes"
         );
-        assert!(deleted.data.is_empty());
-        let disabled = cease(&Stop::Disabled);
-        assert_eq!((disabled.code, disabled.subcode), (6, 2));
         assert_eq!(
-            text(&disabled).as_deref(),
-            Some("session disabled by the operator")
+            n.data,
+            [0, 1, 1, 0, 0, 0, 2],
+            "RFC 4486: AFI 1, SAFI 1, limit 2"
         );
-        let stopping = cease(&Stop::ServiceStopping);
-        assert_eq!((stopping.code, stopping.subcode), (6, 2));
-        assert_eq!(text(&stopping).as_deref(), Some("ipv6wgm is stopping"));
-        let stop = cease(&Stop::Operator("maintenance".into()));
+        assert!(rib.is_empty(), "none of the batch is taken");
+        // At the limit is fine, and routes sent again are not new.
+        for _ in 0..2 {
+            assert_eq!(
+                apply(inbound(&three, 65001, 65002, LOCAL), &mut rib, 3),
+                Ok(())
+            );
+        }
+        assert_eq!((rib.len(), rib.attribute_sets()), (3, 1));
+        // A withdrawal in the same UPDATE frees room first.
+        let swap = update(&ipv4_body(&[24, 198, 51, 100], &[], &[24, 198, 51, 103]));
         assert_eq!(
-            (stop.subcode, text(&stop).as_deref()),
-            (2, Some("maintenance"))
+            apply(inbound(&swap, 65001, 65002, LOCAL), &mut rib, 3),
+            Ok(())
         );
-        let restart = cease(&Stop::Restart("restarted".into()));
-        assert_eq!(
-            (restart.subcode, text(&restart).as_deref()),
-            (4, Some("restarted"))
-        );
-        assert_eq!(cease(&Stop::Reconfigured).subcode, 4);
+        assert!(!rib.contains(&net("198.51.100.0/24")));
+        assert!(rib.contains(&net("198.51.103.0/24")));
     }
 
     #[test]
