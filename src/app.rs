@@ -16,7 +16,6 @@
 //! and health checks in `App`.
 
 use crate::api::router::Router;
-use crate::auth::ratelimit::LoginLimiter;
 use crate::auth::token::{self, TokenService};
 use crate::config::Config;
 use crate::monitor::health::HealthCheck;
@@ -24,9 +23,11 @@ use crate::monitor::latency::Latencies;
 use crate::store::Store;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
+
+pub use crate::system::{Control, Exit};
 
 pub struct App {
     pub config: Config,
@@ -34,34 +35,31 @@ pub struct App {
     /// ([`crate::changes`]).
     pub bus: crate::changes::Bus,
     pub store: Store,
-    pub tokens: TokenService,
-    pub login_limiter: Mutex<LoginLimiter>,
-    /// `api_rate_limit` (`/system/config`): requests per minute per user or address.
-    pub api_limiter: Mutex<crate::auth::ratelimit::ApiLimiter>,
-    /// Password hashes computed at once (each is ~tens of ms of one core's time).
-    pub hashing: Semaphore,
+    /// Bearer tokens to principals; login, refresh, logout.
+    pub auth: crate::auth::Service,
+    /// User accounts.
+    pub users: crate::users::Service,
+    /// Live settings (`/system/config`), the API rate limit, stop and restart.
+    pub system: crate::system::Service,
     pub health: Vec<Box<dyn HealthCheck>>,
-    pub metrics: Latencies,
+    /// API request latencies (read by the collector and the health check).
+    pub metrics: Arc<Latencies>,
     pub router: Router,
     pub started: Instant,
     /// The running WireGuard servers.
-    pub wg: crate::wireguard::device::engine::Engine,
+    pub wg: Arc<crate::wireguard::device::engine::Engine>,
     /// The live VRP table for route origin validation.
     pub rpki: Arc<crate::rpki::Rpki>,
     /// One prefix allocator per IPv6 pool, changed only on the database thread.
     pub pools: crate::ipam::Pools,
     /// The BGP speaker: one task per session.
-    pub bgp: crate::bgp::Speaker,
-    /// The log store's writer queue and live feed.
-    pub logs: crate::logs::Logs,
-    /// Settings that can change while running (`/system/config`).
-    pub runtime: crate::system::Runtime,
-    /// Stop or restart requested through the API (`/system/action`).
-    pub control: Control,
+    pub bgp: Arc<crate::bgp::Speaker>,
+    /// The log store: audit entries, engine events, exports, the live feed.
+    pub logs: Arc<crate::logs::Logs>,
     /// The metrics collector's latest sample, history and alerts.
-    pub monitor: crate::monitor::collector::Monitor,
+    pub monitor: Arc<crate::monitor::collector::Monitor>,
     /// Open API connections (HTTP keep-alive and WebSocket).
-    pub open_connections: std::sync::atomic::AtomicUsize,
+    pub open_connections: Arc<std::sync::atomic::AtomicUsize>,
     /// Authenticated WebSocket connections allowed at once (`http.max_connections`).
     pub ws_slots: Arc<Semaphore>,
     /// WebSocket connections without a valid token yet (`ws::UNAUTHENTICATED_SLOTS`).
@@ -74,43 +72,8 @@ pub struct App {
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
-/// How `run` ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Stop,
-    /// `POST /system/action {"action": "restart"}`: the caller executes the binary again.
-    Restart,
-}
-
-/// A stop requested from inside (the API), next to SIGTERM from outside.
-#[derive(Default)]
-pub struct Control {
-    requested: tokio::sync::Notify,
-    restart: std::sync::atomic::AtomicBool,
-}
-
-impl Control {
-    /// Asks `run` to drain and return `Exit::Restart` (or `Exit::Stop`).
-    pub fn request(&self, exit: Exit) {
-        self.restart
-            .store(exit == Exit::Restart, std::sync::atomic::Ordering::SeqCst);
-        self.requested.notify_one();
-    }
-
-    async fn requested(&self) -> Exit {
-        self.requested.notified().await;
-        if self.restart.load(std::sync::atomic::Ordering::SeqCst) {
-            Exit::Restart
-        } else {
-            Exit::Stop
-        }
-    }
-}
-
-pub const DB_FILE: &str = "ipv6wgm.db";
+pub use crate::store::{DB_FILE, LOGS_FILE};
 pub const KEY_FILE: &str = "jwt.key";
-/// The log store, in `run_dir()` (RAM on OpenWrt when `log_dir` is in /tmp).
-pub const LOGS_FILE: &str = "logs.db";
 
 impl App {
     /// Opens the data dir (creating it, the database and the signing key as needed) and
@@ -124,47 +87,60 @@ impl App {
         )?;
         let key = token::load_or_create_key(&config.data_dir.join(KEY_FILE))?;
         let pools = crate::ipam::Pools::load(&store).await?;
+        let bus = crate::changes::Bus::default();
+        let tokens = Arc::new(TokenService::new(&key, config.auth.token_ttl_secs));
+        let hashing = crate::auth::Hashing::new(2);
+        let rpki: Arc<crate::rpki::Rpki> = Arc::default();
+        let metrics = Arc::new(Latencies::default());
+        let system =
+            crate::system::Service::new(store.clone(), bus.clone(), config.clone(), tokens.clone());
+        let logs = Arc::new(crate::logs::Logs::new(
+            store.clone(),
+            system.runtime().subscribe(),
+            config.run_dir().join("exports"),
+            format!("{}/logs/export/download", crate::api::PREFIX),
+        ));
         let app = App {
-            tokens: TokenService::new(&key, config.auth.token_ttl_secs),
-            login_limiter: Mutex::new(LoginLimiter::new(
-                config.auth.login_max_failures,
-                config.auth.login_window_secs,
-            )),
-            api_limiter: Mutex::default(),
-            hashing: Semaphore::new(2),
+            auth: crate::auth::Service::new(store.clone(), tokens, hashing.clone(), &config.auth),
+            users: crate::users::Service::new(
+                store.clone(),
+                hashing,
+                bus.clone(),
+                config.auth.password_min_length,
+                config.data_dir.clone(),
+            ),
+            system,
             health: vec![
-                Box::new(crate::monitor::health::DatabaseCheck),
-                Box::new(crate::monitor::health::ApiCheck),
-                Box::new(crate::monitor::health::RpkiCheck),
+                Box::new(crate::monitor::health::DatabaseCheck(store.clone())),
+                Box::new(crate::monitor::health::ApiCheck(metrics.clone())),
+                Box::new(crate::monitor::health::RpkiCheck(rpki.clone())),
             ],
-            metrics: Latencies::default(),
+            metrics,
             router: crate::api::routes(),
             started: Instant::now(),
-            rpki: Arc::default(),
-            wg: crate::wireguard::device::engine::Engine::new(
+            rpki,
+            wg: Arc::new(crate::wireguard::device::engine::Engine::new(
                 Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
-            ),
+            )),
             pools,
-            bgp: crate::bgp::Speaker::default(),
-            logs: crate::logs::Logs::default(),
-            runtime: crate::system::Runtime::new(crate::system::Settings::from_config(&config)),
-            control: Control::default(),
-            monitor: crate::monitor::collector::Monitor::new(
+            bgp: Arc::default(),
+            logs,
+            monitor: Arc::new(crate::monitor::collector::Monitor::new(
                 config.monitoring.interval_secs,
                 config.monitoring.history_hours,
-            ),
-            open_connections: Default::default(),
+            )),
+            open_connections: Arc::default(),
             ws_slots: Arc::new(Semaphore::new(config.http.max_connections)),
             ws_unauthenticated: Arc::new(Semaphore::new(crate::api::ws::UNAUTHENTICATED_SLOTS)),
             changes: tokio::sync::broadcast::Sender::new(16),
             stopping: tokio::sync::watch::Sender::new(false),
             ws_cache: crate::api::ws::Cache::default(),
-            bus: crate::changes::Bus::default(),
+            bus,
             store,
             config,
         };
         let env_password = std::env::var("IPV6WGM_ADMIN_PASSWORD").ok();
-        crate::users::bootstrap_admin(&app, env_password).await?;
+        app.users.bootstrap_admin(env_password).await?;
         Ok(app)
     }
 
@@ -195,9 +171,12 @@ pub async fn run(
         "ipv6wgm {} listening on {scheme}://{addr}",
         env!("CARGO_PKG_VERSION")
     );
-    crate::system::load(&app).await;
+    app.system.load().await;
     let mut tasks = Tasks::new(app.stopping.subscribe());
-    tasks.spawn_draining("log writer", crate::logs::writer(app.clone()));
+    tasks.spawn_draining(
+        "log writer",
+        app.logs.clone().writer(app.stopping.subscribe()),
+    );
     crate::wireguard::live::restore(&app).await;
     let rpki = &app.config.rpki;
     match (&rpki.vrp_file, &rpki.rtr_server) {
@@ -212,8 +191,14 @@ pub async fn run(
         (None, None) => {}
     }
     tasks.spawn("bgp exports", crate::bgp::exports_task(app.clone()));
-    tasks.spawn("collector", crate::monitor::collector::run(app.clone()));
-    tasks.spawn("events", crate::monitor::events::run(app.clone()));
+    tasks.spawn(
+        "collector",
+        crate::monitor::collector::run(app.monitor.clone(), collector_sources(&app)),
+    );
+    tasks.spawn(
+        "events",
+        crate::monitor::events::run(app.logs.clone(), app.bgp.subscribe()),
+    );
     if let Err(e) = crate::bgp::restore(&app).await {
         log::warn!("bgp: cannot start the sessions: {e}");
     }
@@ -221,7 +206,7 @@ pub async fn run(
     let stop = async {
         tokio::select! {
             _ = shutdown => {}
-            e = app.control.requested() => {
+            e = app.system.control().requested() => {
                 log::info!("{} requested through the API", if e == Exit::Restart { "restart" } else { "stop" });
                 if let Ok(mut x) = exit.lock() {
                     *x = e;
@@ -289,6 +274,45 @@ impl Tasks {
                 log::warn!("{name} did not stop in time; what it still had queued is lost");
             }
         }
+    }
+}
+
+/// What the metrics collector reads: the engines through their stats traits, and the
+/// service's own figures.
+fn collector_sources(app: &Arc<App>) -> crate::monitor::sources::Sources {
+    crate::monitor::sources::Sources {
+        data_dir: app.config.data_dir.clone(),
+        store: app.store.clone(),
+        api: app.metrics.clone(),
+        connections: app.open_connections.clone(),
+        started: app.started,
+        logs: app.logs.clone(),
+        settings: app.system.runtime().subscribe(),
+        wireguard: app.wg.clone(),
+        bgp: app.bgp.clone(),
+        pools: Arc::new(PoolFigures(Arc::downgrade(app))),
+    }
+}
+
+/// Transitional (issue 13), until the pools have their own service to implement
+/// `PoolStats` on: the pools' figures, read through the `App` (weakly: the collector is
+/// one of its tasks).
+struct PoolFigures(std::sync::Weak<App>);
+
+impl crate::monitor::sources::PoolStats for PoolFigures {
+    fn figures(
+        &self,
+    ) -> crate::sync::BoxFuture<'_, Option<crate::monitor::collector::PoolFigures>> {
+        Box::pin(async move {
+            let app = self.0.upgrade()?;
+            match crate::ipam::monitor(&app).await {
+                Ok(m) => Some(crate::monitor::collector::PoolFigures::of(&m)),
+                Err(e) => {
+                    log::warn!("monitor: cannot read the pools: {}", e.message);
+                    None
+                }
+            }
+        })
     }
 }
 

@@ -12,17 +12,68 @@
 //!
 //! **API rate limit.** `api_rate_limit` requests per minute per authenticated user (per
 //! source address, IPv6 per /64, when not authenticated), 0 = off (the default); the
-//! pipeline calls [`check_rate_limit`] for every routed request and answers 429 with
+//! pipeline calls [`Service::check_rate_limit`] for every routed request and answers 429 with
 //! `Retry-After` beyond it. The table is the pure, bounded
 //! [`crate::auth::ratelimit::ApiLimiter`].
 
-use crate::api::request::Request;
-use crate::app::App;
-use crate::auth::ratelimit::Caller;
+use crate::auth::ratelimit::{ApiLimiter, Caller};
+use crate::auth::token::TokenService;
+use crate::changes::{Bus, Change};
 use crate::config::{Config, LOG_ENTRIES, LOG_SIZE_MB, METRICS_INTERVAL, TOKEN_TTL};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::Invalid;
+use crate::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::watch;
+
+/// The service's name, as the status endpoints and `/system/info` report it.
+pub const SERVICE: &str = "ipv6wgm";
+
+/// What can go wrong with a system operation.
+#[derive(Debug)]
+pub enum Error {
+    Invalid(Invalid),
+    /// The caller is over `api_rate_limit`; seconds until its next request is taken.
+    RateLimited {
+        per_minute: u32,
+        retry_after: u64,
+    },
+    /// The configuration file could not be read (a task failed) or a value not encoded.
+    Internal,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e)
+    }
+}
+
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Self {
+        Error::Invalid(e)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Invalid(e) => e.fmt(f),
+            Error::RateLimited {
+                per_minute,
+                retry_after,
+            } => write!(
+                f,
+                "more than {per_minute} requests per minute; retry in {retry_after} s"
+            ),
+            Error::Internal => f.write_str("internal error"),
+            Error::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
 
 const SETTINGS_KEY: &str = "system.config";
 
@@ -103,16 +154,16 @@ pub struct SettingsInput {
 impl SettingsInput {
     /// The same change in canonical fields only (aliases resolved against `current`), as it
     /// is stored; the first field that cannot be honoured is a 422.
-    pub fn canonical(mut self, current: &Settings) -> ApiResult<SettingsInput> {
+    pub fn canonical(mut self, current: &Settings) -> Result<SettingsInput, Invalid> {
         if self.backup_retention.is_some() {
-            return Err(ApiError::validation(
+            return Err(Invalid::new(
                 "backup_retention",
                 "backup_retention is not supported yet: backups arrive in a later release",
             ));
         }
         if let Some(mb) = self.max_log_size.take() {
             if self.max_log_size_mb.is_some_and(|m| m != mb) {
-                return Err(ApiError::validation(
+                return Err(Invalid::new(
                     "max_log_size",
                     "max_log_size is another name for max_log_size_mb; give one or equal values",
                 ));
@@ -123,7 +174,7 @@ impl SettingsInput {
             let level = self.log_level.as_deref().unwrap_or(&current.log_level);
             if is_debug(level) != debug {
                 if self.log_level.is_some() {
-                    return Err(ApiError::validation(
+                    return Err(Invalid::new(
                         "debug_mode",
                         "debug_mode contradicts the log_level given with it",
                     ));
@@ -135,18 +186,18 @@ impl SettingsInput {
     }
 
     /// `current` with these changes, or the first invalid field.
-    pub fn apply_to(self, current: &Settings) -> ApiResult<Settings> {
+    pub fn apply_to(self, current: &Settings) -> Result<Settings, Invalid> {
         let input = self.canonical(current)?;
         let mut s = current.clone();
         input.apply_canonical(&mut s)?;
         Ok(s)
     }
 
-    fn apply_canonical(self, s: &mut Settings) -> ApiResult<()> {
+    fn apply_canonical(self, s: &mut Settings) -> Result<(), Invalid> {
         if let Some(l) = self.log_level {
             let l = l.trim().to_string();
             if !crate::logging::valid_filter(&l) {
-                return Err(ApiError::validation(
+                return Err(Invalid::new(
                     "log_level",
                     "log_level must be error, warn, info, debug, trace or off, optionally per \
                      module (\"warn,ipv6wgm::bgp=debug\")",
@@ -185,11 +236,11 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
     field: &str,
     v: T,
     r: std::ops::RangeInclusive<T>,
-) -> ApiResult<()> {
+) -> Result<(), Invalid> {
     if r.contains(&v) {
         Ok(())
     } else {
-        Err(ApiError::validation(
+        Err(Invalid::new(
             field,
             format!("{field} must be between {} and {}", r.start(), r.end()),
         ))
@@ -226,32 +277,36 @@ impl Runtime {
     }
 }
 
-/// At start: the stored settings over the file's, applied. A stored value that is no longer
-/// valid is ignored (with a warning) rather than stopping the service.
-pub async fn load(app: &App) {
-    let s = overlay(app, Settings::from_config(&app.config)).await;
-    apply(app, s);
+/// How `app::run` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Stop,
+    /// `POST /system/action {"action": "restart"}`: the caller executes the binary again.
+    Restart,
 }
 
-/// `base` with the settings stored by `PUT /system/config` over it.
-async fn overlay(app: &App, base: Settings) -> Settings {
-    let stored = app
-        .store
-        .call(|c| crate::store::settings::get(c, SETTINGS_KEY))
-        .await;
-    let Ok(Some(v)) = stored else { return base };
-    let input: SettingsInput = match serde_json::from_value(v) {
-        Ok(i) => i,
-        Err(e) => {
-            log::warn!("stored system config ignored: {e}");
-            return base;
-        }
-    };
-    match input.apply_to(&base) {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("stored system config ignored: {}", e.message);
-            base
+/// A stop requested from inside (the API), next to SIGTERM from outside.
+#[derive(Default)]
+pub struct Control {
+    requested: tokio::sync::Notify,
+    restart: std::sync::atomic::AtomicBool,
+}
+
+impl Control {
+    /// Asks `run` to drain and return `Exit::Restart` (or `Exit::Stop`).
+    pub fn request(&self, exit: Exit) {
+        self.restart
+            .store(exit == Exit::Restart, std::sync::atomic::Ordering::SeqCst);
+        self.requested.notify_one();
+    }
+
+    /// Resolves when a stop or restart is requested.
+    pub async fn requested(&self) -> Exit {
+        self.requested.notified().await;
+        if self.restart.load(std::sync::atomic::Ordering::SeqCst) {
+            Exit::Restart
+        } else {
+            Exit::Stop
         }
     }
 }
@@ -264,78 +319,167 @@ pub struct Reloaded {
     pub restart_required: Vec<&'static str>,
 }
 
-/// `reload`: reads the configuration file again (with the same flags and environment),
-/// applies what can change live and names what needs a restart. An invalid file changes
-/// nothing.
-pub async fn reload(app: &App) -> ApiResult<Reloaded> {
-    let origin = app.config.origin.clone();
-    let new = tokio::task::spawn_blocking(move || Config::load(&origin))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|e| ApiError::validation("config", e))?;
-    let settings = overlay(app, Settings::from_config(&new)).await;
-    apply(app, settings.clone());
-    Ok(Reloaded {
-        settings,
-        restart_required: new.needs_restart(&app.config),
-    })
+/// The live settings and what they drive: the stored overlay, the token lifetime, the API
+/// rate limit, and stop/restart requests.
+pub struct Service {
+    store: Store,
+    bus: Bus,
+    /// The configuration as loaded at start (the file, flags and environment).
+    config: Config,
+    runtime: Runtime,
+    tokens: Arc<TokenService>,
+    control: Control,
+    api_limiter: Mutex<ApiLimiter>,
+    /// The rate limiter's clock (monotonic).
+    started: Instant,
 }
 
-/// Validates, stores and applies a change; returns the new settings. Only the settings
-/// given are stored (over those stored before), so the file still decides the others.
-pub async fn update(app: &App, input: SettingsInput) -> ApiResult<Settings> {
-    let current = app.runtime.get();
-    let input = input.canonical(&current)?;
-    let new = input.clone().apply_to(&current)?;
-    let given = serde_json::to_value(&input).map_err(|_| ApiError::internal())?;
-    let now = crate::time::now();
-    app.store
-        .call(move |c| {
-            let mut stored = match crate::store::settings::get(c, SETTINGS_KEY)? {
-                Some(serde_json::Value::Object(m)) => m,
-                _ => serde_json::Map::new(),
-            };
-            if let serde_json::Value::Object(g) = given {
-                stored.extend(g);
-            }
-            crate::store::settings::put(c, SETTINGS_KEY, &serde_json::Value::Object(stored), now)
-        })
-        .await?;
-    apply(app, new.clone());
-    Ok(new)
-}
-
-fn apply(app: &App, s: Settings) {
-    let old = app.runtime.get();
-    if s.log_level != old.log_level {
-        crate::logging::set_filter(&s.log_level);
+impl Service {
+    pub fn new(store: Store, bus: Bus, config: Config, tokens: Arc<TokenService>) -> Service {
+        Service {
+            runtime: Runtime::new(Settings::from_config(&config)),
+            store,
+            bus,
+            config,
+            tokens,
+            control: Control::default(),
+            api_limiter: Mutex::default(),
+            started: Instant::now(),
+        }
     }
-    app.tokens.set_ttl_secs(s.session_timeout);
-    app.runtime.set(s);
-}
 
-/// The `api_rate_limit` check for one request: by user when authenticated, else by source
-/// address. 429 `RATE_LIMIT_EXCEEDED` with `Retry-After` beyond the limit.
-pub fn check_rate_limit(app: &App, req: &Request) -> ApiResult<()> {
-    let per_minute = app.runtime.get_rate_limit();
-    let caller = match &req.principal {
-        Some(p) => Caller::User(p.user_id),
-        None => Caller::Addr(req.client_ip),
-    };
-    let now = app.started.elapsed();
-    let verdict = app
-        .api_limiter
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .check(caller, per_minute, now);
-    verdict.map_err(|wait| {
-        let mut e = ApiError::new(
-            ErrorCode::RateLimited,
-            format!("more than {per_minute} requests per minute; retry in {wait} s"),
-        );
-        e.retry_after = Some(wait);
-        e
-    })
+    /// The live settings, readable everywhere; the collector and the log store watch them.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.runtime.get()
+    }
+
+    /// Stop and restart requests (`/system/action`).
+    pub fn control(&self) -> &Control {
+        &self.control
+    }
+
+    /// At start: the stored settings over the file's, applied. A stored value that is no
+    /// longer valid is ignored (with a warning) rather than stopping the service.
+    pub async fn load(&self) {
+        let s = self.overlay(Settings::from_config(&self.config)).await;
+        self.apply(s);
+    }
+
+    /// `base` with the settings stored by `PUT /system/config` over it.
+    async fn overlay(&self, base: Settings) -> Settings {
+        let stored = self
+            .store
+            .call(|c| crate::store::settings::get(c, SETTINGS_KEY))
+            .await;
+        let Ok(Some(v)) = stored else { return base };
+        let input: SettingsInput = match serde_json::from_value(v) {
+            Ok(i) => i,
+            Err(e) => {
+                log::warn!("stored system config ignored: {e}");
+                return base;
+            }
+        };
+        match input.apply_to(&base) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("stored system config ignored: {}", e.message);
+                base
+            }
+        }
+    }
+
+    /// `reload`: reads the configuration file again (with the same flags and environment),
+    /// applies what can change live and names what needs a restart. An invalid file changes
+    /// nothing.
+    pub async fn reload(&self) -> Result<Reloaded, Error> {
+        let origin = self.config.origin.clone();
+        let new = tokio::task::spawn_blocking(move || Config::load(&origin))
+            .await
+            .map_err(|_| Error::Internal)?
+            .map_err(|e| Invalid::new("config", e))?;
+        let settings = self.overlay(Settings::from_config(&new)).await;
+        self.apply(settings.clone());
+        self.bus.publish(Change::Settings).await;
+        Ok(Reloaded {
+            settings,
+            restart_required: new.needs_restart(&self.config),
+        })
+    }
+
+    /// Validates, stores and applies a change; returns the new settings. Only the settings
+    /// given are stored (over those stored before), so the file still decides the others.
+    pub async fn update(&self, input: SettingsInput) -> Result<Settings, Error> {
+        let current = self.runtime.get();
+        let input = input.canonical(&current)?;
+        let new = input.clone().apply_to(&current)?;
+        let given = serde_json::to_value(&input).map_err(|_| Error::Internal)?;
+        let now = crate::time::now();
+        self.store
+            .write(move |c| {
+                let mut stored = match crate::store::settings::get(c, SETTINGS_KEY)? {
+                    Some(serde_json::Value::Object(m)) => m,
+                    _ => serde_json::Map::new(),
+                };
+                if let serde_json::Value::Object(g) = given {
+                    stored.extend(g);
+                }
+                crate::store::settings::put(
+                    c,
+                    SETTINGS_KEY,
+                    &serde_json::Value::Object(stored),
+                    now,
+                )
+            })
+            .await?;
+        self.apply(new.clone());
+        self.bus.publish(Change::Settings).await;
+        Ok(new)
+    }
+
+    fn apply(&self, s: Settings) {
+        let old = self.runtime.get();
+        if s.log_level != old.log_level {
+            crate::logging::set_filter(&s.log_level);
+        }
+        self.tokens.set_ttl_secs(s.session_timeout);
+        self.runtime.set(s);
+    }
+
+    /// The `api_rate_limit` check for one request of `caller` (the user when authenticated,
+    /// else the source address).
+    pub fn check_rate_limit(&self, caller: Caller) -> Result<(), Error> {
+        let per_minute = self.runtime.get_rate_limit();
+        let now = self.started.elapsed();
+        let verdict = crate::sync::lock(&self.api_limiter).check(caller, per_minute, now);
+        verdict.map_err(|wait| Error::RateLimited {
+            per_minute,
+            retry_after: wait,
+        })
+    }
+
+    /// The settings as `/system/config` shows them, with the seed's names next to ours
+    /// (`max_log_size` = `max_log_size_mb`, `debug_mode` from the log filter;
+    /// `backup_retention` is null until backups exist).
+    pub fn config_view(&self) -> serde_json::Value {
+        use serde_json::json;
+        let s = self.runtime.get();
+        let mut v = serde_json::to_value(&s).unwrap_or_default();
+        v["app_name"] = json!(SERVICE);
+        v["app_version"] = json!(env!("CARGO_PKG_VERSION"));
+        v["max_log_size"] = json!(s.max_log_size_mb);
+        v["debug_mode"] = json!(s.debug_mode());
+        v["backup_retention"] = serde_json::Value::Null;
+        v
+    }
+
+    /// Seconds since start, on the monotonic clock.
+    fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
 }
 
 /// `uname(2)`: (node name, kernel release, machine).
@@ -370,88 +514,69 @@ pub fn host() -> serde_json::Value {
     })
 }
 
-/// States of the parts of the service, as `/system/info` and `/status/status` show them.
-pub async fn services(app: &App) -> serde_json::Value {
-    let db =
-        crate::monitor::health::HealthCheck::check(&crate::monitor::health::DatabaseCheck, app)
-            .await;
-    let running = app.wg.running_ids().await.len();
-    let bgp = crate::monitor::collector::bgp_figures(app);
-    let info = app.rpki.info();
-    let rpki = match (info.source, info.vrp_count, &info.last_error) {
-        ("none", _, _) => "off",
-        (_, 0, Some(_)) => "error",
-        (_, 0, None) => "loading",
-        _ => "active",
+/// The host's network interfaces with their addresses, as `/system/info` shows them.
+async fn interfaces() -> serde_json::Value {
+    use serde_json::json;
+    let links = match crate::wireguard::device::netlink::Netlink::new() {
+        Ok(n) => n.interfaces().await,
+        Err(e) => return json!({"error": e.to_string()}),
     };
-    serde_json::json!({
-        "api": "running",
-        "database": if db.status == crate::monitor::health::Status::Healthy { "running" } else { "error" },
-        "wireguard": if running > 0 { "active" } else { "inactive" },
-        "wireguard_servers_running": running,
-        "bgp": if bgp.established > 0 { "active" } else if bgp.sessions == 0 { "inactive" } else { "connecting" },
-        "bgp_sessions_established": bgp.established,
-        "bgp_sessions": bgp.sessions,
-        "rpki": rpki,
-        "collector": if app.monitor.sampling() { "running" } else { "stopped" },
-    })
+    let list = match links {
+        Ok(list) => list,
+        Err(e) => return json!({"error": e.to_string()}),
+    };
+    let text =
+        |v: Vec<&ipnet::IpNet>| -> Vec<String> { v.into_iter().map(|a| a.to_string()).collect() };
+    list.into_iter()
+        .map(|l| {
+            let (v4, v6): (Vec<_>, Vec<_>) = l
+                .addresses
+                .iter()
+                .partition(|a| matches!(a, ipnet::IpNet::V4(_)));
+            json!({
+                "name": l.name, "index": l.index, "up": l.up, "mtu": l.mtu,
+                "ipv4": text(v4), "ipv6": text(v6),
+            })
+        })
+        .collect()
 }
 
-/// Everything `/system/info` shows.
-pub async fn info(app: &App) -> serde_json::Value {
-    let interfaces = match crate::wireguard::device::netlink::Netlink::new() {
-        Ok(n) => match n.interfaces().await {
-            Ok(list) => serde_json::Value::Array(
-                list.into_iter()
-                    .map(|l| {
-                        let (v4, v6): (Vec<_>, Vec<_>) = l
-                            .addresses
-                            .iter()
-                            .partition(|a| matches!(a, ipnet::IpNet::V4(_)));
-                        let text = |v: Vec<&ipnet::IpNet>| -> Vec<String> {
-                            v.into_iter().map(|a| a.to_string()).collect()
-                        };
-                        serde_json::json!({
-                            "name": l.name, "index": l.index, "up": l.up, "mtu": l.mtu,
-                            "ipv4": text(v4), "ipv6": text(v6),
-                        })
-                    })
-                    .collect(),
-            ),
-            Err(e) => serde_json::json!({"error": e.to_string()}),
-        },
-        Err(e) => serde_json::json!({"error": e.to_string()}),
-    };
-    let db_path = app.config.data_dir.join(crate::app::DB_FILE);
-    let logs_path = app.config.run_dir().join(crate::app::LOGS_FILE);
-    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).ok();
-    let entries = app.store.call(|c| crate::store::logs::count(c)).await.ok();
-    serde_json::json!({
-        "system": host(),
-        "application": {
-            "name": crate::api::status::SERVICE,
-            "version": env!("CARGO_PKG_VERSION"),
-            "target": format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
-            "pid": std::process::id(),
-            "uptime": app.uptime_secs(),
-            "data_dir": app.config.data_dir.display().to_string(),
-            "log_dir": app.config.run_dir().display().to_string(),
-        },
-        "database": {
-            "type": "SQLite",
-            "version": rusqlite::version(),
-            "status": "connected",
-            "path": db_path.display().to_string(),
-            "size_bytes": size(&db_path),
-            "log_store": {
-                "path": logs_path.display().to_string(),
-                "size_bytes": size(&logs_path),
-                "entries": entries,
+impl Service {
+    /// Everything `/system/info` shows; `services` are the states of the parts of the
+    /// service, which the caller reads from them.
+    pub async fn info(&self, services: serde_json::Value) -> serde_json::Value {
+        let config = &self.config;
+        let db_path = config.data_dir.join(crate::store::DB_FILE);
+        let logs_path = config.run_dir().join(crate::store::LOGS_FILE);
+        let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).ok();
+        let entries = self.store.call(|c| crate::store::logs::count(c)).await.ok();
+        serde_json::json!({
+            "system": host(),
+            "application": {
+                "name": SERVICE,
+                "version": env!("CARGO_PKG_VERSION"),
+                "target": format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
+                "pid": std::process::id(),
+                "uptime": self.uptime_secs(),
+                "data_dir": config.data_dir.display().to_string(),
+                "log_dir": config.run_dir().display().to_string(),
             },
-        },
-        "network": {"interfaces": interfaces},
-        "services": services(app).await,
-    })
+            "database": {
+                "type": "SQLite",
+                "version": rusqlite::version(),
+                "status": "connected",
+                "path": db_path.display().to_string(),
+                "size_bytes": size(&db_path),
+                "log_store": {
+                    "path": logs_path.display().to_string(),
+                    "size_bytes": size(&logs_path),
+                    "entries": entries,
+                },
+            },
+            "network": {"interfaces": interfaces().await},
+            "services": services,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -512,7 +637,7 @@ mod tests {
             ),
         ] {
             let e = input.apply_to(&base()).unwrap_err();
-            assert_eq!(e.details.as_ref().map(|d| d.field.as_str()), Some(field));
+            assert_eq!(Some(e.field.as_str()), Some(field));
         }
     }
 
@@ -570,7 +695,7 @@ mod tests {
             ),
         ] {
             let e = input(v).apply_to(&b).unwrap_err();
-            assert_eq!(e.details.as_ref().map(|d| d.field.as_str()), Some(field));
+            assert_eq!(Some(e.field.as_str()), Some(field));
         }
         let s = input(serde_json::json!({"api_rate_limit": 60, "monitoring_enabled": false}))
             .apply_to(&b)

@@ -1,16 +1,63 @@
 //! User accounts: input validation (pure), the rules that must hold across the table (there
 //! is always an active admin), first-start bootstrap, and the SSH `reset-password` command.
-//! Each operation runs as one closure on the database thread, so a rule check and the write
-//! it guards are atomic.
+//! Each operation runs as one transaction on the database thread, so a rule check and the
+//! write it guards are atomic; after it commits, the [`Service`] publishes
+//! [`Change::User`].
 
-use crate::app::App;
-use crate::auth::{password, Role};
-use crate::error::{ApiError, ApiResult};
-use crate::store::users::{self as q, UserFields, UserRow};
-use crate::store::{StoreError, StoreResult};
+use crate::auth::{password, Hashing, HashingStopped, Permission, Principal, Role};
+use crate::changes::{Bus, Change, Op};
+use crate::error::Invalid;
+use crate::store::users::{self as q, UserFields, UserFilter, UserRow};
+use crate::store::{Store, StoreError, StoreResult};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// What can go wrong with a user operation.
+#[derive(Debug)]
+pub enum Error {
+    NotFound(&'static str),
+    Invalid(Invalid),
+    /// The caller's role does not allow it (another user's password without `users:write`).
+    Forbidden,
+    /// Password hashing could not run (shutting down).
+    Hashing,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e)
+    }
+}
+
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Self {
+        Error::Invalid(e)
+    }
+}
+
+impl From<HashingStopped> for Error {
+    fn from(_: HashingStopped) -> Self {
+        Error::Hashing
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::NotFound(what) => write!(f, "{what} not found"),
+            Error::Invalid(e) => e.fmt(f),
+            Error::Forbidden => f.write_str("your role does not allow this operation"),
+            Error::Hashing => f.write_str("password hashing is unavailable"),
+            Error::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Serialize)]
@@ -87,7 +134,7 @@ pub struct UserChanges {
 
 // ---- validation (pure) ----
 
-pub fn validate_username(s: &str) -> ApiResult<String> {
+pub fn validate_username(s: &str) -> Result<String, Invalid> {
     let ok_len = (3..=32).contains(&s.len());
     let ok_chars = s
         .bytes()
@@ -96,32 +143,29 @@ pub fn validate_username(s: &str) -> ApiResult<String> {
     if ok_len && ok_chars && ok_start {
         Ok(s.to_string())
     } else {
-        Err(ApiError::validation(
+        Err(Invalid::new(
             "username",
             "username must be 3-32 characters of letters, digits, '.', '_' or '-', starting with a letter or digit",
         ))
     }
 }
 
-pub fn validate_password(field: &str, s: &str, min_len: usize) -> ApiResult<()> {
+pub fn validate_password(field: &str, s: &str, min_len: usize) -> Result<(), Invalid> {
     let n = s.chars().count();
     if n < min_len {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             field,
             format!("password must be at least {min_len} characters"),
         ));
     }
     if s.len() > 256 {
-        return Err(ApiError::validation(
-            field,
-            "password must be at most 256 bytes",
-        ));
+        return Err(Invalid::new(field, "password must be at most 256 bytes"));
     }
     Ok(())
 }
 
 /// Empty or blank means "no email".
-pub fn validate_email(s: Option<String>) -> ApiResult<Option<String>> {
+pub fn validate_email(s: Option<String>) -> Result<Option<String>, Invalid> {
     let Some(s) = s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
@@ -137,19 +181,19 @@ pub fn validate_email(s: Option<String>) -> ApiResult<Option<String>> {
     if valid {
         Ok(Some(s))
     } else {
-        Err(ApiError::validation(
+        Err(Invalid::new(
             "email",
             "email must look like name@example.com",
         ))
     }
 }
 
-pub fn validate_full_name(s: Option<String>) -> ApiResult<Option<String>> {
+pub fn validate_full_name(s: Option<String>) -> Result<Option<String>, Invalid> {
     let Some(s) = s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     if s.chars().count() > 128 || s.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             "full_name",
             "full_name must be at most 128 printable characters",
         ));
@@ -163,15 +207,15 @@ pub fn resolve_role(
     role: Option<&str>,
     is_superuser: Option<bool>,
     current: Option<Role>,
-) -> ApiResult<Role> {
+) -> Result<Role, Invalid> {
     let named = match role {
         Some(r) => Some(r.parse::<Role>().map_err(|_| {
-            ApiError::validation("role", "role must be one of admin, manager, user, viewer")
+            Invalid::new("role", "role must be one of admin, manager, user, viewer")
         })?),
         None => None,
     };
     match (named, is_superuser) {
-        (Some(r), Some(su)) if su != (r == Role::Admin) => Err(ApiError::validation(
+        (Some(r), Some(su)) if su != (r == Role::Admin) => Err(Invalid::new(
             "is_superuser",
             "is_superuser contradicts role",
         )),
@@ -186,7 +230,7 @@ pub fn resolve_role(
 }
 
 impl NewUser {
-    fn validate(self, min_password: usize) -> ApiResult<(UserFields, String)> {
+    fn validate(self, min_password: usize) -> Result<(UserFields, String), Invalid> {
         let fields = UserFields {
             username: validate_username(&self.username)?,
             email: validate_email(self.email)?,
@@ -201,7 +245,7 @@ impl NewUser {
 
 impl UserChanges {
     /// `current` with these changes applied, validated.
-    fn apply(self, current: &UserRow) -> ApiResult<UserFields> {
+    fn apply(self, current: &UserRow) -> Result<UserFields, Invalid> {
         Ok(UserFields {
             username: match self.username {
                 Some(u) => validate_username(&u)?,
@@ -242,139 +286,235 @@ fn keep_an_admin(conn: &Connection, user: &UserRow, after: Option<&UserFields>) 
 
 // ---- operations ----
 
-async fn hash_password(app: &App, pw: String) -> ApiResult<String> {
-    crate::auth::hashing(app, move || password::hash(&pw)).await
+/// User accounts as a service: the store, password hashing (bounded, off the async
+/// workers), the bus, and the two settings it needs.
+pub struct Service {
+    store: Store,
+    hashing: Hashing,
+    bus: Bus,
+    password_min_length: usize,
+    /// Where the first start's password file is (`<data_dir>/initial-admin-password`).
+    data_dir: PathBuf,
 }
 
-pub async fn create(app: &App, input: NewUser) -> ApiResult<UserRow> {
-    let (fields, pw) = input.validate(app.config.auth.password_min_length)?;
-    let hash = hash_password(app, pw).await?;
-    let now = crate::time::now();
-    Ok(app
-        .store
-        .call(move |c| q::insert(c, &fields, &hash, now))
-        .await?)
+/// A password change as asked: `current_password` is required when users change their own
+/// password without `users:write`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub new_password: String,
+    #[serde(default)]
+    pub current_password: Option<String>,
 }
 
-pub async fn get(app: &App, id: i64) -> ApiResult<UserRow> {
-    app.store
-        .call(move |c| q::get(c, id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))
-}
+impl Service {
+    pub fn new(
+        store: Store,
+        hashing: Hashing,
+        bus: Bus,
+        password_min_length: usize,
+        data_dir: PathBuf,
+    ) -> Service {
+        Service {
+            store,
+            hashing,
+            bus,
+            password_min_length,
+            data_dir,
+        }
+    }
 
-pub async fn update(app: &App, id: i64, changes: UserChanges) -> ApiResult<UserRow> {
-    let now = crate::time::now();
-    let result = app
-        .store
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let current = q::get(&tx, id)?.ok_or(StoreError::NotFound("user"))?;
-            let fields = match changes.apply(&current) {
-                Ok(f) => f,
-                Err(e) => return Ok(Err(e)),
-            };
-            keep_an_admin(&tx, &current, Some(&fields))?;
-            // Deactivation voids the user's tokens, so reactivating does not revive them.
-            let revoke = current.is_active && !fields.is_active;
-            let row = q::update(&tx, id, &fields, revoke, now)?;
-            tx.commit()?;
-            Ok(Ok(row))
-        })
-        .await?;
-    result
-}
+    async fn hash_password(&self, pw: String) -> Result<String> {
+        Ok(self.hashing.run(move || password::hash(&pw)).await?)
+    }
 
-pub async fn delete(app: &App, id: i64) -> ApiResult<()> {
-    app.store
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let current = q::get(&tx, id)?.ok_or(StoreError::NotFound("user"))?;
-            keep_an_admin(&tx, &current, None)?;
-            q::delete(&tx, id)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
-    forget_stale_initial_password(app).await;
-    Ok(())
-}
+    /// One page of users matching `filter`, and how many match in all.
+    pub async fn list(
+        &self,
+        filter: UserFilter,
+        page: crate::input::Page,
+    ) -> Result<(Vec<UserView>, u64)> {
+        let (rows, total) = self
+            .store
+            .call(move |c| q::list(c, &filter, page.size, page.offset()))
+            .await?;
+        Ok((rows.into_iter().map(UserView::from).collect(), total))
+    }
 
-pub async fn set_password(app: &App, id: i64, new_password: String) -> ApiResult<()> {
-    validate_password(
-        "new_password",
-        &new_password,
-        app.config.auth.password_min_length,
-    )?;
-    let hash = hash_password(app, new_password).await?;
-    let now = crate::time::now();
-    app.store
-        .call(move |c| q::set_password(c, id, &hash, now))
-        .await?;
-    forget_stale_initial_password(app).await;
-    Ok(())
-}
+    pub async fn create(&self, input: NewUser) -> Result<UserRow> {
+        let (fields, pw) = input.validate(self.password_min_length)?;
+        let hash = self.hash_password(pw).await?;
+        let now = crate::time::now();
+        let row = self
+            .store
+            .call(move |c| q::insert(c, &fields, &hash, now))
+            .await?;
+        self.published(row.id, Op::Added).await;
+        Ok(row)
+    }
 
-/// Checks `pw` against a stored hash on the blocking pool.
-pub async fn check_password(app: &App, stored_hash: String, pw: String) -> ApiResult<bool> {
-    crate::auth::hashing(app, move || password::verify(&pw, &stored_hash)).await
+    pub async fn get(&self, id: i64) -> Result<UserRow> {
+        self.store
+            .call(move |c| q::get(c, id))
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    pub async fn update(&self, id: i64, changes: UserChanges) -> Result<UserRow> {
+        let now = crate::time::now();
+        let row = self
+            .store
+            .write(move |tx| {
+                let current = q::get(tx, id)?.ok_or(StoreError::NotFound("user"))?;
+                let fields = changes.apply(&current)?;
+                keep_an_admin(tx, &current, Some(&fields))?;
+                // Deactivation voids the user's tokens, so reactivating does not revive them.
+                let revoke = current.is_active && !fields.is_active;
+                Ok::<_, Error>(q::update(tx, id, &fields, revoke, now)?)
+            })
+            .await?;
+        self.published(id, Op::Changed).await;
+        Ok(row)
+    }
+
+    pub async fn delete(&self, id: i64) -> Result<()> {
+        self.store
+            .write(move |tx| {
+                let current = q::get(tx, id)?.ok_or(StoreError::NotFound("user"))?;
+                keep_an_admin(tx, &current, None)?;
+                q::delete(tx, id)
+            })
+            .await?;
+        self.published(id, Op::Removed).await;
+        self.forget_stale_initial_password().await;
+        Ok(())
+    }
+
+    /// `POST /users/{id}/reset-password` by `by`: with `users:write` any user's; without,
+    /// only one's own, and then with the current password.
+    pub async fn change_password(
+        &self,
+        by: &Principal,
+        id: i64,
+        change: PasswordChange,
+    ) -> Result<()> {
+        if !by.role.allows(Permission::UsersWrite) {
+            if by.user_id != id {
+                return Err(Error::Forbidden);
+            }
+            let current = change.current_password.ok_or_else(|| {
+                Invalid::new(
+                    "current_password",
+                    "current_password is required to change your own password",
+                )
+            })?;
+            let stored = self.get(id).await?.password_hash;
+            let matches = self
+                .hashing
+                .run(move || password::verify(&current, &stored))
+                .await?;
+            if !matches {
+                return Err(
+                    Invalid::new("current_password", "current password is incorrect").into(),
+                );
+            }
+        }
+        self.set_password(id, change.new_password).await
+    }
+
+    async fn set_password(&self, id: i64, new_password: String) -> Result<()> {
+        validate_password("new_password", &new_password, self.password_min_length)?;
+        let hash = self.hash_password(new_password).await?;
+        let now = crate::time::now();
+        self.store
+            .call(move |c| q::set_password(c, id, &hash, now))
+            .await?;
+        self.published(id, Op::Changed).await;
+        self.forget_stale_initial_password().await;
+        Ok(())
+    }
+
+    async fn published(&self, id: i64, op: Op) {
+        self.bus.publish(Change::User { id, op }).await;
+    }
+
+    /// On first start (no users at all) creates `admin`. The password is `env_password` if
+    /// given, else a random one printed once to stderr and saved to
+    /// `<data_dir>/initial-admin-password` (0600), removed once that password is changed.
+    /// There is no built-in default password.
+    pub async fn bootstrap_admin(
+        &self,
+        env_password: Option<String>,
+    ) -> std::result::Result<(), String> {
+        if self
+            .store
+            .call(|c| q::count(c))
+            .await
+            .map_err(|e| e.to_string())?
+            > 0
+        {
+            self.forget_stale_initial_password().await;
+            return Ok(());
+        }
+        let generated = env_password.is_none();
+        let pw = env_password.unwrap_or_else(crate::auth::random_password);
+        validate_password("IPV6WGM_ADMIN_PASSWORD", &pw, self.password_min_length)
+            .map_err(|e| format!("IPV6WGM_ADMIN_PASSWORD: {}", e.message))?;
+        let fields = UserFields {
+            username: "admin".into(),
+            email: None,
+            full_name: Some("Administrator".into()),
+            role: Role::Admin,
+            is_active: true,
+        };
+        let hash = self
+            .hash_password(pw.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let now = crate::time::now();
+        self.store
+            .call(move |c| q::insert(c, &fields, &hash, now))
+            .await
+            .map_err(|e| e.to_string())?;
+        if generated {
+            let file = self.data_dir.join(INITIAL_PASSWORD_FILE);
+            crate::fsutil::write_private(&file, format!("{pw}\n").as_bytes())?;
+            eprintln!(
+                "\n  ipv6wgm first start: created user 'admin' with password: {pw}\n  \
+                 (also saved to {}; change it after logging in)\n",
+                file.display()
+            );
+        } else {
+            log::info!(
+                "first start: created user 'admin' with the password from IPV6WGM_ADMIN_PASSWORD"
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes `<data_dir>/initial-admin-password` if it is stale (see
+    /// [`initial_password_is_stale`]); after a password change and at start. Failing to
+    /// remove it is logged, not an error: the password change itself has happened.
+    async fn forget_stale_initial_password(&self) {
+        let file = self.data_dir.join(INITIAL_PASSWORD_FILE);
+        let Ok(content) = std::fs::read_to_string(&file) else {
+            return;
+        };
+        let first = match self.store.call(|c| q::first(c)).await {
+            Ok(u) => u.map(|u| u.password_hash),
+            Err(e) => return log::warn!("cannot check {}: {e}", file.display()),
+        };
+        let stale = self
+            .hashing
+            .run(move || initial_password_is_stale(&content, first.as_deref()))
+            .await;
+        if stale.unwrap_or(false) {
+            remove_initial_password(&file);
+        }
+    }
 }
 
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
-
-/// On first start (no users at all) creates `admin`. The password is `env_password` if
-/// given, else a random one printed once to stderr and saved to
-/// `<data_dir>/initial-admin-password` (0600), removed once that password is changed. There
-/// is no built-in default password.
-pub async fn bootstrap_admin(app: &App, env_password: Option<String>) -> Result<(), String> {
-    if app
-        .store
-        .call(|c| q::count(c))
-        .await
-        .map_err(|e| e.to_string())?
-        > 0
-    {
-        forget_stale_initial_password(app).await;
-        return Ok(());
-    }
-    let generated = env_password.is_none();
-    let pw = env_password.unwrap_or_else(crate::auth::random_password);
-    validate_password(
-        "IPV6WGM_ADMIN_PASSWORD",
-        &pw,
-        app.config.auth.password_min_length,
-    )
-    .map_err(|e| format!("IPV6WGM_ADMIN_PASSWORD: {}", e.message))?;
-    let fields = UserFields {
-        username: "admin".into(),
-        email: None,
-        full_name: Some("Administrator".into()),
-        role: Role::Admin,
-        is_active: true,
-    };
-    let hash = hash_password(app, pw.clone())
-        .await
-        .map_err(|e| e.message)?;
-    let now = crate::time::now();
-    app.store
-        .call(move |c| q::insert(c, &fields, &hash, now))
-        .await
-        .map_err(|e| e.to_string())?;
-    if generated {
-        let file = app.config.data_dir.join(INITIAL_PASSWORD_FILE);
-        crate::fsutil::write_private(&file, format!("{pw}\n").as_bytes())?;
-        eprintln!(
-            "\n  ipv6wgm first start: created user 'admin' with password: {pw}\n  \
-             (also saved to {}; change it after logging in)\n",
-            file.display()
-        );
-    } else {
-        log::info!(
-            "first start: created user 'admin' with the password from IPV6WGM_ADMIN_PASSWORD"
-        );
-    }
-    Ok(())
-}
 
 /// The first start's password file is kept only while it still opens the account it was
 /// made for, the first user ever created (lowest id; ids are never reused). Once that
@@ -382,27 +522,6 @@ pub async fn bootstrap_admin(app: &App, env_password: Option<String>) -> Result<
 /// old password): it is removed. `first_user_hash` is that user's current hash.
 fn initial_password_is_stale(file_content: &str, first_user_hash: Option<&str>) -> bool {
     first_user_hash.is_none_or(|h| !password::verify(file_content.trim_end_matches('\n'), h))
-}
-
-/// Removes `<data_dir>/initial-admin-password` if it is stale (see
-/// [`initial_password_is_stale`]); after a password change and at start. Failing to remove
-/// it is logged, not an error: the password change itself has happened.
-pub async fn forget_stale_initial_password(app: &App) {
-    let file = app.config.data_dir.join(INITIAL_PASSWORD_FILE);
-    let Ok(content) = std::fs::read_to_string(&file) else {
-        return;
-    };
-    let first = match app.store.call(|c| q::first(c)).await {
-        Ok(u) => u.map(|u| u.password_hash),
-        Err(e) => return log::warn!("cannot check {}: {e}", file.display()),
-    };
-    let stale = crate::auth::hashing(app, move || {
-        initial_password_is_stale(&content, first.as_deref())
-    })
-    .await;
-    if stale.unwrap_or(false) {
-        remove_initial_password(&file);
-    }
 }
 
 fn remove_initial_password(file: &Path) {
@@ -423,7 +542,7 @@ pub fn admin_reset_password(
     username: &str,
     new: Option<String>,
 ) -> Result<String, String> {
-    let db = data_dir.join(crate::app::DB_FILE);
+    let db = data_dir.join(crate::store::DB_FILE);
     if !db.exists() {
         return Err(format!(
             "no database at {} (wrong --data-dir?)",
@@ -463,8 +582,8 @@ pub fn admin_reset_password(
 mod tests {
     use super::*;
 
-    fn field(r: ApiResult<impl std::fmt::Debug>) -> String {
-        r.unwrap_err().details.map(|d| d.field).unwrap_or_default()
+    fn field(r: Result<impl std::fmt::Debug, Invalid>) -> String {
+        r.unwrap_err().field
     }
 
     #[test]

@@ -3,14 +3,12 @@
 use super::request::Request;
 use super::response::Reply;
 use super::router::{Access, Router};
-use crate::app::App;
 use crate::auth::login;
 use crate::error::ApiResult;
 use crate::users::UserView;
 use crate::{h, users};
 use hyper::Method;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 pub fn routes(r: &mut Router) {
     r.add(
@@ -18,35 +16,35 @@ pub fn routes(r: &mut Router) {
         "/auth/login",
         Access::Public,
         "auth.login",
-        h!(login),
+        h!(app.auth => login),
     );
     r.add(
         Method::POST,
         "/auth/refresh",
         Access::Authenticated,
         "auth.refresh",
-        h!(refresh),
+        h!(app.auth => refresh),
     );
     r.add(
         Method::POST,
         "/auth/refresh-token",
         Access::Authenticated,
         "auth.refresh",
-        h!(refresh),
+        h!(app.auth => refresh),
     );
     r.add(
         Method::POST,
         "/auth/logout",
         Access::Authenticated,
         "auth.logout",
-        h!(logout),
+        h!(app.auth => logout),
     );
     r.add(
         Method::GET,
         "/auth/me",
         Access::Authenticated,
         "auth.me",
-        h!(me),
+        h!(app.users => me),
     );
 }
 
@@ -64,10 +62,12 @@ struct LoginReply {
     user: UserView,
 }
 
-async fn login(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn login(auth: &crate::auth::Service, req: &mut Request) -> ApiResult<Reply> {
     let body: LoginBody = req.json().await?;
     req.audit_username = Some(body.username.chars().take(64).collect());
-    let (grant, user) = login::login(&app, req.client_ip, &body.username, body.password).await?;
+    let (grant, user) = auth
+        .login(req.client_ip, &body.username, body.password)
+        .await?;
     req.audit_target = Some(format!("users/{}", user.id));
     Ok(Reply::ok_with(
         LoginReply {
@@ -78,17 +78,17 @@ async fn login(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     ))
 }
 
-async fn refresh(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    let grant = login::refresh(&app, req.principal()?).await?;
+async fn refresh(auth: &crate::auth::Service, req: &mut Request) -> ApiResult<Reply> {
+    let grant = auth.refresh(req.principal()?).await?;
     Ok(Reply::ok(grant))
 }
 
-async fn logout(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    login::logout(&app, req.principal()?).await?;
+async fn logout(auth: &crate::auth::Service, req: &mut Request) -> ApiResult<Reply> {
+    auth.logout(req.principal()?).await?;
     Ok(Reply::message("logged out"))
 }
 
-async fn me(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    let user = users::get(&app, req.principal()?.user_id).await?;
+async fn me(users: &users::Service, req: &mut Request) -> ApiResult<Reply> {
+    let user = users.get(req.principal()?.user_id).await?;
     Ok(Reply::ok(UserView::from(user)))
 }

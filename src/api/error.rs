@@ -190,6 +190,77 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::users::Error> for ApiError {
+    fn from(e: crate::users::Error) -> Self {
+        use crate::users::Error;
+        match e {
+            Error::NotFound(what) => ApiError::not_found(what),
+            Error::Invalid(e) => e.into(),
+            Error::Forbidden => ApiError::forbidden(),
+            Error::Hashing => ApiError::internal(),
+            Error::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::auth::Error> for ApiError {
+    fn from(e: crate::auth::Error) -> Self {
+        use crate::auth::Error;
+        match e {
+            Error::InvalidCredentials(m) => ApiError::new(ErrorCode::InvalidCredentials, m),
+            Error::TooManyFailures { retry_after } => {
+                let mut a = ApiError::new(ErrorCode::RateLimited, e.to_string());
+                a.retry_after = Some(retry_after);
+                a
+            }
+            Error::TokenExpired => ApiError::new(ErrorCode::TokenExpired, "token has expired"),
+            Error::Unauthorized(m) => ApiError::unauthorized(m),
+            Error::Internal => ApiError::internal(),
+            Error::Store(e) => e.into(),
+            Error::NotRevoked(e) => {
+                let mut a = ApiError::from(e);
+                a.message = format!(
+                    "{}; the token could not be revoked and is still valid",
+                    a.message
+                );
+                a
+            }
+        }
+    }
+}
+
+impl From<crate::logs::Error> for ApiError {
+    fn from(e: crate::logs::Error) -> Self {
+        use crate::logs::Error;
+        match e {
+            Error::NotFound(what) => ApiError::not_found(what),
+            Error::ExportRunning => ApiError::conflict(
+                "format",
+                "another log export is being written; try again shortly",
+            ),
+            Error::Stopping => ApiError::unavailable("shutting down"),
+            Error::Internal => ApiError::internal(),
+            Error::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::system::Error> for ApiError {
+    fn from(e: crate::system::Error) -> Self {
+        use crate::system::Error;
+        match e {
+            Error::Invalid(e) => e.into(),
+            Error::RateLimited { retry_after, .. } => {
+                let mut a = ApiError::new(ErrorCode::RateLimited, e.to_string());
+                a.retry_after = Some(retry_after);
+                a
+            }
+            Error::Internal => ApiError::internal(),
+            Error::Store(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,48 +1,64 @@
 //! `/logs`: the audit log and application events — list with filters, one entry, exports
-//! (JSON, CSV, text) and their download. Thin: parse → `crate::logs` → render.
+//! (JSON, CSV, text) and their download. Thin: parse → [`Logs`] → render.
 
 use super::query::{Page, Query};
 use super::request::Request;
 use super::response::{FileBody, Reply};
 use super::router::{Access, Router};
-use crate::app::App;
 use crate::auth::Permission::LogsRead;
 use crate::error::{ApiError, ApiResult};
 use crate::h;
-use crate::logs::{self, Format};
+use crate::logs::{Format, Logs};
 use crate::store::logs::{parse_level, Filter};
 use hyper::Method;
-use std::sync::Arc;
 
 pub fn routes(r: &mut Router) {
     let read = Access::Require(LogsRead);
-    r.add(Method::GET, "/logs", read, "logs.list", h!(list))
-        .query_params(&[
-            "page",
-            "size",
-            "level",
-            "start_time",
-            "end_time",
-            "search",
-            "module",
-        ]);
-    r.add(Method::GET, "/logs/export", read, "logs.export", h!(export))
-        .query_params(&[
-            "format",
-            "level",
-            "start_time",
-            "end_time",
-            "search",
-            "module",
-        ]);
+    r.add(
+        Method::GET,
+        "/logs",
+        read,
+        "logs.list",
+        h!(app.logs => list),
+    )
+    .query_params(&[
+        "page",
+        "size",
+        "level",
+        "start_time",
+        "end_time",
+        "search",
+        "module",
+    ]);
+    r.add(
+        Method::GET,
+        "/logs/export",
+        read,
+        "logs.export",
+        h!(app.logs => export),
+    )
+    .query_params(&[
+        "format",
+        "level",
+        "start_time",
+        "end_time",
+        "search",
+        "module",
+    ]);
     r.add(
         Method::GET,
         "/logs/export/download/{file}",
         read,
         "logs.download",
-        h!(download),
+        h!(app.logs => download),
     );
-    r.add(Method::GET, "/logs/{id}", read, "logs.get", h!(get));
+    r.add(
+        Method::GET,
+        "/logs/{id}",
+        read,
+        "logs.get",
+        h!(app.logs => get),
+    );
 }
 
 /// `level=` (one level, or several comma-separated), `start_time=`/`end_time=` (RFC 3339,
@@ -89,19 +105,19 @@ fn filter(q: &mut Query) -> ApiResult<Filter> {
     Ok(f)
 }
 
-async fn list(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn list(logs: &Logs, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
     let f = filter(&mut q)?;
-    let (views, total) = logs::list(&app, f, page.size, page.offset()).await?;
+    let (views, total) = logs.list(f, page).await?;
     Ok(Reply::ok(page.render("logs", views, total)))
 }
 
-async fn get(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    Ok(Reply::ok(logs::get(&app, req.id("id")?).await?))
+async fn get(logs: &Logs, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(logs.get(req.id("id")?).await?))
 }
 
-async fn export(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn export(logs: &Logs, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let format = match q.take_choice("format") {
         None => Format::Json,
@@ -109,15 +125,15 @@ async fn export(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
             .ok_or_else(|| ApiError::validation("format", "format must be json, csv or txt"))?,
     };
     let f = filter(&mut q)?;
-    let done = logs::export(&app, f, format).await?;
+    let done = logs.export(f, format).await?;
     let msg = format!("{} log entries exported", done.entries);
     Ok(Reply::ok_with(done, &msg))
 }
 
 /// Streamed from disk; the download slot is held until the file is sent.
-async fn download(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn download(logs: &Logs, req: &mut Request) -> ApiResult<Reply> {
     let name = req.param("file").to_string();
-    let d = logs::download(&app, &name).await?;
+    let d = logs.download(&name).await?;
     let body = FileBody::new(d.file, d.len, d.slot);
     Ok(Reply::file_stream(body, Format::content_type(&name), &name))
 }

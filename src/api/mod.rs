@@ -345,7 +345,7 @@ async fn dispatch(app: &Arc<App>, route: &Route, req: &mut Request) -> Result<Re
             .bearer_token()
             .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?
             .to_string();
-        let principal = crate::auth::authenticate(app, &token).await?;
+        let principal = app.auth.authenticate(&token).await?;
         let allowed = match route.access {
             Access::Require(p) => principal.role.allows(p),
             _ => true,
@@ -356,7 +356,11 @@ async fn dispatch(app: &Arc<App>, route: &Route, req: &mut Request) -> Result<Re
         }
         req.max_body = app.config.http.max_body_bytes;
     }
-    crate::system::check_rate_limit(app, req)?;
+    let caller = match &req.principal {
+        Some(p) => crate::auth::ratelimit::Caller::User(p.user_id),
+        None => crate::auth::ratelimit::Caller::Addr(req.client_ip),
+    };
+    app.system.check_rate_limit(caller)?;
     route.check_query(req.query.as_deref())?;
     (route.handler)(app.clone(), req).await
 }
@@ -399,7 +403,7 @@ async fn record_audit(app: &App, route: &Route, req: &Request, status: u16, err:
         status: Some(status),
         details: None,
     };
-    crate::logs::audit(app, entry).await;
+    app.logs.audit(entry).await;
 }
 
 /// At most 1,024 characters of a request's text in the log (paths are the client's to choose).

@@ -321,7 +321,7 @@ struct RuleInput {
     level: Option<String>,
     enabled: Option<bool>,
     cooldown_minutes: Option<u32>,
-    #[serde(default, deserialize_with = "crate::api::request::nullable")]
+    #[serde(default, deserialize_with = "crate::input::nullable")]
     description: Option<Option<String>>,
 }
 

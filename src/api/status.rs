@@ -13,7 +13,7 @@ use hyper::Method;
 use serde_json::json;
 use std::sync::Arc;
 
-pub const SERVICE: &str = "ipv6wgm";
+pub use crate::system::SERVICE;
 
 pub fn routes(r: &mut Router) {
     r.add(
@@ -78,7 +78,7 @@ async fn live(_: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
 
 /// Ready when the database answers.
 async fn ready(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
-    let db = health::DatabaseCheck.check(&app).await;
+    let db = health::DatabaseCheck(app.store.clone()).check().await;
     if db.status != Status::Healthy {
         return Err(ApiError::unavailable("database is not reachable"));
     }
@@ -86,7 +86,7 @@ async fn ready(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
 }
 
 async fn detailed(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
-    let (status, components) = health::run_all(&app).await;
+    let (status, components) = health::run_all(&app.health).await;
     Ok(Reply::ok(json!({
         "status": status,
         "service": SERVICE,
@@ -122,10 +122,10 @@ async fn metrics(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
 
 async fn status(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
     let s = super::monitoring::snapshot(&app)?;
-    let (overall, _) = health::run_all(&app).await;
+    let (overall, _) = health::run_all(&app.health).await;
     Ok(Reply::ok(json!({
         "system": {"status": overall, "uptime": app.uptime_secs(), "version": env!("CARGO_PKG_VERSION")},
-        "services": crate::system::services(&app).await,
+        "services": services(&app).await,
         "resources": s.usage(),
         "timestamp": now(),
     })))
@@ -143,4 +143,30 @@ async fn system(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
         },
         "timestamp": now(),
     })))
+}
+
+/// States of the parts of the service, as `/system/info` and `/status/status` show them.
+/// Reads across domains: the database, the engines, the collector.
+pub(super) async fn services(app: &App) -> serde_json::Value {
+    let db = health::DatabaseCheck(app.store.clone()).check().await;
+    let running = app.wg.running_ids().await.len();
+    let bgp = crate::monitor::sources::bgp_figures(&app.bgp.overview());
+    let info = app.rpki.info();
+    let rpki = match (info.source, info.vrp_count, &info.last_error) {
+        ("none", _, _) => "off",
+        (_, 0, Some(_)) => "error",
+        (_, 0, None) => "loading",
+        _ => "active",
+    };
+    json!({
+        "api": "running",
+        "database": if db.status == Status::Healthy { "running" } else { "error" },
+        "wireguard": if running > 0 { "active" } else { "inactive" },
+        "wireguard_servers_running": running,
+        "bgp": if bgp.established > 0 { "active" } else if bgp.sessions == 0 { "inactive" } else { "connecting" },
+        "bgp_sessions_established": bgp.established,
+        "bgp_sessions": bgp.sessions,
+        "rpki": rpki,
+        "collector": if app.monitor.sampling() { "running" } else { "stopped" },
+    })
 }

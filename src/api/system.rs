@@ -4,11 +4,11 @@
 use super::request::Request;
 use super::response::Reply;
 use super::router::{Access, Router};
-use crate::app::{App, Exit};
+use crate::app::App;
 use crate::auth::Permission::{SystemRead, SystemWrite};
 use crate::error::{ApiError, ApiResult};
 use crate::h;
-use crate::system::{self, SettingsInput};
+use crate::system::{self, Exit, SettingsInput};
 use hyper::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -27,56 +27,45 @@ pub fn routes(r: &mut Router) {
         "/system/config",
         Access::Require(SystemRead),
         "system.config.get",
-        h!(get_config),
+        h!(app.system => get_config),
     );
     r.add(
         Method::PUT,
         "/system/config",
         Access::Require(SystemWrite),
         "system.config.update",
-        h!(put_config),
+        h!(app.system => put_config),
     );
     r.add(
         Method::PATCH,
         "/system/config",
         Access::Require(SystemWrite),
         "system.config.update",
-        h!(put_config),
+        h!(app.system => put_config),
     );
     r.add(
         Method::POST,
         "/system/action",
         Access::Require(SystemWrite),
         "system.action",
-        h!(action),
+        h!(app.system => action),
     );
 }
 
+/// Reads across domains (the states of every part of the service).
 async fn info(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
-    Ok(Reply::ok(system::info(&app).await))
+    let services = super::status::services(&app).await;
+    Ok(Reply::ok(app.system.info(services).await))
 }
 
-/// The settings, with the seed's names next to ours (`max_log_size` = `max_log_size_mb`,
-/// `debug_mode` from the log filter; `backup_retention` is null until backups exist).
-fn config_view(app: &App) -> serde_json::Value {
-    let s = app.runtime.get();
-    let mut v = serde_json::to_value(&s).unwrap_or_default();
-    v["app_name"] = json!(crate::api::status::SERVICE);
-    v["app_version"] = json!(env!("CARGO_PKG_VERSION"));
-    v["max_log_size"] = json!(s.max_log_size_mb);
-    v["debug_mode"] = json!(s.debug_mode());
-    v["backup_retention"] = serde_json::Value::Null;
-    v
+async fn get_config(system: &system::Service, _: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(system.config_view()))
 }
 
-async fn get_config(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
-    Ok(Reply::ok(config_view(&app)))
-}
-
-async fn put_config(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn put_config(system: &system::Service, req: &mut Request) -> ApiResult<Reply> {
     let input: SettingsInput = req.json().await?;
-    system::update(&app, input).await?;
-    let mut v = config_view(&app);
+    system.update(input).await?;
+    let mut v = system.config_view();
     v["updated_at"] = json!(crate::time::rfc3339(crate::time::now()));
     Ok(Reply::ok_with(v, "system configuration updated"))
 }
@@ -90,7 +79,7 @@ struct ActionInput {
     service: Option<String>,
 }
 
-async fn action(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn action(system: &system::Service, req: &mut Request) -> ApiResult<Reply> {
     let input: ActionInput = req.json().await?;
     if let Some(s) = input.service.as_deref() {
         if !matches!(s, "ipv6wgm" | "ipv6-wireguard-manager" | "") {
@@ -103,14 +92,14 @@ async fn action(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     match input.action.as_str() {
         "restart" => {
             // Answered first; the drain that follows lets this response reach the client.
-            app.control.request(Exit::Restart);
+            system.control().request(Exit::Restart);
             Ok(Reply::ok_with(
                 json!({"action": "restart", "status": "restarting"}),
                 "the service restarts after finishing in-flight requests",
             ))
         }
         "reload" => {
-            let r = system::reload(&app).await?;
+            let r = system.reload().await?;
             Ok(Reply::ok_with(
                 json!({"action": "reload", "status": "reloaded", "settings": r.settings,
                        "restart_required": r.restart_required}),

@@ -1,9 +1,9 @@
 //! The log: audit entries (written by the request pipeline, awaited) and application events
-//! (written by engines without waiting: [`Logs::event`] queues them for [`writer`]), both
+//! (written by engines without waiting: [`Logs::event`] queues them for [`Logs::writer`]), both
 //! into the one bounded store (`store::logs`), both announced to live subscribers
 //! (WebSocket `log_entry`). Listing, filtering and exports in JSON, CSV or text.
 //!
-//! Refused requests without a principal are not written one by one: [`audit`] sums them up
+//! Refused requests without a principal are not written one by one: [`Logs::audit`] sums them up
 //! per source address ([`refused`]), and the writer writes the summaries when their window
 //! ends (and at stop).
 //!
@@ -15,15 +15,49 @@
 
 pub mod refused;
 
-use crate::app::App;
-use crate::error::{ApiError, ApiResult};
 use crate::store::logs::{self as q, Bound, Filter, LogEntry, LogRow};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
+use crate::system::Settings;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// What can go wrong reading or exporting the log.
+#[derive(Debug)]
+pub enum Error {
+    NotFound(&'static str),
+    /// Another export is being written (one at a time).
+    ExportRunning,
+    /// The service is stopping: no more downloads.
+    Stopping,
+    /// File work for an export failed (logged where it happened).
+    Internal,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::NotFound(what) => write!(f, "{what} not found"),
+            Error::ExportRunning => f.write_str("another log export is being written"),
+            Error::Stopping => f.write_str("shutting down"),
+            Error::Internal => f.write_str("internal error"),
+            Error::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub const QUEUE: usize = 256;
 pub const LIVE: usize = 64;
@@ -80,6 +114,13 @@ impl From<LogRow> for LogView {
 }
 
 pub struct Logs {
+    store: Store,
+    /// The live settings: the log store's bound (`/system/config` changes it while running).
+    settings: watch::Receiver<Settings>,
+    /// Where exports are written (`<log_dir>/exports`).
+    exports_dir: PathBuf,
+    /// The URL path exports are downloaded under (`/api/v1/logs/export/download`).
+    download_base: String,
     tx: mpsc::Sender<LogEntry>,
     rx: Mutex<Option<mpsc::Receiver<LogEntry>>>,
     /// (usize: MIPS32 has no 64-bit atomics.)
@@ -91,10 +132,19 @@ pub struct Logs {
     refused: Mutex<refused::Refused>,
 }
 
-impl Default for Logs {
-    fn default() -> Self {
+impl Logs {
+    pub fn new(
+        store: Store,
+        settings: watch::Receiver<Settings>,
+        exports_dir: PathBuf,
+        download_base: String,
+    ) -> Logs {
         let (tx, rx) = mpsc::channel(QUEUE);
         Logs {
+            store,
+            settings,
+            exports_dir,
+            download_base,
             tx,
             rx: Mutex::new(Some(rx)),
             dropped: AtomicUsize::new(0),
@@ -132,134 +182,130 @@ impl Logs {
     }
 }
 
-/// The log store's bound as set now (`/system/config` changes it while running).
-fn bound(app: &App) -> Bound {
-    let s = app.runtime.get();
-    Bound {
-        max_entries: s.max_log_entries,
-        max_bytes: u64::from(s.max_log_size_mb) << 20,
-    }
-}
-
-/// Writes the audit entry of a request (the request waits for it). A refusal without a
-/// principal (bad token, failed login) is written in full only when it is its address's
-/// first in a while; the rest are summed up ([`refused`]). Failures are logged, not returned:
-/// the response is already decided.
-pub async fn audit(app: &App, e: LogEntry) {
-    let refused = e.user_id.is_none() && e.status.is_some_and(|s| s >= 400);
-    let write = if refused {
-        let mut table = app.logs.refused.lock().unwrap_or_else(|p| p.into_inner());
-        table.refuse(e, crate::time::now())
-    } else {
-        vec![e]
-    };
-    for e in write {
-        if let Err(err) = record(app, e).await {
-            log::error!("audit log write failed: {}", err.message);
+impl Logs {
+    /// The log store's bound as set now (`/system/config` changes it while running).
+    fn bound(&self) -> Bound {
+        let s = self.settings.borrow();
+        Bound {
+            max_entries: s.max_log_entries,
+            max_bytes: u64::from(s.max_log_size_mb) << 20,
         }
     }
-}
 
-/// Stores an entry now and announces it.
-pub async fn record(app: &App, e: LogEntry) -> ApiResult<i64> {
-    let bound = bound(app);
-    let stored = e.clone();
-    let id = app
-        .store
-        .call(move |c| q::insert(c, &stored, bound))
-        .await?;
-    let _ = app
-        .logs
-        .live
-        .send(Arc::new(LogView::from(LogRow { id, entry: e })));
-    Ok(id)
+    /// Writes the audit entry of a request (the request waits for it). A refusal without a
+    /// principal (bad token, failed login) is written in full only when it is its address's
+    /// first in a while; the rest are summed up ([`refused`]). Failures are logged, not
+    /// returned: the response is already decided.
+    pub async fn audit(&self, e: LogEntry) {
+        let refused = e.user_id.is_none() && e.status.is_some_and(|s| s >= 400);
+        let write = if refused {
+            crate::sync::lock(&self.refused).refuse(e, crate::time::now())
+        } else {
+            vec![e]
+        };
+        for e in write {
+            if let Err(err) = self.record(e).await {
+                log::error!("audit log write failed: {err}");
+            }
+        }
+    }
+
+    /// Stores an entry now and announces it.
+    pub async fn record(&self, e: LogEntry) -> Result<i64> {
+        let bound = self.bound();
+        let stored = e.clone();
+        let id = self
+            .store
+            .call(move |c| q::insert(c, &stored, bound))
+            .await?;
+        let _ = self
+            .live
+            .send(Arc::new(LogView::from(LogRow { id, entry: e })));
+        Ok(id)
+    }
+
+    /// Writes queued events and due refusal summaries until `stopping` is set, then what is
+    /// still queued and every summary (windows cut short). Runs once.
+    pub async fn writer(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
+        let rx = self.rx.lock().ok().and_then(|mut r| r.take());
+        let Some(mut rx) = rx else { return };
+        let mut tick = tokio::time::interval(SUMMARY_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let e = tokio::select! {
+                e = rx.recv() => e,
+                _ = tick.tick() => {
+                    self.write_summaries(false).await;
+                    continue;
+                }
+                _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => break,
+            };
+            let Some(e) = e else { break };
+            if let Err(err) = self.record(e).await {
+                log::error!("log store write failed: {err}");
+            }
+        }
+        while let Ok(e) = rx.try_recv() {
+            let _ = self.record(e).await;
+        }
+        self.write_summaries(true).await;
+    }
+
+    /// Writes the refusal summaries whose window has ended (`all`: every one).
+    async fn write_summaries(&self, all: bool) {
+        let now = crate::time::now();
+        let due = {
+            let mut table = crate::sync::lock(&self.refused);
+            if all {
+                table.drain(now)
+            } else {
+                table.due(now)
+            }
+        };
+        for e in due {
+            if let Err(err) = self.record(e).await {
+                log::error!("log store write failed: {err}");
+            }
+        }
+    }
+
+    /// Keeps the log file under its size bound and removes expired exports; called by the
+    /// collector on every tick.
+    pub async fn housekeeping(&self) {
+        let bound = self.bound();
+        match self.store.call(move |c| q::trim_to_size(c, bound)).await {
+            Ok(0) => {}
+            Ok(n) => log::info!("log store over its size bound: {n} oldest entries removed"),
+            Err(e) => log::warn!("log store trim failed: {e}"),
+        }
+        let now = crate::time::now();
+        for (path, made) in export_files(&self.exports_dir) {
+            if now - made > EXPORT_TTL_SECS {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    pub async fn list(
+        &self,
+        filter: Filter,
+        page: crate::input::Page,
+    ) -> Result<(Vec<LogView>, u64)> {
+        let (rows, total) = self
+            .store
+            .call(move |c| q::list(c, &filter, page.size, page.offset()))
+            .await?;
+        Ok((rows.into_iter().map(LogView::from).collect(), total))
+    }
+
+    pub async fn get(&self, id: i64) -> Result<LogView> {
+        let row = self.store.call(move |c| q::get(c, id)).await?;
+        row.map(LogView::from).ok_or(Error::NotFound("log entry"))
+    }
 }
 
 /// How often the writer looks for refusal summaries whose window has ended.
 const SUMMARY_TICK: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Writes queued events and due refusal summaries until the service stops, then what is
-/// still queued and every summary (windows cut short). Runs once.
-pub async fn writer(app: Arc<App>) {
-    let rx = app.logs.rx.lock().ok().and_then(|mut r| r.take());
-    let Some(mut rx) = rx else { return };
-    let mut stopping = app.stopping.subscribe();
-    let mut tick = tokio::time::interval(SUMMARY_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let e = tokio::select! {
-            e = rx.recv() => e,
-            _ = tick.tick() => {
-                write_summaries(&app, false).await;
-                continue;
-            }
-            _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => break,
-        };
-        let Some(e) = e else { break };
-        if let Err(err) = record(&app, e).await {
-            log::error!("log store write failed: {}", err.message);
-        }
-    }
-    while let Ok(e) = rx.try_recv() {
-        let _ = record(&app, e).await;
-    }
-    write_summaries(&app, true).await;
-}
-
-/// Writes the refusal summaries whose window has ended (`all`: every one).
-async fn write_summaries(app: &App, all: bool) {
-    let now = crate::time::now();
-    let due = {
-        let mut table = app.logs.refused.lock().unwrap_or_else(|p| p.into_inner());
-        if all {
-            table.drain(now)
-        } else {
-            table.due(now)
-        }
-    };
-    for e in due {
-        if let Err(err) = record(app, e).await {
-            log::error!("log store write failed: {}", err.message);
-        }
-    }
-}
-
-/// Keeps the log file under its size bound and removes expired exports; called by the
-/// collector on every tick.
-pub async fn housekeeping(app: &App) {
-    let bound = bound(app);
-    match app.store.call(move |c| q::trim_to_size(c, bound)).await {
-        Ok(0) => {}
-        Ok(n) => log::info!("log store over its size bound: {n} oldest entries removed"),
-        Err(e) => log::warn!("log store trim failed: {e}"),
-    }
-    let dir = exports_dir(app);
-    let now = crate::time::now();
-    for (path, made) in export_files(&dir) {
-        if now - made > EXPORT_TTL_SECS {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-pub async fn list(
-    app: &App,
-    filter: Filter,
-    limit: u32,
-    offset: u64,
-) -> ApiResult<(Vec<LogView>, u64)> {
-    let (rows, total) = app
-        .store
-        .call(move |c| q::list(c, &filter, limit, offset))
-        .await?;
-    Ok((rows.into_iter().map(LogView::from).collect(), total))
-}
-
-pub async fn get(app: &App, id: i64) -> ApiResult<LogView> {
-    let row = app.store.call(move |c| q::get(c, id)).await?;
-    row.map(LogView::from)
-        .ok_or_else(|| ApiError::from(StoreError::NotFound("log entry")))
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -308,10 +354,6 @@ pub struct Export {
     pub expires_at: i64,
 }
 
-fn exports_dir(app: &App) -> PathBuf {
-    app.config.run_dir().join("exports")
-}
-
 /// Export files with their creation time (from the name), oldest first.
 fn export_files(dir: &std::path::Path) -> Vec<(PathBuf, i64)> {
     let mut files: Vec<(PathBuf, i64)> = std::fs::read_dir(dir)
@@ -344,96 +386,96 @@ fn export_time(name: &str) -> Option<i64> {
     secs.parse().ok()
 }
 
-/// Writes the matching entries (oldest first, at most [`EXPORT_MAX_ROWS`] and
-/// [`EXPORT_MAX_BYTES`]) to a file under `<log_dir>/exports`, a page of rows at a time, and
-/// says where to download it. One export runs at a time.
-pub async fn export(app: &App, filter: Filter, format: Format) -> ApiResult<Export> {
-    let _one = app.logs.exporting.try_acquire().map_err(|_| {
-        ApiError::conflict(
-            "format",
-            "another log export is being written; try again shortly",
-        )
-    })?;
-    let now = crate::time::now();
-    let name = format!(
-        "export_{now}_{}.{}",
-        crate::auth::random_hex::<4>(),
-        format.ext()
-    );
-    let dir = exports_dir(app);
-    let path = dir.join(&name);
-    let mut file = blocking(move || {
-        crate::fsutil::ensure_private_dir(&dir)?;
-        // Keep the newest few, and their total bounded: exports are for downloading now,
-        // not an archive (on a router they are in RAM).
-        let files = export_files(&dir);
-        let mut total: u64 = files.iter().map(|(p, _)| file_len(p)).sum();
-        let excess = (files.len() + 1).saturating_sub(EXPORTS_KEPT);
-        for (i, (old, _)) in files.iter().enumerate() {
-            if i >= excess && total + EXPORT_MAX_BYTES <= EXPORTS_MAX_BYTES {
-                break;
+impl Logs {
+    /// Writes the matching entries (oldest first, at most [`EXPORT_MAX_ROWS`] and
+    /// [`EXPORT_MAX_BYTES`]) to a file under `<log_dir>/exports`, a page of rows at a time, and
+    /// says where to download it. One export runs at a time.
+    pub async fn export(&self, filter: Filter, format: Format) -> Result<Export> {
+        let _one = self
+            .exporting
+            .try_acquire()
+            .map_err(|_| Error::ExportRunning)?;
+        let now = crate::time::now();
+        let name = format!(
+            "export_{now}_{}.{}",
+            crate::auth::random_hex::<4>(),
+            format.ext()
+        );
+        let dir = self.exports_dir.clone();
+        let path = dir.join(&name);
+        let mut file = blocking(move || {
+            crate::fsutil::ensure_private_dir(&dir)?;
+            // Keep the newest few, and their total bounded: exports are for downloading now,
+            // not an archive (on a router they are in RAM).
+            let files = export_files(&dir);
+            let mut total: u64 = files.iter().map(|(p, _)| file_len(p)).sum();
+            let excess = (files.len() + 1).saturating_sub(EXPORTS_KEPT);
+            for (i, (old, _)) in files.iter().enumerate() {
+                if i >= excess && total + EXPORT_MAX_BYTES <= EXPORTS_MAX_BYTES {
+                    break;
+                }
+                total = total.saturating_sub(file_len(old));
+                let _ = std::fs::remove_file(old);
             }
-            total = total.saturating_sub(file_len(old));
-            let _ = std::fs::remove_file(old);
-        }
-        crate::fsutil::create_private(&path)
-    })
-    .await?;
-    let f = filter.clone();
-    let mut next = app
-        .store
-        .call(move |c| q::export_start(c, &f, EXPORT_MAX_ROWS))
-        .await?;
-    let (mut entries, mut size, mut truncated) = (0usize, 0u64, false);
-    let mut chunk = render_head(format);
-    while let Some(from) = next {
-        let f = filter.clone();
-        let rows = app
-            .store
-            .call(move |c| q::export_page(c, &f, from, EXPORT_PAGE))
-            .await?;
-        next = (rows.len() == EXPORT_PAGE as usize)
-            .then(|| rows.last().map(|r| r.id + 1))
-            .flatten();
-        let views: Vec<LogView> = rows.into_iter().map(LogView::from).collect();
-        let rest = EXPORT_MAX_ROWS as usize - entries;
-        if views.len() >= rest {
-            next = None;
-        }
-        let views = &views[..views.len().min(rest)];
-        render_rows(&mut chunk, views, format, entries == 0);
-        entries += views.len();
-        size += chunk.len() as u64;
-        if size > EXPORT_MAX_BYTES {
-            truncated = true;
-            next = None;
-        }
-        let bytes = std::mem::take(&mut chunk);
-        file = blocking(move || {
-            use std::io::Write;
-            file.write_all(&bytes).map_err(|e| e.to_string())?;
-            Ok(file)
+            crate::fsutil::create_private(&path)
         })
         .await?;
+        let f = filter.clone();
+        let mut next = self
+            .store
+            .call(move |c| q::export_start(c, &f, EXPORT_MAX_ROWS))
+            .await?;
+        let (mut entries, mut size, mut truncated) = (0usize, 0u64, false);
+        let mut chunk = render_head(format);
+        while let Some(from) = next {
+            let f = filter.clone();
+            let rows = self
+                .store
+                .call(move |c| q::export_page(c, &f, from, EXPORT_PAGE))
+                .await?;
+            next = (rows.len() == EXPORT_PAGE as usize)
+                .then(|| rows.last().map(|r| r.id + 1))
+                .flatten();
+            let views: Vec<LogView> = rows.into_iter().map(LogView::from).collect();
+            let rest = EXPORT_MAX_ROWS as usize - entries;
+            if views.len() >= rest {
+                next = None;
+            }
+            let views = &views[..views.len().min(rest)];
+            render_rows(&mut chunk, views, format, entries == 0);
+            entries += views.len();
+            size += chunk.len() as u64;
+            if size > EXPORT_MAX_BYTES {
+                truncated = true;
+                next = None;
+            }
+            let bytes = std::mem::take(&mut chunk);
+            file = blocking(move || {
+                use std::io::Write;
+                file.write_all(&bytes).map_err(|e| e.to_string())?;
+                Ok(file)
+            })
+            .await?;
+        }
+        let tail = render_tail(format);
+        size += tail.len() as u64;
+        blocking(move || {
+            use std::io::Write;
+            file.write_all(&tail)
+                .and_then(|_| file.sync_data())
+                .map_err(|e| e.to_string())
+        })
+        .await?;
+        Ok(Export {
+            download_url: format!("{}/{name}", self.download_base),
+            file_name: name,
+            file_size: size,
+            entries,
+            truncated,
+            format: format.ext(),
+            expires_at: now + EXPORT_TTL_SECS,
+        })
     }
-    let tail = render_tail(format);
-    size += tail.len() as u64;
-    blocking(move || {
-        use std::io::Write;
-        file.write_all(&tail)
-            .and_then(|_| file.sync_data())
-            .map_err(|e| e.to_string())
-    })
-    .await?;
-    Ok(Export {
-        download_url: format!("{}/logs/export/download/{name}", crate::api::PREFIX),
-        file_name: name,
-        file_size: size,
-        entries,
-        truncated,
-        format: format.ext(),
-        expires_at: now + EXPORT_TTL_SECS,
-    })
 }
 
 /// Rows read from the database per step of an export.
@@ -446,13 +488,13 @@ fn file_len(p: &std::path::Path) -> u64 {
 /// Runs file work on the blocking pool; its errors are logged and answered as a 500.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> ApiResult<T> {
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| ApiError::internal())?
+        .map_err(|_| Error::Internal)?
         .map_err(|e| {
             log::error!("log export: {e}");
-            ApiError::internal()
+            Error::Internal
         })
 }
 
@@ -465,28 +507,29 @@ pub struct Download {
 }
 
 /// An export that exists and has not expired, opened. At most two are sent at once.
-pub async fn download(app: &App, name: &str) -> ApiResult<Download> {
-    let made = export_time(name).ok_or_else(|| ApiError::not_found("export"))?;
-    if crate::time::now() - made > EXPORT_TTL_SECS {
-        return Err(ApiError::not_found("export (expired)"));
-    }
-    let slot = app
-        .logs
-        .downloading
-        .clone()
-        .acquire_owned()
+impl Logs {
+    pub async fn download(&self, name: &str) -> Result<Download> {
+        let made = export_time(name).ok_or(Error::NotFound("export"))?;
+        if crate::time::now() - made > EXPORT_TTL_SECS {
+            return Err(Error::NotFound("export (expired)"));
+        }
+        let slot = self
+            .downloading
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Stopping)?;
+        let path = self.exports_dir.join(name);
+        let (file, len) = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::open(path)?;
+            let len = file.metadata()?.len();
+            Ok::<_, std::io::Error>((file, len))
+        })
         .await
-        .map_err(|_| ApiError::unavailable("shutting down"))?;
-    let path = exports_dir(app).join(name);
-    let (file, len) = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(path)?;
-        let len = file.metadata()?.len();
-        Ok::<_, std::io::Error>((file, len))
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|_| ApiError::not_found("export"))?;
-    Ok(Download { file, len, slot })
+        .map_err(|_| Error::Internal)?
+        .map_err(|_| Error::NotFound("export"))?;
+        Ok(Download { file, len, slot })
+    }
 }
 
 const CSV_HEADER: &str =

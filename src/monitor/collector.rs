@@ -8,11 +8,14 @@
 //! Memory: the history holds `history_hours * 3600 / interval` samples of 8 bytes for each
 //! of the [`METRICS`] (28 at 24 h / 30 s: 2,880 samples, 22.5 KiB each, 630 KiB in all),
 //! allocated as metrics first report and never grown; a changed interval starts it afresh.
+//!
+//! It reads through [`Sources`] (one small trait per engine, registered in `app.rs`) and
+//! writes into its [`Monitor`], which the API and the WebSocket channels read.
 
 use super::alerts::{Alert, Evaluator, Event};
 use super::history::{capacity_for, History, Sample};
 use super::procfs::{self, CpuTimes, DiskUsage, MemInfo, NetDev};
-use crate::app::App;
+use super::sources::Sources;
 use crate::monitor::latency::LatencySummary;
 use crate::store::logs::LogEntry;
 use crate::sync::lock;
@@ -62,10 +65,6 @@ pub const MAX_SAMPLES: usize = 20_160;
 fn samples(hours: u32, interval_secs: u64) -> usize {
     capacity_for(hours, interval_secs).min(MAX_SAMPLES)
 }
-
-/// A WireGuard peer is active when its last handshake is younger than this (a session's
-/// lifetime, as `wg` users read it).
-const ACTIVE_HANDSHAKE_SECS: u64 = 180;
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Cpu {
@@ -314,33 +313,32 @@ impl Monitor {
 }
 
 /// Runs the collector until the service stops; idle while `monitoring_enabled` is off.
-pub async fn run(app: Arc<App>) {
-    let mut settings = app.runtime.subscribe();
+pub async fn run(monitor: Arc<Monitor>, mut sources: Sources) {
     loop {
         let (secs, enabled) = {
-            let s = settings.borrow_and_update();
+            let s = sources.settings.borrow_and_update();
             (s.metrics_interval_secs, s.monitoring_enabled)
         };
         // Flagged only between ticks, so once it reads false no sample is in progress.
-        app.monitor.set_sampling(enabled);
+        monitor.set_sampling(enabled);
         if !enabled {
-            if settings.changed().await.is_err() {
+            if sources.settings.changed().await.is_err() {
                 return;
             }
             continue;
         }
-        app.monitor.set_interval(secs);
+        monitor.set_interval(secs);
         // A fixed period (not "sleep after each sample", which would drift by its cost).
         let mut every = tokio::time::interval(Duration::from_secs(secs));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = every.tick() => tick(&app).await,
-                r = settings.changed() => {
+                _ = every.tick() => tick(&monitor, &sources).await,
+                r = sources.settings.changed() => {
                     if r.is_err() {
                         return;
                     }
-                    let s = settings.borrow();
+                    let s = sources.settings.borrow();
                     if s.metrics_interval_secs != secs || !s.monitoring_enabled {
                         break;
                     }
@@ -351,33 +349,17 @@ pub async fn run(app: Arc<App>) {
 }
 
 /// One sample: read, record, evaluate, publish.
-pub async fn tick(app: &App) {
+pub async fn tick(monitor: &Monitor, sources: &Sources) {
     let started = Instant::now();
-    let data_dir = app.config.data_dir.clone();
+    let data_dir = sources.data_dir.clone();
     let host = tokio::task::spawn_blocking(move || read_host(&data_dir))
         .await
         .unwrap_or_default();
-    let wireguard = wireguard_figures(app).await;
-    let bgp = bgp_figures(app);
-    let ipv6 = match crate::ipam::monitor(app).await {
-        Ok(m) => Some(PoolFigures {
-            pools: m.totals.pools,
-            allocations: m.totals.allocations,
-            max_usage_percent: m
-                .pools
-                .iter()
-                .map(|p| p.pool.usage_percent)
-                .fold(0.0, f64::max),
-            allocated_prefixes: m.totals.allocated_prefixes,
-            total_prefixes: m.totals.total_prefixes,
-        }),
-        Err(e) => {
-            log::warn!("monitor: cannot read the pools: {}", e.message);
-            None
-        }
-    };
+    let wireguard = sources.wireguard.figures().await;
+    let bgp = super::sources::bgp_figures(&sources.bgp.sessions());
+    let ipv6 = sources.pools.figures().await;
     // Without the rules this time, alerts stay as they are (rather than all resolving).
-    let rules = match app.store.call(|c| crate::store::alerts::list(c)).await {
+    let rules = match sources.store.call(|c| crate::store::alerts::list(c)).await {
         Ok(r) => Some(r),
         Err(e) => {
             log::warn!("monitor: cannot read the alert rules: {e}");
@@ -394,21 +376,23 @@ pub async fn tick(app: &App) {
                 .map_or(0, |s| s.rss_pages * procfs::page_size()),
             cpu_usage: None,
             threads: host.self_stat.map_or(0, |s| s.threads),
-            uptime: app.uptime_secs(),
+            uptime: sources.started.elapsed().as_secs(),
         },
         application: Application {
-            api: app.metrics.summary(),
+            api: sources.api.summary(),
             requests_rate: None,
-            active_connections: app.connections(),
-            database: app.store.timing.summary(),
+            active_connections: sources
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed),
+            database: sources.store.timing.summary(),
             wireguard,
             bgp,
             ipv6,
-            log_events_dropped: app.logs.dropped(),
+            log_events_dropped: sources.logs.dropped(),
         },
     };
     let events = {
-        let mut s = lock(&app.monitor.state);
+        let mut s = lock(&monitor.state);
         rates(&mut s.previous, &mut snap, &host.raw, started);
         let mut values = values(&snap);
         // Alerts active before this evaluation (a rule may watch the alerts themselves).
@@ -429,7 +413,7 @@ pub async fn tick(app: &App) {
             started.elapsed().as_secs_f64() * 1000.0,
             events.len()
         );
-        app.monitor.snapshots.send_replace(Some(snap));
+        monitor.snapshots.send_replace(Some(snap));
         events
     };
     for e in events {
@@ -458,14 +442,14 @@ pub async fn tick(app: &App) {
         } else {
             "alert.resolved"
         };
-        app.logs.event(
+        sources.logs.event(
             LogEntry::event(level, "monitoring", action, message)
                 .with_target(format!("monitoring/alerts/rules/{}", alert.rule_id))
                 .with_details(serde_json::to_value(&alert).unwrap_or_default()),
         );
-        let _ = app.monitor.alerts.send(Arc::new(alert));
+        let _ = monitor.alerts.send(Arc::new(alert));
     }
-    crate::logs::housekeeping(app).await;
+    sources.logs.housekeeping().await;
 }
 
 fn round2(v: f64) -> f64 {
@@ -624,45 +608,4 @@ fn values(s: &Snapshot) -> HashMap<&'static str, f64> {
         put("ipv6.prefixes.allocated", Some(p.allocated_prefixes as f64));
     }
     v
-}
-
-async fn wireguard_figures(app: &App) -> WireguardFigures {
-    let mut w = WireguardFigures::default();
-    for state in app.wg.states().await.values() {
-        match state {
-            crate::wireguard::device::engine::ServerState::Running { .. } => w.servers_running += 1,
-            crate::wireguard::device::engine::ServerState::Error(_) => w.servers_error += 1,
-            crate::wireguard::device::engine::ServerState::Stopped => {}
-        }
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    for id in app.wg.running_ids().await {
-        for p in app.wg.stats(id).await.values() {
-            w.peers += 1;
-            w.bytes_received = w.bytes_received.saturating_add(p.rx_bytes);
-            w.bytes_sent = w.bytes_sent.saturating_add(p.tx_bytes);
-            if p.last_handshake
-                .is_some_and(|t| now.saturating_sub(t).as_secs() < ACTIVE_HANDSHAKE_SECS)
-            {
-                w.peers_active += 1;
-            }
-        }
-    }
-    w
-}
-
-/// BGP sessions counted from the speaker (also `/status/status`).
-pub fn bgp_figures(app: &App) -> BgpFigures {
-    let mut b = BgpFigures::default();
-    for s in app.bgp.overview() {
-        b.sessions += 1;
-        let up = s.live.state == crate::bgp::fsm::State::Established;
-        b.established += u64::from(up);
-        b.down += u64::from(s.enabled && !up);
-        b.prefixes_received = b.prefixes_received.saturating_add(s.live.prefixes_received);
-        b.prefixes_sent = b.prefixes_sent.saturating_add(s.live.prefixes_sent);
-    }
-    b
 }

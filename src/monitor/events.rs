@@ -1,15 +1,16 @@
 //! Turns engine notifications into log events: BGP session state changes (from the
 //! speaker's broadcast). WireGuard starts and stops are logged where they happen
-//! (`wireguard::live`), alerts by the collector.
+//! (`wireguard::live`), alerts by the collector. Writes through the API are in the audit
+//! log already, so this task does not follow the change bus.
 
-use crate::app::App;
 use crate::bgp::fsm::State;
+use crate::bgp::speaker::StateChange;
+use crate::logs::Logs;
 use crate::store::logs::LogEntry;
-use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
-pub async fn run(app: Arc<App>) {
-    let mut changes = app.bgp.subscribe();
+/// Logs `changes` (the speaker's feed) until it closes; lagging is logged, not fatal.
+pub async fn run(logs: std::sync::Arc<Logs>, mut changes: broadcast::Receiver<StateChange>) {
     loop {
         match changes.recv().await {
             Ok(c) => {
@@ -45,7 +46,7 @@ pub async fn run(app: Arc<App>) {
                     log::debug!("{message}");
                     continue;
                 }
-                app.logs.event(
+                logs.event(
                     LogEntry::event(level, "bgp", "bgp.state", message)
                         .with_target(format!("bgp/sessions/{}", c.session_id))
                         .with_details(serde_json::json!({

@@ -1,4 +1,5 @@
-//! Observe and operate: the metrics collector ([`collector`]), its bounded history, alerts.
+//! Observe and operate: the metrics collector ([`collector`]) reading narrow [`sources`],
+//! its bounded history, alerts, component health, the event log of engine notifications.
 //!
 //! Pure parts: [`procfs`] (parsers of `/proc` files and `statvfs`), [`history`] (fixed-size
 //! sample rings), [`alerts`] (rule evaluation with a fake clock).
@@ -11,3 +12,4 @@ pub mod history;
 pub mod latency;
 pub mod procfs;
 pub mod prometheus;
+pub mod sources;

@@ -28,6 +28,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
+/// The database, in the data directory.
+pub const DB_FILE: &str = "ipv6wgm.db";
+/// The log store, in `run_dir()` (RAM on OpenWrt when `log_dir` is in /tmp).
+pub const LOGS_FILE: &str = "logs.db";
+
 /// Errors of the storage layer; `ApiError: From<StoreError>` maps them to HTTP once.
 #[derive(Debug)]
 pub enum StoreError {

@@ -217,7 +217,7 @@ pub async fn upgrade(
         .or_else(|| Request::bearer_from(req.headers()).map(str::to_string));
     // Authenticated first: sockets without a valid token cannot take the real slots.
     let principal = match &token {
-        Some(t) => crate::auth::authenticate(&app, t).await.ok(),
+        Some(t) => app.auth.authenticate(t).await.ok(),
         None => None,
     };
     let slots = match principal {
@@ -316,7 +316,7 @@ async fn run(app: Arc<App>, mut ws: Ws, ep: Endpoint, mut query: Query, caller: 
             }
         }
         if let Some(t) = &token {
-            principal = crate::auth::authenticate(&app, t).await.ok();
+            principal = app.auth.authenticate(t).await.ok();
             if principal.is_some() {
                 // From the unauthenticated quota to a real slot.
                 let Ok(real) = app.ws_slots.clone().try_acquire_owned() else {
@@ -444,7 +444,7 @@ async fn serve(
             _ = steady.tick() => {
                 // A token revoked (logout, password change, user disabled) or expired since
                 // the connection opened ends it.
-                if crate::auth::authenticate(app, token).await.is_err() {
+                if app.auth.authenticate(token).await.is_err() {
                     close(ws, CloseCode::Policy, "token no longer valid").await;
                     return Err(Gone);
                 }
