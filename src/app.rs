@@ -58,6 +58,8 @@ pub struct App {
     pub logs: Arc<crate::logs::Logs>,
     /// The metrics collector's latest sample, history and alerts.
     pub monitor: Arc<crate::monitor::collector::Monitor>,
+    /// The alert rules the collector evaluates.
+    pub alert_rules: crate::monitor::rules::Rules,
     /// Open API connections (HTTP keep-alive and WebSocket).
     pub open_connections: Arc<std::sync::atomic::AtomicUsize>,
     /// Authenticated WebSocket connections allowed at once (`http.max_connections`).
@@ -129,6 +131,7 @@ impl App {
                 config.monitoring.interval_secs,
                 config.monitoring.history_hours,
             )),
+            alert_rules: crate::monitor::rules::Rules::new(store.clone()),
             open_connections: Arc::default(),
             ws_slots: Arc::new(Semaphore::new(config.http.max_connections)),
             ws_unauthenticated: Arc::new(Semaphore::new(crate::api::ws::UNAUTHENTICATED_SLOTS)),

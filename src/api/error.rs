@@ -261,6 +261,19 @@ impl From<crate::system::Error> for ApiError {
     }
 }
 
+impl From<crate::monitor::Error> for ApiError {
+    fn from(e: crate::monitor::Error) -> Self {
+        use crate::monitor::Error;
+        match e {
+            Error::NoSample(m) => ApiError::unavailable(m),
+            Error::NotFound(what) => ApiError::not_found(what),
+            Error::Invalid(e) => e.into(),
+            Error::Conflict { field, message } => ApiError::conflict(field, message),
+            Error::Store(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,7 +99,7 @@ async fn detailed(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
 
 /// API latency (every request since start), database job time, open connections.
 async fn metrics(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
-    let s = super::monitoring::snapshot(&app)?;
+    let s = app.monitor.sample()?;
     let api = app.metrics.summary();
     let db = app.store.timing.summary();
     Ok(Reply::ok(json!({
@@ -121,7 +121,7 @@ async fn metrics(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
 }
 
 async fn status(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
-    let s = super::monitoring::snapshot(&app)?;
+    let s = app.monitor.sample()?;
     let (overall, _) = health::run_all(&app.health).await;
     Ok(Reply::ok(json!({
         "system": {"status": overall, "uptime": app.uptime_secs(), "version": env!("CARGO_PKG_VERSION")},
@@ -132,7 +132,7 @@ async fn status(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
 }
 
 async fn system(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
-    let s = super::monitoring::snapshot(&app)?;
+    let s = app.monitor.sample()?;
     let h = &s.system;
     Ok(Reply::ok(json!({
         "system": crate::system::host(),

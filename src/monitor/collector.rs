@@ -264,6 +264,17 @@ impl Monitor {
         lock(&self.state).latest.clone()
     }
 
+    /// The newest sample to show; none only in the instant before the first one, or while
+    /// monitoring is off (`monitoring_enabled`) and none was taken before.
+    pub fn sample(&self) -> Result<Arc<Snapshot>, super::Error> {
+        self.latest()
+            .ok_or(super::Error::NoSample(if self.sampling() {
+                "the metrics collector has not sampled yet"
+            } else {
+                "monitoring is off (/system/config monitoring_enabled)"
+            }))
+    }
+
     /// Samples of `name` since `since` (Unix seconds), oldest first.
     pub fn series(&self, name: &str, since: i64) -> Vec<Sample> {
         lock(&self.state).history.series(name, since)
