@@ -154,9 +154,7 @@ impl Logs {
             refused: Mutex::default(),
         }
     }
-}
 
-impl Logs {
     /// Queues an application event; never waits. Also written to the process log.
     pub fn event(&self, e: LogEntry) {
         let level = match e.level {
@@ -506,8 +504,8 @@ pub struct Download {
     pub slot: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// An export that exists and has not expired, opened. At most two are sent at once.
 impl Logs {
+    /// An export that exists and has not expired, opened. At most two are sent at once.
     pub async fn download(&self, name: &str) -> Result<Download> {
         let made = export_time(name).ok_or(Error::NotFound("export"))?;
         if crate::time::now() - made > EXPORT_TTL_SECS {
