@@ -4,7 +4,6 @@
 
 mod common;
 
-use common::peers::{free_port, wait_for};
 use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -665,17 +664,9 @@ fn prometheus_metrics_parse() {
 
 // ---- WebSockets ----
 
-type Ws = tungstenite::WebSocket<TcpStream>;
-
 fn ws(s: &Server, path_and_query: &str) -> Ws {
-    let stream = s.connect();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let url = format!("ws://{}/api/v1{path_and_query}", s.addr);
-    let (ws, resp) = tungstenite::client(url.as_str(), stream).expect("handshake");
-    assert_eq!(resp.status().as_u16(), 101);
-    ws
+    s.ws(path_and_query)
+        .unwrap_or_else(|status| panic!("handshake refused: {status}"))
 }
 
 /// The next text message as JSON (skipping pings).

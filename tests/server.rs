@@ -176,8 +176,7 @@ fn tls_flags_without_the_feature_are_refused_not_ignored() {
 
 #[test]
 fn a_broken_database_gives_500_without_internals_503_not_ready_and_stays_alive() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     assert_eq!(s.get("/status/ready", None).status, 200);
     // Another process breaks the schema under the running service.
     let db = rusqlite::Connection::open(s.data_dir().join("ipv6wgm.db")).expect("db");
