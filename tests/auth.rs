@@ -233,11 +233,7 @@ fn reset_password_subcommand_works_with_server_stopped() {
     let (s, t) = Server::with_admin();
     let dir: Arc<tempfile::TempDir> = s.dir.clone();
     assert!(s.stop().success());
-    let out = std::process::Command::new(bin())
-        .args(["reset-password", "admin", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .output()
-        .expect("run");
+    let out = reset_admin_password(&dir.path().join("data"));
     assert!(
         out.status.success(),
         "{}",

@@ -115,11 +115,7 @@ fn the_reset_password_command_removes_the_initial_password_file() {
     let data = s.data_dir();
     let dir = s.dir.clone();
     assert!(s.stop().success());
-    let out = std::process::Command::new(bin())
-        .args(["reset-password", "admin", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("run");
+    let out = reset_admin_password(&data);
     assert!(out.status.success(), "{out:?}");
     assert!(!file.exists(), "stale initial password removed");
     drop(dir);

@@ -2,9 +2,12 @@
 //! prefix pools made through the API (each expecting its 201), reads that expect a 200, and
 //! one way to wait for a condition. Assertions stay in the tests; these only set the scene.
 
-use super::{Opts, Resp, Server, ADMIN_PW};
+use super::{bin, Opts, Resp, Server, ADMIN_PW};
 use serde_json::{json, Value};
+use std::ffi::OsStr;
 use std::net::TcpStream;
+use std::path::Path;
+use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,6 +129,19 @@ impl Resp {
             .expect("access_token")
             .to_string()
     }
+}
+
+/// Runs the binary with `args` to its end (subcommands, refused starts: no server).
+pub fn run_bin(args: &[&dyn AsRef<OsStr>]) -> Output {
+    std::process::Command::new(bin())
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .expect("run")
+}
+
+/// `ipv6wgm reset-password admin --data-dir <data_dir>` (the server stopped).
+pub fn reset_admin_password(data_dir: &Path) -> Output {
+    run_bin(&[&"reset-password", &"admin", &"--data-dir", &data_dir])
 }
 
 /// The `id` of a resource view.
