@@ -27,10 +27,8 @@ fn prefix_of(v: &Value) -> String {
         .to_string()
 }
 
-fn get_pool(s: &Server, token: &str, id: i64) -> Resp {
-    let r = s.get(&format!("/ipv6/pools/{id}"), Some(token));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r
+fn get_pool(s: &Server, token: &str, id: i64) -> Value {
+    s.read(&format!("/ipv6/pools/{id}"), token)
 }
 
 /// The raw JSON text of a response (for counts beyond what a JSON `Value` holds exactly).
@@ -39,8 +37,7 @@ fn raw(r: &Resp) -> String {
 }
 
 fn counts(s: &Server, token: &str, id: i64) -> (u64, u64, u64, u64) {
-    let r = get_pool(s, token, id);
-    let d = r.data();
+    let d = get_pool(s, token, id);
     let n = |k: &str| d[k].as_u64().unwrap_or_else(|| panic!("{k} in {d}"));
     (
         n("total_prefixes"),
@@ -60,9 +57,7 @@ fn release(s: &Server, token: &str, pool: i64, allocation: i64) -> Resp {
 }
 
 fn list_allocations(s: &Server, token: &str, query: &str) -> Value {
-    let r = s.get(&format!("/ipv6/allocations?{query}"), Some(token));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.data().clone()
+    s.read(&format!("/ipv6/allocations?{query}"), token)
 }
 
 /// A parsed IPv6 prefix as (first, last) addresses.
@@ -255,7 +250,7 @@ fn get_patch_put_and_delete_pools() {
     let (s, a) = Server::with_admin();
     let id = s.pool_id(&a, "p", "2001:db8::/48");
     let v = get_pool(&s, &a, id);
-    assert_eq!(v.data()["name"], "p");
+    assert_eq!(v["name"], "p");
     s.get("/ipv6/pools/999", Some(&a))
         .assert_error(404, "RESOURCE_NOT_FOUND");
 
@@ -478,7 +473,7 @@ fn a_tiny_pool_runs_out_then_reuses_released_prefixes() {
         "no free /64 left in pool \"tiny\""
     );
     let p = get_pool(&s, &a, pool);
-    assert_eq!(p.data()["usage_percent"], 100.0);
+    assert_eq!(p["usage_percent"], 100.0);
 
     let r = release(&s, &a, pool, id_of(&got[1]));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -489,7 +484,7 @@ fn a_tiny_pool_runs_out_then_reuses_released_prefixes() {
     release(&s, &a, pool + 1, id_of(&got[2])).assert_error(404, "RESOURCE_NOT_FOUND");
     assert_eq!(counts(&s, &a, pool), (4, 3, 1, 3));
     let p = get_pool(&s, &a, pool);
-    assert_eq!(p.data()["usage_percent"], 75.0);
+    assert_eq!(p["usage_percent"], 75.0);
     let again = allocate(&s, &a, pool, json!({"client_name": "late"}));
     assert_eq!(prefix_of(&again), "2001:db8:0:1::/64", "the freed hole");
     assert_eq!(counts(&s, &a, pool), (4, 4, 0, 4));
@@ -601,7 +596,7 @@ fn a_whitelist_limits_what_a_pool_hands_out() {
     add("2001:db8:0:10::1/64").assert_field_error(422, "VALIDATION_ERROR", "prefix");
     let r = s.get(&path, Some(&a));
     assert_eq!(r.data()["total"], 2, "{}", r.body);
-    assert_eq!(get_pool(&s, &a, pool).data()["whitelist_count"], 2);
+    assert_eq!(get_pool(&s, &a, pool)["whitelist_count"], 2);
     assert_eq!(counts(&s, &a, pool), (3, 0, 3, 0));
 
     let got: Vec<String> = (0..3)

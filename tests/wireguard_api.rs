@@ -98,9 +98,8 @@ fn setting(text: &str, section: &str, key: &str) -> Option<String> {
 
 /// The client's config text via `/config`.
 fn config_of(s: &Server, token: &str, client: i64) -> String {
-    let r = s.get(&format!("/wireguard/clients/{client}/config"), Some(token));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.data()["config"].as_str().expect("config").to_string()
+    let d = s.read(&format!("/wireguard/clients/{client}/config"), token);
+    d["config"].as_str().expect("config").to_string()
 }
 
 fn endpoint_in(config: &str) -> String {
