@@ -110,6 +110,11 @@ impl Server {
         self.read(&format!("/wireguard/clients/{id}"), token)
     }
 
+    /// A BGP session (201 expected); its view.
+    pub fn create_bgp_session(&self, token: &str, body: Value) -> Value {
+        self.create("/bgp/sessions", token, &body)
+    }
+
     /// A prefix pool (201 expected); its view.
     pub fn create_pool(&self, token: &str, body: Value) -> Value {
         self.create("/ipv6/pools", token, &body)
