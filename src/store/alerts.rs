@@ -6,17 +6,8 @@ use super::{StoreError, StoreResult};
 use crate::monitor::alerts::{Condition, Level, Rule};
 use rusqlite::{Connection, OptionalExtension};
 
-columns!(rule_col {
-    id,
-    name,
-    metric_name,
-    condition,
-    threshold,
-    level,
-    enabled,
-    cooldown_minutes,
-    description,
-});
+columns! { rule_col: id, name, metric_name, condition, threshold, level, enabled, cooldown_minutes,
+description }
 use rule_col::LIST as COLUMNS;
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rule> {

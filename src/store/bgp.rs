@@ -75,25 +75,9 @@ pub struct AnnouncementFilter {
 
 // ---- row mapping ----
 
-columns!(session_col {
-    id,
-    name,
-    neighbor,
-    remote_as,
-    local_as,
-    hold_time,
-    password,
-    description,
-    enabled,
-    local_address,
-    local_port,
-    remote_port,
-    passive,
-    max_prefixes,
-    next_hop_ipv6,
-    created_at,
-    updated_at,
-});
+columns! { session_col: id, name, neighbor, remote_as, local_as, hold_time, password, description,
+enabled, local_address, local_port, remote_port, passive, max_prefixes, next_hop_ipv6,
+created_at, updated_at }
 use session_col::LIST as SESSION_COLUMNS;
 
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
@@ -141,19 +125,8 @@ fn session_written(f: &SessionFields) -> Vec<Set<'_>> {
     ]
 }
 
-columns!(announcement_col {
-    id,
-    session_id,
-    prefix,
-    next_hop,
-    as_path,
-    community,
-    description,
-    enabled,
-    force_announce,
-    created_at,
-    updated_at,
-});
+columns! { announcement_col: id, session_id, prefix, next_hop, as_path, community, description,
+enabled, force_announce, created_at, updated_at }
 use announcement_col::LIST as ANNOUNCEMENT_COLUMNS;
 
 fn announcement_from_row(r: &Row<'_>) -> rusqlite::Result<AnnouncementRow> {

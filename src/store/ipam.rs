@@ -107,19 +107,8 @@ pub struct WhitelistRow {
 
 // ---- row mapping ----
 
-columns!(pool_col {
-    id,
-    name,
-    prefix,
-    prefix_length,
-    min_prefix_length,
-    max_prefix_length,
-    description,
-    status,
-    auto_announce_bgp,
-    created_at,
-    updated_at,
-});
+columns! { pool_col: id, name, prefix, prefix_length, min_prefix_length, max_prefix_length,
+description, status, auto_announce_bgp, created_at, updated_at }
 use pool_col::LIST as POOL_COLUMNS;
 
 fn pool_from_row(r: &Row<'_>) -> rusqlite::Result<PoolRow> {
@@ -155,16 +144,8 @@ fn pool_written(f: &PoolFields) -> Vec<Set<'_>> {
     ]
 }
 
-columns!(allocation_col {
-    id,
-    pool_id,
-    prefix,
-    client_id,
-    client_name,
-    description,
-    auto_announce,
-    allocated_at,
-});
+columns! { allocation_col: id, pool_id, prefix, client_id, client_name, description, auto_announce,
+allocated_at }
 use allocation_col::LIST as ALLOCATION_COLUMNS;
 
 fn allocation_from_row(r: &Row<'_>) -> rusqlite::Result<AllocationRow> {
@@ -181,13 +162,7 @@ fn allocation_from_row(r: &Row<'_>) -> rusqlite::Result<AllocationRow> {
     })
 }
 
-columns!(whitelist_col {
-    id,
-    pool_id,
-    prefix,
-    description,
-    created_at,
-});
+columns! { whitelist_col: id, pool_id, prefix, description, created_at }
 use whitelist_col::LIST as WHITELIST_COLUMNS;
 
 fn whitelist_from_row(r: &Row<'_>) -> rusqlite::Result<WhitelistRow> {

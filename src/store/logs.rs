@@ -429,23 +429,8 @@ impl Filter {
     }
 }
 
-columns!(entry_col {
-    id,
-    ts,
-    level,
-    module,
-    action,
-    message,
-    user_id,
-    username,
-    ip,
-    user_agent,
-    method,
-    path,
-    target,
-    status,
-    details,
-});
+columns! { entry_col: id, ts, level, module, action, message, user_id, username, ip, user_agent,
+method, path, target, status, details }
 use entry_col::LIST as COLUMNS;
 
 /// One page, newest first, and the number of matching rows.

@@ -17,11 +17,11 @@ use rusqlite::{params_from_iter, Connection, Row};
 use std::str::FromStr;
 
 /// Declares a table's columns, in SELECT order:
-/// `columns!(pool_col { id, name, prefix })` makes a module `pool_col` with
+/// `columns! { pool_col: id, name, prefix }` makes a module `pool_col` with
 /// `LIST` (`"id, name, prefix"`), `COUNT` (3: the index of the first thing a query selects
 /// after them) and one index constant per column (`pool_col::prefix == 2`).
 macro_rules! columns {
-    ($(#[$doc:meta])* $module:ident { $first:ident $(, $rest:ident)* $(,)? }) => {
+    ($(#[$doc:meta])* $module:ident: $first:ident $(, $rest:ident)* $(,)?) => {
         $(#[$doc])*
         #[allow(non_upper_case_globals, dead_code)]
         mod $module {
@@ -179,7 +179,7 @@ pub(crate) fn text<T: ToString>(v: &Option<T>) -> Option<String> {
 mod tests {
     use super::*;
 
-    columns!(demo_col { id, name, prefix });
+    columns! { demo_col: id, name, prefix }
 
     #[test]
     fn columns_list_and_index_agree() {

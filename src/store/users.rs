@@ -42,20 +42,8 @@ pub struct UserFilter {
     pub is_active: Option<bool>,
 }
 
-columns!(user_col {
-    id,
-    username,
-    email,
-    full_name,
-    role,
-    is_active,
-    password_hash,
-    token_generation,
-    last_login,
-    created_at,
-    updated_at,
-    token_nonce,
-});
+columns! { user_col: id, username, email, full_name, role, is_active, password_hash,
+token_generation, last_login, created_at, updated_at, token_nonce }
 
 use user_col::LIST as COLUMNS;
 

@@ -113,24 +113,9 @@ pub struct Routed {
 
 // ---- row mapping ----
 
-columns!(server_col {
-    id,
-    name,
-    interface,
-    description,
-    listen_port,
-    ipv4_address,
-    ipv6_address,
-    dns_servers,
-    mtu,
-    endpoint,
-    persistent_keepalive,
-    private_key,
-    public_key,
-    is_active,
-    created_at,
-    updated_at,
-});
+columns! { server_col: id, name, interface, description, listen_port, ipv4_address, ipv6_address,
+dns_servers, mtu, endpoint, persistent_keepalive, private_key, public_key, is_active,
+created_at, updated_at }
 
 use server_col::LIST as SERVER_COLUMNS;
 
@@ -173,25 +158,9 @@ fn server_written(f: &ServerFields) -> Vec<Set<'_>> {
     ]
 }
 
-columns!(client_col {
-    id,
-    server_id,
-    name,
-    description,
-    enabled,
-    public_key,
-    private_key,
-    preshared_key,
-    ipv4_address,
-    ipv6_address,
-    allowed_ips,
-    dns_servers,
-    mtu,
-    persistent_keepalive,
-    routed_prefixes,
-    created_at,
-    updated_at,
-});
+columns! { client_col: id, server_id, name, description, enabled, public_key, private_key,
+preshared_key, ipv4_address, ipv6_address, allowed_ips, dns_servers, mtu, persistent_keepalive,
+routed_prefixes, created_at, updated_at }
 
 use client_col::LIST as CLIENT_COLUMNS;
 
