@@ -68,8 +68,7 @@ fn missing_invalid_and_foreign_tokens_are_unauthorized() {
 
 #[test]
 fn logout_revokes_and_revocation_survives_restart() {
-    let s = Server::start();
-    let kept = s.admin();
+    let (s, kept) = Server::with_admin();
     let dropped = s.admin();
     let r = s.post("/auth/logout", Some(&dropped), &json!({}));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -77,12 +76,7 @@ fn logout_revokes_and_revocation_survives_restart() {
         .assert_error(401, "UNAUTHORIZED");
     assert_eq!(s.get("/auth/me", Some(&kept)).status, 200);
 
-    let dir = s.dir.clone();
-    assert!(s.stop().success());
-    let s = Server::start_with(Opts {
-        dir: Some(dir),
-        ..Default::default()
-    });
+    let s = s.restart_with(Opts::default());
     s.get("/auth/me", Some(&dropped))
         .assert_error(401, "UNAUTHORIZED");
     assert_eq!(
@@ -94,15 +88,11 @@ fn logout_revokes_and_revocation_survives_restart() {
 
 #[test]
 fn refresh_rotates_the_token_and_alias_works() {
-    let s = Server::start();
-    let t1 = s.admin();
+    let (s, t1) = Server::with_admin();
     let r = s.call("POST", "/auth/refresh", Some(&t1), None);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.data()["expires_in"], 691_200);
-    let t2 = r.data()["access_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let t2 = r.access_token();
     assert_ne!(t1, t2);
     assert_eq!(s.get("/auth/me", Some(&t2)).status, 200);
     // The old token lives on for the grace period (30 s), but is not refreshed again.
@@ -123,10 +113,7 @@ fn expired_tokens_say_so() {
         ..Default::default()
     });
     let r = s.login("admin", ADMIN_PW);
-    let t = r.data()["access_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let t = r.access_token();
     assert_eq!(s.get("/auth/me", Some(&t)).status, 200);
     assert_eq!(r.data()["expires_in"], 2);
     std::thread::sleep(std::time::Duration::from_millis(3100));
@@ -161,8 +148,7 @@ fn failed_logins_are_rate_limited_per_ip() {
 
 #[test]
 fn password_reset_and_deactivation_void_existing_tokens() {
-    let s = Server::start();
-    let admin = s.admin();
+    let (s, admin) = Server::with_admin();
     let (id, old) = s.user_with_role(&admin, "carol", "user");
     let r = s.post(
         &format!("/users/{id}/reset-password"),
@@ -205,8 +191,7 @@ fn password_reset_and_deactivation_void_existing_tokens() {
 
 #[test]
 fn demotion_takes_effect_on_the_next_request() {
-    let s = Server::start();
-    let admin = s.admin();
+    let (s, admin) = Server::with_admin();
     let (id, t) = s.user_with_role(&admin, "dave", "admin");
     assert_eq!(s.get("/users", Some(&t)).status, 200);
     s.send(
@@ -238,27 +223,17 @@ fn first_start_generates_a_private_admin_password() {
     assert_eq!(db_mode & 0o077, 0, "database not readable by others");
 
     // A restart neither re-creates the admin nor prints a password again.
-    let dir = s.dir.clone();
-    assert!(s.stop().success());
-    let s = Server::start_with(Opts {
-        dir: Some(dir),
-        ..Default::default()
-    });
+    let s = s.restart_with(Opts::default());
     assert!(!s.stderr_text().contains(pw));
     assert_eq!(s.login("admin", pw).status, 200);
 }
 
 #[test]
 fn reset_password_subcommand_works_with_server_stopped() {
-    let s = Server::start();
-    let t = s.admin();
+    let (s, t) = Server::with_admin();
     let dir: Arc<tempfile::TempDir> = s.dir.clone();
     assert!(s.stop().success());
-    let out = std::process::Command::new(bin())
-        .args(["reset-password", "admin", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .output()
-        .expect("run");
+    let out = reset_admin_password(&dir.path().join("data"));
     assert!(
         out.status.success(),
         "{}",

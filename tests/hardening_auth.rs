@@ -7,20 +7,9 @@ use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// Polls `f` every 50 ms until it is true; panics with `what` after `limit`.
-fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    start.elapsed()
-}
-
 #[test]
 fn a_deleted_users_token_does_not_authenticate_the_next_user_created() {
-    let s = Server::start();
-    let admin = s.admin();
+    let (s, admin) = Server::with_admin();
     let (viewer_id, viewer_token) = s.user_with_role(&admin, "old-viewer", "viewer");
     assert_eq!(s.get("/auth/me", Some(&viewer_token)).status, 200);
     let r = s.send(
@@ -43,19 +32,11 @@ fn a_deleted_users_token_does_not_authenticate_the_next_user_created() {
 #[test]
 fn refresh_keeps_the_old_token_for_the_grace_period_only() {
     let grace = 2;
-    let s = Server::start_with(Opts {
-        config: Some(format!("[auth]\nrefresh_grace_secs = {grace}\n")),
-        admin_password: Some(ADMIN_PW.into()),
-        ..Default::default()
-    });
-    let old = s.admin();
+    let (s, old) = Server::with_config(&format!("[auth]\nrefresh_grace_secs = {grace}\n"));
     let r = s.call("POST", "/auth/refresh", Some(&old), None);
     assert_eq!(r.status, 200, "{}", r.body);
     let refreshed_at = Instant::now();
-    let new = r.data()["access_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let new = r.access_token();
     // Requests a browser tab sent with the old token just before the refresh still work…
     assert_eq!(s.get("/auth/me", Some(&old)).status, 200);
     assert_eq!(s.get("/auth/me", Some(&new)).status, 200);
@@ -63,11 +44,9 @@ fn refresh_keeps_the_old_token_for_the_grace_period_only() {
     s.call("POST", "/auth/refresh", Some(&old), None)
         .assert_error(401, "UNAUTHORIZED");
     // The grace period ends on time.
-    wait_until(
-        Duration::from_secs(grace + 5),
-        "the old token to expire",
-        || s.get("/auth/me", Some(&old)).status == 401,
-    );
+    wait_for(grace + 5, "the old token to expire", || {
+        (s.get("/auth/me", Some(&old)).status == 401).then_some(())
+    });
     let lived = refreshed_at.elapsed();
     assert!(
         lived >= Duration::from_secs(grace - 1),
@@ -90,10 +69,7 @@ fn logout_during_the_grace_period_revokes_at_once() {
     // A password change also ends the grace of every token of that user at once.
     let t1 = s.admin();
     let r = s.call("POST", "/auth/refresh", Some(&t1), None);
-    let t2 = r.data()["access_token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let t2 = r.access_token();
     let r = s.post(
         "/users/1/reset-password",
         Some(&t2),
@@ -139,11 +115,7 @@ fn the_reset_password_command_removes_the_initial_password_file() {
     let data = s.data_dir();
     let dir = s.dir.clone();
     assert!(s.stop().success());
-    let out = std::process::Command::new(bin())
-        .args(["reset-password", "admin", "--data-dir"])
-        .arg(&data)
-        .output()
-        .expect("run");
+    let out = reset_admin_password(&data);
     assert!(out.status.success(), "{out:?}");
     assert!(!file.exists(), "stale initial password removed");
     drop(dir);
@@ -253,8 +225,8 @@ fn a_full_disk_is_503_and_logout_still_revokes() {
     let r = s.post("/auth/logout", Some(&leaving), &json!({}));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(revoked_count(&s), before, "the disk is full: not saved yet");
-    wait_until(Duration::from_secs(5), "the warning in the log", || {
-        s.stderr_text().contains("held in memory")
+    wait_for(5, "the warning in the log", || {
+        s.stderr_text().contains("held in memory").then_some(())
     });
     s.get("/auth/me", Some(&leaving))
         .assert_error(401, "UNAUTHORIZED");
@@ -263,14 +235,10 @@ fn a_full_disk_is_503_and_logout_still_revokes() {
     // Once there is room again, the revocation is saved and survives a restart.
     std::fs::remove_file(filler).expect("free space");
     std::fs::remove_file(rest).expect("free space");
-    wait_until(
-        Duration::from_secs(20),
-        "the revocation to be saved",
-        || {
-            assert_eq!(s.get("/auth/me", Some(&admin)).status, 200);
-            revoked_count(&s) > before
-        },
-    );
+    wait_for(20, "the revocation to be saved", || {
+        assert_eq!(s.get("/auth/me", Some(&admin)).status, 200);
+        (revoked_count(&s) > before).then_some(())
+    });
     assert!(s.stop().success());
     let s = Server::start_with(Opts {
         dir: Some(dir.clone()),

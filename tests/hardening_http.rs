@@ -4,20 +4,11 @@
 
 mod common;
 
-use common::peers::wait_for;
 use common::*;
 use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-
-fn start(config: &str) -> Server {
-    Server::start_with(Opts {
-        admin_password: Some(ADMIN_PW.into()),
-        config: Some(config.into()),
-        ..Default::default()
-    })
-}
 
 /// A connection to `s` from another loopback address (all of 127/8 is local), so that a
 /// test can be two clients.
@@ -68,7 +59,7 @@ Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{";
 #[test]
 fn stalled_login_bodies_from_one_address_do_not_lock_out_the_api() {
     // Defaults: 256 connections, 64 per address.
-    let s = start("");
+    let s = Server::configured("");
     let flood: Vec<TcpStream> = (0..300)
         .map(|_| {
             let mut c = connect_from(&s, "127.0.0.2");
@@ -91,7 +82,7 @@ fn stalled_login_bodies_from_one_address_do_not_lock_out_the_api() {
 
 #[test]
 fn bodies_are_small_before_authentication() {
-    let s = start("");
+    let s = Server::configured("");
     let a = s.admin();
     // No Content-Length to check up front: the read itself stops at 4 KiB.
     let big = format!(
@@ -110,7 +101,7 @@ fn bodies_are_small_before_authentication() {
 
 #[test]
 fn a_body_that_stops_coming_is_answered_408_and_closed() {
-    let s = start("[http]\nbody_read_timeout_secs = 1\n");
+    let s = Server::configured("[http]\nbody_read_timeout_secs = 1\n");
     // A body that stops coming: 408 with the envelope when the deadline passes, then close.
     let mut c = s.connect();
     c.set_read_timeout(Some(Duration::from_secs(10)))
@@ -130,7 +121,7 @@ fn a_body_that_stops_coming_is_answered_408_and_closed() {
 
 #[test]
 fn heads_are_bounded_and_hypers_own_errors_have_an_envelope() {
-    let s = start("[http]\nheader_read_timeout_secs = 1\n");
+    let s = Server::configured("[http]\nheader_read_timeout_secs = 1\n");
     // 20 KB of a head that never ends: refused at http.max_header_bytes (16 KiB).
     let mut c = s.connect();
     c.set_read_timeout(Some(Duration::from_secs(5)))
@@ -165,7 +156,7 @@ fn heads_are_bounded_and_hypers_own_errors_have_an_envelope() {
 
 #[test]
 fn head_answers_like_get_without_a_body() {
-    let s = start("");
+    let s = Server::configured("");
     let get = s.get("/status/live", None);
     let mut c = s.connect();
     c.write_all(b"HEAD /api/v1/status/live HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -229,7 +220,7 @@ fn read_head(c: &mut TcpStream) -> std::io::Result<String> {
 
 #[test]
 fn export_downloads_stream_and_hold_their_slot_until_sent() {
-    let s = start("[logs]\nmax_size_mb = 64\nmax_entries = 100000\n");
+    let s = Server::configured("[logs]\nmax_size_mb = 64\nmax_entries = 100000\n");
     let a = s.admin();
     fill_log(&s, &a, 2500);
     let r = s.get("/logs/export?format=json", Some(&a));
@@ -277,31 +268,14 @@ fn export_downloads_stream_and_hold_their_slot_until_sent() {
     assert_eq!(rest.len() as u64, size);
 }
 
-type Ws = tungstenite::WebSocket<TcpStream>;
-
-fn ws_open(s: &Server, path_and_query: &str) -> Result<Ws, u16> {
-    let stream = s.connect();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let url = format!("ws://{}/api/v1{path_and_query}", s.addr);
-    match tungstenite::client(url.as_str(), stream) {
-        Ok((ws, _)) => Ok(ws),
-        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
-            Err(r.status().as_u16())
-        }
-        Err(e) => panic!("handshake: {e}"),
-    }
-}
-
 #[test]
 fn websockets_without_a_token_cannot_take_the_real_slots() {
     // Defaults: 256 WebSocket slots; one at a time, the handshakes stay within the
     // per-address connection cap (a socket no longer counts once upgraded).
-    let s = start("");
+    let s = Server::configured("");
     let a = s.admin();
     // As many sockets as there are slots, none sending its token.
-    let waiting: Vec<Result<Ws, u16>> = (0..256).map(|_| ws_open(&s, "/ws/connect")).collect();
+    let waiting: Vec<Result<Ws, u16>> = (0..256).map(|_| s.ws("/ws/connect")).collect();
     let refused = waiting.iter().filter(|w| matches!(w, Err(503))).count();
     assert!(
         refused > 0,
@@ -309,7 +283,9 @@ fn websockets_without_a_token_cannot_take_the_real_slots() {
     );
     assert!(waiting.iter().all(|w| matches!(w, Ok(_) | Err(503))));
     // A real user still gets in.
-    let mut ws = ws_open(&s, &format!("/ws/system/status?token={a}")).expect("authenticated");
+    let mut ws = s
+        .ws(&format!("/ws/system/status?token={a}"))
+        .expect("authenticated");
     let first = wait_for(20, "the connected message", || match ws.read().ok()? {
         tungstenite::Message::Text(t) => serde_json::from_str::<Value>(&t).ok(),
         _ => None,

@@ -16,11 +16,7 @@ const BOUND_MB: u64 = 1;
 const THREADS: usize = 4;
 
 fn start() -> Server {
-    Server::start_with(Opts {
-        admin_password: Some(ADMIN_PW.into()),
-        config: Some(format!("[logs]\nmax_size_mb = {BOUND_MB}\n")),
-        ..Default::default()
-    })
+    Server::configured(&format!("[logs]\nmax_size_mb = {BOUND_MB}\n"))
 }
 
 /// Bytes of the log database and its WAL right now (a file that does not exist counts 0).

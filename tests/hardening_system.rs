@@ -4,7 +4,6 @@
 
 mod common;
 
-use common::peers::wait_for;
 use common::*;
 use serde_json::{json, Value};
 use std::io::Write;

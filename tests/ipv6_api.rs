@@ -12,25 +12,6 @@ use std::sync::Arc;
 
 // ---- helpers ----
 
-/// Creates a pool (201 expected) and returns its view.
-fn create_pool(s: &Server, token: &str, body: Value) -> Value {
-    let r = s.post("/ipv6/pools", Some(token), &body);
-    assert_eq!(r.status, 201, "create pool {body}: {}", r.body);
-    r.data().clone()
-}
-
-fn pool_id(s: &Server, token: &str, name: &str, prefix: &str) -> i64 {
-    id_of(&create_pool(
-        s,
-        token,
-        json!({"name": name, "prefix": prefix}),
-    ))
-}
-
-fn id_of(v: &Value) -> i64 {
-    v["id"].as_i64().expect("id")
-}
-
 /// `POST /ipv6/pools/{pool}/allocate` (201 expected); returns the allocation.
 fn allocate(s: &Server, token: &str, pool: i64, body: Value) -> Value {
     let r = s.post(&format!("/ipv6/pools/{pool}/allocate"), Some(token), &body);
@@ -46,10 +27,8 @@ fn prefix_of(v: &Value) -> String {
         .to_string()
 }
 
-fn get_pool(s: &Server, token: &str, id: i64) -> Resp {
-    let r = s.get(&format!("/ipv6/pools/{id}"), Some(token));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r
+fn get_pool(s: &Server, token: &str, id: i64) -> Value {
+    s.read(&format!("/ipv6/pools/{id}"), token)
 }
 
 /// The raw JSON text of a response (for counts beyond what a JSON `Value` holds exactly).
@@ -58,8 +37,7 @@ fn raw(r: &Resp) -> String {
 }
 
 fn counts(s: &Server, token: &str, id: i64) -> (u64, u64, u64, u64) {
-    let r = get_pool(s, token, id);
-    let d = r.data();
+    let d = get_pool(s, token, id);
     let n = |k: &str| d[k].as_u64().unwrap_or_else(|| panic!("{k} in {d}"));
     (
         n("total_prefixes"),
@@ -79,9 +57,7 @@ fn release(s: &Server, token: &str, pool: i64, allocation: i64) -> Resp {
 }
 
 fn list_allocations(s: &Server, token: &str, query: &str) -> Value {
-    let r = s.get(&format!("/ipv6/allocations?{query}"), Some(token));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.data().clone()
+    s.read(&format!("/ipv6/allocations?{query}"), token)
 }
 
 /// A parsed IPv6 prefix as (first, last) addresses.
@@ -101,8 +77,7 @@ fn span(p: &str) -> (u128, u128) {
 
 #[test]
 fn create_pool_applies_defaults_and_counts_exactly() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let r = s.post(
         "/ipv6/pools",
         Some(&a),
@@ -156,8 +131,7 @@ fn create_pool_applies_defaults_and_counts_exactly() {
         "min/max in either order, stored low to high"
     );
     // api-reference.zh.md's example: no prefix_length, max 64 / min 128.
-    let v = create_pool(
-        &s,
+    let v = s.create_pool(
         &a,
         json!({"name": "ref", "prefix": "2001:dba::/48", "max_prefix_length": 64,
                "min_prefix_length": 128}),
@@ -171,7 +145,7 @@ fn create_pool_applies_defaults_and_counts_exactly() {
         ),
         (&json!(64), &json!(64), &json!(128), &json!(65536))
     );
-    let v = create_pool(&s, &a, json!({"name": "small", "prefix": "2001:dbb::/96"}));
+    let v = s.create_pool(&a, json!({"name": "small", "prefix": "2001:dbb::/96"}));
     assert_eq!(
         v["prefix_length"], 128,
         "pools longer than /64 hand out /128s"
@@ -194,8 +168,7 @@ fn create_pool_applies_defaults_and_counts_exactly() {
 
 #[test]
 fn pool_validation_errors_name_the_field() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let cases = [
         (json!({"name": "x", "prefix": "2001:db8::1/48"}), "prefix"),
         (json!({"name": "x", "prefix": "10.0.0.0/8"}), "prefix"),
@@ -243,9 +216,8 @@ fn pool_validation_errors_name_the_field() {
 
 #[test]
 fn overlapping_pools_and_wireguard_subnets_conflict() {
-    let s = Server::start();
-    let a = s.admin();
-    pool_id(&s, &a, "isp", "2001:db8::/32");
+    let (s, a) = Server::with_admin();
+    s.pool_id(&a, "isp", "2001:db8::/32");
     for (body, field) in [
         (json!({"name": "in", "prefix": "2001:db8:5::/48"}), "prefix"),
         (
@@ -257,12 +229,7 @@ fn overlapping_pools_and_wireguard_subnets_conflict() {
         s.post("/ipv6/pools", Some(&a), &body)
             .assert_field_error(409, "RESOURCE_CONFLICT", field);
     }
-    let r = s.post(
-        "/wireguard/servers",
-        Some(&a),
-        &json!({"name": "wg", "ipv6_address": "fd00:1::1/64"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
+    s.create_wg_server(&a, json!({"name": "wg", "ipv6_address": "fd00:1::1/64"}));
     let r = s.post(
         "/ipv6/pools",
         Some(&a),
@@ -280,11 +247,10 @@ fn overlapping_pools_and_wireguard_subnets_conflict() {
 
 #[test]
 fn get_patch_put_and_delete_pools() {
-    let s = Server::start();
-    let a = s.admin();
-    let id = pool_id(&s, &a, "p", "2001:db8::/48");
+    let (s, a) = Server::with_admin();
+    let id = s.pool_id(&a, "p", "2001:db8::/48");
     let v = get_pool(&s, &a, id);
-    assert_eq!(v.data()["name"], "p");
+    assert_eq!(v["name"], "p");
     s.get("/ipv6/pools/999", Some(&a))
         .assert_error(404, "RESOURCE_NOT_FOUND");
 
@@ -356,7 +322,7 @@ fn get_patch_put_and_delete_pools() {
         .assert_error(404, "RESOURCE_NOT_FOUND");
     assert_eq!(list_allocations(&s, &a, "")["pagination"]["total"], 0);
     // The space is free for a new pool, which starts empty.
-    let id = pool_id(&s, &a, "again", "2001:db8::/48");
+    let id = s.pool_id(&a, "again", "2001:db8::/48");
     assert_eq!(counts(&s, &a, id), (65536, 0, 65536, 0));
 }
 
@@ -364,10 +330,8 @@ fn get_patch_put_and_delete_pools() {
 
 #[test]
 fn allocations_are_lowest_first_and_sized_on_request() {
-    let s = Server::start();
-    let a = s.admin();
-    let pool = id_of(&create_pool(
-        &s,
+    let (s, a) = Server::with_admin();
+    let pool = id_of(&s.create_pool(
         &a,
         json!({"name": "p", "prefix": "2001:db8::/48", "min_prefix_length": 56,
                "max_prefix_length": 64}),
@@ -462,10 +426,8 @@ fn allocations_are_lowest_first_and_sized_on_request() {
 
 #[test]
 fn post_allocations_takes_the_pool_from_the_body() {
-    let s = Server::start();
-    let a = s.admin();
-    let pool = id_of(&create_pool(
-        &s,
+    let (s, a) = Server::with_admin();
+    let pool = id_of(&s.create_pool(
         &a,
         json!({"name": "p", "prefix": "2001:db8::/48", "auto_announce_bgp": true}),
     ));
@@ -494,9 +456,8 @@ fn post_allocations_takes_the_pool_from_the_body() {
 
 #[test]
 fn a_tiny_pool_runs_out_then_reuses_released_prefixes() {
-    let s = Server::start();
-    let a = s.admin();
-    let pool = pool_id(&s, &a, "tiny", "2001:db8::/62");
+    let (s, a) = Server::with_admin();
+    let pool = s.pool_id(&a, "tiny", "2001:db8::/62");
     assert_eq!(counts(&s, &a, pool), (4, 0, 4, 0));
     let got: Vec<Value> = (0..4)
         .map(|i| allocate(&s, &a, pool, json!({"client_name": format!("c{i}")})))
@@ -512,7 +473,7 @@ fn a_tiny_pool_runs_out_then_reuses_released_prefixes() {
         "no free /64 left in pool \"tiny\""
     );
     let p = get_pool(&s, &a, pool);
-    assert_eq!(p.data()["usage_percent"], 100.0);
+    assert_eq!(p["usage_percent"], 100.0);
 
     let r = release(&s, &a, pool, id_of(&got[1]));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -523,7 +484,7 @@ fn a_tiny_pool_runs_out_then_reuses_released_prefixes() {
     release(&s, &a, pool + 1, id_of(&got[2])).assert_error(404, "RESOURCE_NOT_FOUND");
     assert_eq!(counts(&s, &a, pool), (4, 3, 1, 3));
     let p = get_pool(&s, &a, pool);
-    assert_eq!(p.data()["usage_percent"], 75.0);
+    assert_eq!(p["usage_percent"], 75.0);
     let again = allocate(&s, &a, pool, json!({"client_name": "late"}));
     assert_eq!(prefix_of(&again), "2001:db8:0:1::/64", "the freed hole");
     assert_eq!(counts(&s, &a, pool), (4, 4, 0, 4));
@@ -531,9 +492,8 @@ fn a_tiny_pool_runs_out_then_reuses_released_prefixes() {
 
 #[test]
 fn allocation_is_idempotent_per_client() {
-    let s = Server::start();
-    let a = s.admin();
-    let pool = pool_id(&s, &a, "p", "2001:db8::/48");
+    let (s, a) = Server::with_admin();
+    let pool = s.pool_id(&a, "p", "2001:db8::/48");
     let first = allocate(&s, &a, pool, json!({"client_name": "Alice"}));
     let r = s.post(
         &format!("/ipv6/pools/{pool}/allocate"),
@@ -578,9 +538,8 @@ fn allocation_is_idempotent_per_client() {
 
 #[test]
 fn disabled_pools_refuse_new_allocations() {
-    let s = Server::start();
-    let a = s.admin();
-    let pool = pool_id(&s, &a, "p", "2001:db8::/48");
+    let (s, a) = Server::with_admin();
+    let pool = s.pool_id(&a, "p", "2001:db8::/48");
     let held = allocate(&s, &a, pool, json!({"client_name": "old"}));
     let r = s.send(
         "PATCH",
@@ -619,9 +578,8 @@ fn disabled_pools_refuse_new_allocations() {
 
 #[test]
 fn a_whitelist_limits_what_a_pool_hands_out() {
-    let s = Server::start();
-    let a = s.admin();
-    let pool = pool_id(&s, &a, "p", "2001:db8::/48");
+    let (s, a) = Server::with_admin();
+    let pool = s.pool_id(&a, "p", "2001:db8::/48");
     let path = format!("/ipv6/pools/{pool}/whitelist");
     let add = |prefix: &str| s.post(&path, Some(&a), &json!({"prefix": prefix}));
     let r = s.post(
@@ -638,7 +596,7 @@ fn a_whitelist_limits_what_a_pool_hands_out() {
     add("2001:db8:0:10::1/64").assert_field_error(422, "VALIDATION_ERROR", "prefix");
     let r = s.get(&path, Some(&a));
     assert_eq!(r.data()["total"], 2, "{}", r.body);
-    assert_eq!(get_pool(&s, &a, pool).data()["whitelist_count"], 2);
+    assert_eq!(get_pool(&s, &a, pool)["whitelist_count"], 2);
     assert_eq!(counts(&s, &a, pool), (3, 0, 3, 0));
 
     let got: Vec<String> = (0..3)
@@ -704,9 +662,8 @@ fn a_whitelist_limits_what_a_pool_hands_out() {
 
 #[test]
 fn viewers_read_but_cannot_change_pools() {
-    let s = Server::start();
-    let a = s.admin();
-    let pool = pool_id(&s, &a, "p", "2001:db8::/48");
+    let (s, a) = Server::with_admin();
+    let pool = s.pool_id(&a, "p", "2001:db8::/48");
     let held = allocate(&s, &a, pool, json!({"client_name": "c"}));
     let (_, v) = s.user_with_role(&a, "vera", "viewer");
     let (_, u) = s.user_with_role(&a, "ursula", "user");
@@ -765,11 +722,9 @@ fn viewers_read_but_cannot_change_pools() {
 
 #[test]
 fn monitoring_shows_every_pool_with_health_and_totals() {
-    let s = Server::start();
-    let a = s.admin();
-    let tiny = pool_id(&s, &a, "tiny", "2001:db8::/62");
-    let big = id_of(&create_pool(
-        &s,
+    let (s, a) = Server::with_admin();
+    let tiny = s.pool_id(&a, "tiny", "2001:db8::/62");
+    let big = id_of(&s.create_pool(
         &a,
         json!({"name": "big", "prefix": "2001:db9::/48", "prefix_length": 128}),
     ));
@@ -825,8 +780,7 @@ fn concurrent_allocations_never_overlap() {
         ..Default::default()
     }));
     let a = Arc::new(s.admin());
-    let pool = id_of(&create_pool(
-        &s,
+    let pool = id_of(&s.create_pool(
         &a,
         json!({"name": "p", "prefix": "2001:db8::/48", "min_prefix_length": 56,
                "max_prefix_length": 64}),
@@ -872,31 +826,18 @@ fn concurrent_allocations_never_overlap() {
 
 // ---- the WireGuard link ----
 
-fn wg_client(s: &Server, a: &str, id: i64) -> Value {
-    let r = s.get(&format!("/wireguard/clients/{id}"), Some(a));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.data().clone()
-}
-
 #[test]
 fn allocations_for_a_wireguard_client_are_its_routed_prefixes() {
-    let s = Server::start();
-    let a = s.admin();
-    let r = s.post(
-        "/wireguard/servers",
-        Some(&a),
-        &json!({"name": "wg", "ipv6_address": "fd00::1/64", "endpoint": "vpn.example.com"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let server = id_of(r.data());
-    let r = s.post(
-        "/wireguard/clients",
-        Some(&a),
-        &json!({"server_id": server, "name": "router", "routed_prefixes": ["2001:db8:9::/48"]}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let client = id_of(r.data());
-    let pool = pool_id(&s, &a, "delegated", "2001:db8:100::/48");
+    let (s, a) = Server::with_admin();
+    let server = id_of(&s.create_wg_server(
+        &a,
+        json!({"name": "wg", "ipv6_address": "fd00::1/64", "endpoint": "vpn.example.com"}),
+    ));
+    let client = id_of(&s.create_client(
+        &a,
+        json!({"server_id": server, "name": "router", "routed_prefixes": ["2001:db8:9::/48"]}),
+    ));
+    let pool = s.pool_id(&a, "delegated", "2001:db8:100::/48");
 
     let given = allocate(
         &s,
@@ -915,7 +856,7 @@ fn allocations_for_a_wireguard_client_are_its_routed_prefixes() {
         "client_name defaults to the WireGuard client's"
     );
     assert_eq!(
-        wg_client(&s, &a, client)["routed_prefixes"],
+        s.wg_client(&a, client)["routed_prefixes"],
         json!(["2001:db8:9::/48", "2001:db8:100::/64"])
     );
     let r = s.get(&format!("/wireguard/clients/{client}/config"), Some(&a));
@@ -931,7 +872,7 @@ fn allocations_for_a_wireguard_client_are_its_routed_prefixes() {
     );
     assert_eq!((r.status, &r.data()["id"]), (200, &given["id"]));
     assert_eq!(
-        wg_client(&s, &a, client)["routed_prefixes"]
+        s.wg_client(&a, client)["routed_prefixes"]
             .as_array()
             .map(Vec::len),
         Some(2)
@@ -947,7 +888,7 @@ fn allocations_for_a_wireguard_client_are_its_routed_prefixes() {
 
     assert_eq!(release(&s, &a, pool, id_of(&given)).status, 200);
     assert_eq!(
-        wg_client(&s, &a, client)["routed_prefixes"],
+        s.wg_client(&a, client)["routed_prefixes"],
         json!(["2001:db8:9::/48"])
     );
 
@@ -972,12 +913,7 @@ fn allocations_for_a_wireguard_client_are_its_routed_prefixes() {
     );
 
     // Force-deleting a server releases its clients' allocations too.
-    let r = s.post(
-        "/wireguard/clients",
-        Some(&a),
-        &json!({"server_id": server, "name": "second"}),
-    );
-    let second = id_of(r.data());
+    let second = id_of(&s.create_client(&a, json!({"server_id": server, "name": "second"})));
     allocate(&s, &a, pool, json!({"client_id": second}));
     assert_eq!(counts(&s, &a, pool).3, 2);
     let r = s.call(
@@ -992,24 +928,13 @@ fn allocations_for_a_wireguard_client_are_its_routed_prefixes() {
 
 #[test]
 fn force_deleting_a_pool_unroutes_its_prefixes() {
-    let s = Server::start();
-    let a = s.admin();
-    let r = s.post(
-        "/wireguard/servers",
-        Some(&a),
-        &json!({"name": "wg", "ipv4_address": "10.0.0.1/24"}),
-    );
-    let server = id_of(r.data());
-    let r = s.post(
-        "/wireguard/clients",
-        Some(&a),
-        &json!({"server_id": server, "name": "c"}),
-    );
-    let client = id_of(r.data());
-    let pool = pool_id(&s, &a, "p", "2001:db8::/48");
+    let (s, a) = Server::with_admin();
+    let server = s.wg_server_id(&a, "wg", Some("10.0.0.1/24"), None);
+    let client = id_of(&s.create_client(&a, json!({"server_id": server, "name": "c"})));
+    let pool = s.pool_id(&a, "p", "2001:db8::/48");
     allocate(&s, &a, pool, json!({"client_id": client}));
     assert_eq!(
-        wg_client(&s, &a, client)["routed_prefixes"],
+        s.wg_client(&a, client)["routed_prefixes"],
         json!(["2001:db8::/64"])
     );
     let r = s.call(
@@ -1019,17 +944,16 @@ fn force_deleting_a_pool_unroutes_its_prefixes() {
         None,
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(wg_client(&s, &a, client)["routed_prefixes"], json!([]));
+    assert_eq!(s.wg_client(&a, client)["routed_prefixes"], json!([]));
 }
 
 // ---- restart ----
 
 #[test]
 fn allocations_survive_a_restart_and_the_allocator_is_rebuilt() {
-    let s = Server::start();
-    let a = s.admin();
-    let pool = pool_id(&s, &a, "p", "2001:db8::/48");
-    let wl = pool_id(&s, &a, "w", "2001:db9::/48");
+    let (s, a) = Server::with_admin();
+    let pool = s.pool_id(&a, "p", "2001:db8::/48");
+    let wl = s.pool_id(&a, "w", "2001:db9::/48");
     let r = s.post(
         &format!("/ipv6/pools/{wl}/whitelist"),
         Some(&a),
@@ -1042,12 +966,7 @@ fn allocations_survive_a_restart_and_the_allocator_is_rebuilt() {
     assert_eq!(release(&s, &a, pool, id_of(&held[1])).status, 200);
     allocate(&s, &a, wl, json!({"client_name": "w0"}));
 
-    let dir = s.dir.clone();
-    assert!(s.stop().success());
-    let s = Server::start_with(Opts {
-        dir: Some(dir),
-        ..Default::default()
-    });
+    let s = s.restart_with(Opts::default());
     let a = s.admin();
     assert_eq!(counts(&s, &a, pool), (65536, 2, 65534, 2));
     assert_eq!(
@@ -1083,51 +1002,38 @@ fn allocations_survive_a_restart_and_the_allocator_is_rebuilt() {
 /// after the release they no longer do. Skips with the reason unless root.
 #[test]
 fn a_delegated_prefix_is_routed_through_the_tunnel() {
-    use common::netns::{self, Netns, WgGoPeer};
-    if let Some(reason) = netns::skip_reason() {
-        common::skip(&reason);
+    use common::netns::{self, WgGoPeer};
+    let Some((srv_ns, cli_ns, _veth)) = netns::server_and_client(
+        "v6p",
+        [
+            "10.231.0.1/24",
+            "10.231.0.2/24",
+            "fd23:1::1/64",
+            "fd23:1::2/64",
+        ],
+    ) else {
         return;
-    }
-    let srv_ns = Netns::new("v6p-s");
-    let cli_ns = Netns::new("v6p-c");
-    let _veth = Netns::veth_pair(
-        &srv_ns,
-        &cli_ns,
-        "10.231.0.1/24",
-        "10.231.0.2/24",
-        "fd23:1::1/64",
-        "fd23:1::2/64",
-    );
-    let s = Server::start_with(Opts {
-        admin_password: Some(ADMIN_PW.into()),
-        netns: Some(srv_ns.name.clone()),
-        ..Default::default()
-    });
+    };
+    let s = Server::start_in_netns(&srv_ns.name, None);
     let a = s.admin();
     let iface = format!("v6p{}", std::process::id() % 100_000);
-    let r = s.post(
-        "/wireguard/servers",
-        Some(&a),
-        &json!({"name": "pd", "interface": iface, "listen_port": 51891,
+    let server = id_of(&s.create_wg_server(
+        &a,
+        json!({"name": "pd", "interface": iface, "listen_port": 51891,
                 "ipv6_address": "fd23:2::1/64", "endpoint": "10.231.0.1"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let server = id_of(r.data());
+    ));
     let r = s.post(
         &format!("/wireguard/servers/{server}/start"),
         Some(&a),
         &json!({}),
     );
     assert_eq!(r.status, 200, "{}\n{}", r.body, s.stderr_text());
-    let r = s.post(
-        "/wireguard/clients",
-        Some(&a),
-        &json!({"server_id": server, "name": "site", "allowed_ips": ["fd23:2::/64"],
+    let client = id_of(&s.create_client(
+        &a,
+        json!({"server_id": server, "name": "site", "allowed_ips": ["fd23:2::/64"],
                 "persistent_keepalive": 5}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let client = id_of(r.data());
-    let pool = pool_id(&s, &a, "delegated", "2001:db8:100::/48");
+    ));
+    let pool = s.pool_id(&a, "delegated", "2001:db8:100::/48");
     let given = allocate(&s, &a, pool, json!({"client_id": client}));
     assert_eq!(prefix_of(&given), "2001:db8:100::/64");
 
@@ -1168,9 +1074,8 @@ fn a_delegated_prefix_is_routed_through_the_tunnel() {
 
 #[test]
 fn the_wireguard_side_respects_pools() {
-    let s = Server::start();
-    let a = s.admin();
-    let pool = pool_id(&s, &a, "isp", "2001:db8:100::/48");
+    let (s, a) = Server::with_admin();
+    let pool = s.pool_id(&a, "isp", "2001:db8:100::/48");
     // A server subnet inside a pool is a conflict.
     let r = s.post(
         "/wireguard/servers",
@@ -1178,13 +1083,7 @@ fn the_wireguard_side_respects_pools() {
         &json!({"name": "bad", "ipv6_address": "2001:db8:100:ff::1/64"}),
     );
     r.assert_field_error(409, "RESOURCE_CONFLICT", "ipv6_address");
-    let r = s.post(
-        "/wireguard/servers",
-        Some(&a),
-        &json!({"name": "wg", "ipv6_address": "fd00::1/64"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let server = id_of(r.data());
+    let server = s.wg_server_id(&a, "wg", None, Some("fd00::1/64"));
     // A client cannot take a pool prefix by hand, on create or update.
     let r = s.post(
         "/wireguard/clients",
@@ -1192,13 +1091,7 @@ fn the_wireguard_side_respects_pools() {
         &json!({"server_id": server, "name": "x", "routed_prefixes": ["2001:db8:100:5::/64"]}),
     );
     r.assert_field_error(409, "RESOURCE_CONFLICT", "routed_prefixes");
-    let r = s.post(
-        "/wireguard/clients",
-        Some(&a),
-        &json!({"server_id": server, "name": "router"}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let client = id_of(r.data());
+    let client = id_of(&s.create_client(&a, json!({"server_id": server, "name": "router"})));
     let path = format!("/wireguard/clients/{client}");
     let r = s.send(
         "PATCH",

@@ -4,7 +4,6 @@
 
 mod common;
 
-use common::peers::{free_port, wait_for};
 use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -665,17 +664,9 @@ fn prometheus_metrics_parse() {
 
 // ---- WebSockets ----
 
-type Ws = tungstenite::WebSocket<TcpStream>;
-
 fn ws(s: &Server, path_and_query: &str) -> Ws {
-    let stream = s.connect();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let url = format!("ws://{}/api/v1{path_and_query}", s.addr);
-    let (ws, resp) = tungstenite::client(url.as_str(), stream).expect("handshake");
-    assert_eq!(resp.status().as_u16(), 101);
-    ws
+    s.ws(path_and_query)
+        .unwrap_or_else(|status| panic!("handshake refused: {status}"))
 }
 
 /// The next text message as JSON (skipping pings).
@@ -734,26 +725,22 @@ fn websocket_channels_push_state_and_changes() {
     );
 
     // A change through the API is pushed.
-    let r = s.post(
-        "/wireguard/servers",
-        Some(&a),
-        &json!({"name": "ws-test", "interface": "wgws0",
-        "listen_port": free_port(), "ipv4_address": "10.77.0.1/24"}),
+    s.create_wg_server(
+        &a,
+        json!({"name": "ws-test", "interface": "wgws0",
+               "listen_port": free_port(), "ipv4_address": "10.77.0.1/24"}),
     );
-    assert_eq!(r.status, 201, "{}", r.body);
     let d = next_of(&mut w, "wireguard_status", |d| {
         d["servers"]
             .as_array()
             .is_some_and(|v| v.iter().any(|s| s["name"] == "ws-test"))
     });
     assert_eq!(d["servers"][0]["status"], "stopped");
-    let r = s.post(
-        "/bgp/sessions",
-        Some(&a),
-        &json!({"name": "ws-peer", "neighbor": "192.0.2.9",
-        "remote_as": 65009, "local_as": 65001, "passive": true}),
+    let session = s.create_bgp_session(
+        &a,
+        json!({"name": "ws-peer", "neighbor": "192.0.2.9",
+               "remote_as": 65009, "local_as": 65001, "passive": true}),
     );
-    assert_eq!(r.status, 201, "{}", r.body);
     next_of(&mut w, "bgp_status", |d| {
         d["sessions"]
             .as_array()
@@ -786,7 +773,7 @@ fn websocket_channels_push_state_and_changes() {
     let me = s.get("/auth/me", Some(&a)).data()["id"]
         .as_i64()
         .expect("id");
-    let sid = r.data()["id"].as_i64().expect("session id");
+    let sid = id_of(&session);
     let mut u = ws(
         &s,
         &format!("/ws/{me}?connection_type=bgp_status&token={a}"),

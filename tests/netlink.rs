@@ -3,83 +3,28 @@
 //! so nothing touches the host's interfaces or routes. What `Netlink` reports is checked
 //! independently with iproute2 (`ip -j`) run in the same namespace through `nsenter`.
 
+#[path = "common/kernel.rs"]
+mod kernel;
 #[path = "common/skip.rs"]
 mod skip;
 
 use ipnet::IpNet;
 use ipv6wgm::wireguard::device::netlink::{LinkInfo, Netlink};
 use ipv6wgm::wireguard::device::tun::Tun;
+use kernel::{in_private_netns, ip, skip_reason};
 use serde_json::Value;
 use skip::skip;
-use std::future::Future;
-use std::process::Command;
 
 const DEV: &str = "nltest0";
 
-fn skip_reason() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root (CI runs as root)");
-    }
-    if !std::path::Path::new("/dev/net/tun").exists() {
-        return Some("no /dev/net/tun");
-    }
-    if Command::new("nsenter").arg("--version").output().is_err() {
-        return Some("no nsenter (util-linux)");
-    }
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("no ip (iproute2)");
-    }
-    None
-}
-
-/// Runs `body(netns path)` on a new thread inside a fresh network namespace, on a
-/// current-thread runtime (so the netlink socket and its task live on that thread).
-/// `before` runs in the namespace before the runtime starts.
-fn in_private_netns<F, Fut>(before: fn(), body: F)
-where
-    F: FnOnce(String) -> Fut + Send + 'static,
-    Fut: Future<Output = ()>,
-{
-    let worker = std::thread::spawn(move || {
-        // SAFETY: moves only this thread into a new, empty network namespace.
-        assert_eq!(
-            unsafe { libc::unshare(libc::CLONE_NEWNET) },
-            0,
-            "unshare(CLONE_NEWNET)"
-        );
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
-        let netns = format!("/proc/{}/task/{tid}/ns/net", std::process::id());
-        before();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(body(netns));
-    });
-    worker.join().expect("worker thread");
-}
-
 /// `ip -j <args>` in the namespace, parsed.
 fn ip_json(netns: &str, args: &[&str]) -> Value {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={netns}"))
-        .arg("ip")
-        .arg("-j")
-        .args(args)
-        .output()
-        .expect("nsenter ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = ip(netns, &[&["-j"], args].concat());
     // `ip -j` prints nothing at all (not `[]`) for some empty listings.
-    if out.stdout.iter().all(u8::is_ascii_whitespace) {
+    if stdout.iter().all(u8::is_ascii_whitespace) {
         return Value::Array(Vec::new());
     }
-    serde_json::from_slice(&out.stdout).expect("ip -j output is JSON")
+    serde_json::from_slice(&stdout).expect("ip -j output is JSON")
 }
 
 /// `(local/prefixlen, addr_info entry)` of every address iproute2 sees on DEV.

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const VRPS: &str = r#"{"roas":[
   {"prefix":"2001:db8:100::/48","maxLength":56,"asn":"AS65001","ta":"test"},
@@ -28,16 +28,6 @@ fn start_with_vrps(vrps: &str, local_asn: u32) -> (Server, std::path::PathBuf) {
     (s, file)
 }
 
-fn pool(s: &Server, a: &str, name: &str, prefix: &str) -> i64 {
-    let r = s.post(
-        "/ipv6/pools",
-        Some(a),
-        &json!({"name": name, "prefix": prefix}),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.data()["id"].as_i64().expect("id")
-}
-
 fn validate(s: &Server, a: &str, pool: i64, body: Value) -> Resp {
     s.post(&format!("/ipv6/pools/{pool}/validate-rpki"), Some(a), &body)
 }
@@ -46,9 +36,9 @@ fn validate(s: &Server, a: &str, pool: i64, body: Value) -> Resp {
 fn the_four_outcomes_and_a_live_reload() {
     let (s, file) = start_with_vrps(VRPS, 65001);
     let a = s.admin();
-    let p1 = pool(&s, &a, "one", "2001:db8:100::/48");
-    let p2 = pool(&s, &a, "two", "2001:db8:200::/48");
-    let p3 = pool(&s, &a, "three", "2001:db8:300::/48");
+    let p1 = s.pool_id(&a, "one", "2001:db8:100::/48");
+    let p2 = s.pool_id(&a, "two", "2001:db8:200::/48");
+    let p3 = s.pool_id(&a, "three", "2001:db8:300::/48");
 
     // The pool itself, origin = bgp.local_asn (an empty body is fine).
     let r = s.call(
@@ -135,15 +125,9 @@ fn the_four_outcomes_and_a_live_reload() {
         ),
     )
     .expect("rewrite");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let d = validate(&s, &a, p2, json!({}));
-        if d.data()["state"] == "valid" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "reload not seen: {}", d.body);
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for(15, "the reload", || {
+        (validate(&s, &a, p2, json!({})).data()["state"] == "valid").then_some(())
+    });
     let h = s.get("/status/health/detailed", Some(&a));
     assert_eq!(h.data()["components"]["rpki"]["serial"], 2);
     assert_eq!(h.data()["components"]["rpki"]["vrp_count"], 3);
@@ -151,30 +135,24 @@ fn the_four_outcomes_and_a_live_reload() {
     // A broken file keeps the last good table and shows the error.
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::write(&file, "{\"roas\":[").expect("break");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    let rpki = wait_for(15, "the error", || {
         let h = s.get("/status/health/detailed", Some(&a));
         let rpki = h.data()["components"]["rpki"].clone();
-        if rpki["status"] == "degraded" {
-            assert!(
-                rpki["last_error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("VRP file")),
-                "{rpki}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "error not seen: {rpki}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        (rpki["status"] == "degraded").then_some(rpki)
+    });
+    assert!(
+        rpki["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("VRP file")),
+        "{rpki}"
+    );
     assert_eq!(validate(&s, &a, p2, json!({})).data()["state"], "valid");
 }
 
 #[test]
 fn errors_without_data_as_or_a_prefix_of_the_pool() {
-    let s = Server::start();
-    let a = s.admin();
-    let p = pool(&s, &a, "one", "2001:db8:100::/48");
+    let (s, a) = Server::with_admin();
+    let p = s.pool_id(&a, "one", "2001:db8:100::/48");
     // No source configured: 503, saying what to configure.
     let r = validate(&s, &a, p, json!({"asn": 65001}));
     r.assert_error(503, "SERVICE_UNAVAILABLE");
@@ -185,7 +163,7 @@ fn errors_without_data_as_or_a_prefix_of_the_pool() {
     validate(&s, &a, p, json!({})).assert_field_error(422, "VALIDATION_ERROR", "asn");
     let (s, _) = start_with_vrps(VRPS, 65001);
     let a = s.admin();
-    let p = pool(&s, &a, "one", "2001:db8:100::/48");
+    let p = s.pool_id(&a, "one", "2001:db8:100::/48");
     validate(&s, &a, p, json!({"prefix": "2001:db8:999::/64"})).assert_field_error(
         422,
         "VALIDATION_ERROR",

@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 const VRPS: &str = r#"{"roas":[
   {"prefix":"2001:db8:100::/48","maxLength":56,"asn":"AS65001","ta":"test"},
@@ -23,13 +22,6 @@ impl Drop for Stayrtr {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
 fn validate(s: &Server, a: &str, pool: i64) -> Value {
     let r = s.post(
         &format!("/ipv6/pools/{pool}/validate-rpki"),
@@ -37,14 +29,6 @@ fn validate(s: &Server, a: &str, pool: i64) -> Value {
         &json!({}),
     );
     r.body.clone()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -70,34 +54,20 @@ fn follows_stayrtr_over_rtr() {
             .spawn()
             .expect("spawn stayrtr"),
     );
-    wait_for("stayrtr to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    wait_for(30, "stayrtr to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
 
-    let s = Server::start_with(Opts {
-        admin_password: Some(ADMIN_PW.into()),
-        config: Some(format!(
-            "[rpki]\nrtr_server = \"127.0.0.1:{port}\"\n[bgp]\nlocal_asn = 65001\n"
-        )),
-        ..Default::default()
-    });
-    let a = s.admin();
-    let pool = |name: &str, prefix: &str| {
-        let r = s.post(
-            "/ipv6/pools",
-            Some(&a),
-            &json!({"name": name, "prefix": prefix}),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
-        r.data()["id"].as_i64().expect("id")
-    };
+    let (s, a) = Server::with_config(&format!(
+        "[rpki]\nrtr_server = \"127.0.0.1:{port}\"\n[bgp]\nlocal_asn = 65001\n"
+    ));
     let (p1, p2, p3) = (
-        pool("one", "2001:db8:100::/48"),
-        pool("two", "2001:db8:200::/48"),
-        pool("three", "2001:db8:300::/48"),
+        s.pool_id(&a, "one", "2001:db8:100::/48"),
+        s.pool_id(&a, "two", "2001:db8:200::/48"),
+        s.pool_id(&a, "three", "2001:db8:300::/48"),
     );
-    wait_for("the first RTR sync", || {
-        validate(&s, &a, p1)["success"] == true
+    wait_for(30, "the first RTR sync", || {
+        (validate(&s, &a, p1)["success"] == true).then_some(())
     });
 
     let v = validate(&s, &a, p1);
@@ -133,8 +103,8 @@ fn follows_stayrtr_over_rtr() {
         ),
     )
     .expect("rewrite");
-    wait_for("the incremental update", || {
-        validate(&s, &a, p2)["data"]["state"] == "valid"
+    wait_for(30, "the incremental update", || {
+        (validate(&s, &a, p2)["data"]["state"] == "valid").then_some(())
     });
     let h = s.get("/status/health/detailed", Some(&a));
     let rpki = &h.data()["components"]["rpki"];
@@ -143,9 +113,9 @@ fn follows_stayrtr_over_rtr() {
 
     // The cache going away keeps the last data (until it expires) and says so.
     drop(cache);
-    wait_for("the lost connection to show", || {
+    wait_for(30, "the lost connection to show", || {
         let h = s.get("/status/health/detailed", Some(&a));
-        h.data()["components"]["rpki"]["status"] == "degraded"
+        (h.data()["components"]["rpki"]["status"] == "degraded").then_some(())
     });
     assert_eq!(validate(&s, &a, p2)["data"]["state"], "valid");
 }

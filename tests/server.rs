@@ -93,11 +93,12 @@ fn refuses_a_database_from_a_newer_release() {
     let db = rusqlite::Connection::open(dir.path().join("data/ipv6wgm.db")).expect("db");
     db.pragma_update(None, "user_version", 999).expect("bump");
     drop(db);
-    let out = std::process::Command::new(bin())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .output()
-        .expect("run");
+    let out = run_bin(&[
+        &"--listen",
+        &"127.0.0.1:0",
+        &"--data-dir",
+        &dir.path().join("data"),
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("newer"), "{err}");
@@ -112,38 +113,25 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         "listen = \"127.0.0.1:0\"\n[auth]\ntoken_tll_secs = 5\n",
     )
     .expect("write");
-    let out = std::process::Command::new(bin())
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .expect("run");
+    let out = run_bin(&[&"--config", &cfg]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("token_tll_secs"), "{err}");
 
-    let out = std::process::Command::new(bin())
-        .args(["--listen", "not-an-address"])
-        .output()
-        .expect("run");
+    let out = run_bin(&[&"--listen", &"not-an-address"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
 }
 
 #[test]
 fn help_and_version() {
-    let out = std::process::Command::new(bin())
-        .arg("--version")
-        .output()
-        .expect("run");
+    let out = run_bin(&[&"--version"]);
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("ipv6wgm {}", env!("CARGO_PKG_VERSION"))
     );
-    let out = std::process::Command::new(bin())
-        .arg("--help")
-        .output()
-        .expect("run");
+    let out = run_bin(&[&"--help"]);
     let text = String::from_utf8_lossy(&out.stdout);
     for flag in [
         "--listen",
@@ -159,25 +147,21 @@ fn help_and_version() {
 #[cfg(not(feature = "tls"))]
 #[test]
 fn tls_flags_without_the_feature_are_refused_not_ignored() {
-    let out = std::process::Command::new(bin())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "c.pem",
-            "--tls-key",
-            "k.pem",
-        ])
-        .output()
-        .expect("run");
+    let out = run_bin(&[
+        &"--listen",
+        &"127.0.0.1:0",
+        &"--tls-cert",
+        &"c.pem",
+        &"--tls-key",
+        &"k.pem",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("without TLS support"));
 }
 
 #[test]
 fn a_broken_database_gives_500_without_internals_503_not_ready_and_stays_alive() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     assert_eq!(s.get("/status/ready", None).status, 200);
     // Another process breaks the schema under the running service.
     let db = rusqlite::Connection::open(s.data_dir().join("ipv6wgm.db")).expect("db");

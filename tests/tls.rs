@@ -88,17 +88,14 @@ fn serves_the_api_over_https() {
 
 #[test]
 fn missing_key_file_is_a_startup_error() {
-    let out = Command::new(bin())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "/nonexistent/c.pem",
-            "--tls-key",
-            "/nonexistent/k.pem",
-        ])
-        .output()
-        .expect("run");
+    let out = run_bin(&[
+        &"--listen",
+        &"127.0.0.1:0",
+        &"--tls-cert",
+        &"/nonexistent/c.pem",
+        &"--tls-key",
+        &"/nonexistent/k.pem",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/c.pem"));
 }

@@ -3,28 +3,16 @@
 //! packet can leave it: the kernel routes a UDP datagram into our TUN, and a packet we write
 //! to the TUN is delivered to a local socket.
 
+#[path = "common/kernel.rs"]
+mod kernel;
 #[path = "common/skip.rs"]
 mod skip;
 
 use ipv6wgm::wireguard::device::tun::Tun;
+use kernel::{in_private_netns, ip, skip_reason};
 use skip::skip;
 use std::net::{Ipv4Addr, UdpSocket};
-use std::process::Command;
 use std::time::Duration;
-
-fn skip_reason() -> Option<&'static str> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root (CI runs as root)");
-    }
-    if !std::path::Path::new("/dev/net/tun").exists() {
-        return Some("no /dev/net/tun");
-    }
-    if Command::new("nsenter").arg("--version").output().is_err() {
-        return Some("no nsenter (util-linux)");
-    }
-    None
-}
 
 fn checksum(header: &[u8]) -> u16 {
     let mut sum: u32 = header
@@ -54,41 +42,15 @@ fn udp4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) ->
     p
 }
 
-fn ip(netns: &str, args: &[&str]) {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={netns}"))
-        .arg("ip")
-        .args(args)
-        .output()
-        .expect("nsenter ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn tun_carries_ip_packets_both_ways() {
     if let Some(why) = skip_reason() {
         skip(why);
         return;
     }
-    let worker = std::thread::spawn(|| {
-        // SAFETY: moves only this thread into a new, empty network namespace.
-        assert_eq!(
-            unsafe { libc::unshare(libc::CLONE_NEWNET) },
-            0,
-            "unshare(CLONE_NEWNET)"
-        );
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
-        let netns = format!("/proc/{}/task/{tid}/ns/net", std::process::id());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
+    in_private_netns(
+        || {},
+        |netns| async move {
             let tun = Tun::open("ipv6wgm-t0").expect("open TUN");
             assert_eq!(tun.name(), "ipv6wgm-t0");
             ip(
@@ -138,9 +100,8 @@ fn tun_carries_ip_packets_both_ways() {
                 .expect("delivered by the kernel");
             assert_eq!(&got[..n], b"out of the tunnel");
             assert_eq!(from, "10.99.0.2:7777".parse().expect("addr"));
-        });
-    });
-    worker.join().expect("worker thread");
+        },
+    );
 }
 
 #[test]

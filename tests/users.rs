@@ -7,8 +7,7 @@ use serde_json::json;
 
 #[test]
 fn crud_round_trip() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let r = s.post(
         "/users",
         Some(&a),
@@ -68,8 +67,7 @@ fn crud_round_trip() {
 
 #[test]
 fn duplicate_usernames_conflict_ignoring_case() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     s.user_with_role(&a, "erin", "viewer");
     let r = s.post(
         "/users",
@@ -89,8 +87,7 @@ fn duplicate_usernames_conflict_ignoring_case() {
 
 #[test]
 fn list_filters_and_pagination_edges() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     for (n, role) in [
         ("alpha", "viewer"),
         ("bravo", "user"),
@@ -150,12 +147,7 @@ fn list_filters_and_pagination_edges() {
 
 #[test]
 fn bad_input_gets_the_documented_error_and_changes_nothing() {
-    let s = Server::start_with(Opts {
-        config: Some("[http]\nmax_body_bytes = 2048\n".into()),
-        admin_password: Some(ADMIN_PW.into()),
-        ..Default::default()
-    });
-    let a = s.admin();
+    let (s, a) = Server::with_config("[http]\nmax_body_bytes = 2048\n");
     let auth = format!("Authorization: Bearer {a}");
     let ct = "Content-Type: application/json".to_string();
     let post = |headers: &[String], body: &[u8]| s.raw("POST", "/users", headers, body);
@@ -232,8 +224,7 @@ fn bad_input_gets_the_documented_error_and_changes_nothing() {
 
 #[test]
 fn routing_errors() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     s.get("/nope", Some(&a))
         .assert_error(404, "RESOURCE_NOT_FOUND");
     s.get("/nope", None).assert_error(404, "RESOURCE_NOT_FOUND");
@@ -255,8 +246,7 @@ fn routing_errors() {
 
 #[test]
 fn the_last_admin_cannot_be_removed_or_demoted() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let me = s.get("/auth/me", Some(&a)).data()["id"]
         .as_i64()
         .expect("id");
@@ -302,8 +292,7 @@ fn the_last_admin_cannot_be_removed_or_demoted() {
 
 #[test]
 fn every_role_against_allowed_and_forbidden_routes() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let (target, _) = s.user_with_role(&a, "target", "viewer");
     let mut tokens = vec![("admin", a.clone())];
     for role in ["manager", "user", "viewer"] {
@@ -366,8 +355,7 @@ fn every_role_against_allowed_and_forbidden_routes() {
 
 #[test]
 fn users_change_their_own_password_with_the_current_one() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let (id, t) = s.user_with_role(&a, "vera", "viewer");
     let (other, _) = s.user_with_role(&a, "walt", "viewer");
     let path = format!("/users/{id}/reset-password");
@@ -402,8 +390,7 @@ fn users_change_their_own_password_with_the_current_one() {
 
 #[test]
 fn mutations_are_audited_with_user_ip_action_and_target() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let (id, _) = s.user_with_role(&a, "gina", "user");
     s.login("gina", "wrong-password");
     s.send(
@@ -456,15 +443,9 @@ fn mutations_are_audited_with_user_ip_action_and_target() {
 
 #[test]
 fn users_persist_across_restart() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     s.user_with_role(&a, "ivan", "manager");
-    let dir = s.dir.clone();
-    assert!(s.stop().success());
-    let s = Server::start_with(Opts {
-        dir: Some(dir),
-        ..Default::default()
-    });
+    let s = s.restart_with(Opts::default());
     let t = s.token("ivan", "ivan-password");
     assert_eq!(s.get("/auth/me", Some(&t)).data()["role"], "manager");
 }
@@ -473,8 +454,7 @@ fn users_persist_across_restart() {
 /// default (found by schemathesis). An empty text filter is still no filter.
 #[test]
 fn empty_typed_query_values_are_refused() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     for (q, field) in [
         ("role=", "role"),
         ("is_active=", "is_active"),
@@ -490,8 +470,7 @@ fn empty_typed_query_values_are_refused() {
 /// from an array by position (found by schemathesis).
 #[test]
 fn an_array_body_is_not_a_user() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let r = s.call(
         "POST",
         "/users",

@@ -107,20 +107,17 @@ fn send_junk(ns: &Netns, to: &str) {
 
 #[test]
 fn engine_interoperates_with_wireguard_go() {
-    if let Some(reason) = netns::skip_reason() {
-        common::skip(&reason);
+    let Some((srv_ns, cli_ns, _veth)) = netns::server_and_client(
+        "wgd",
+        [
+            "10.211.0.1/24",
+            "10.211.0.2/24",
+            "fd21:1::1/64",
+            "fd21:1::2/64",
+        ],
+    ) else {
         return;
-    }
-    let srv_ns = Netns::new("wgd-s");
-    let cli_ns = Netns::new("wgd-c");
-    let _veth = Netns::veth_pair(
-        &srv_ns,
-        &cli_ns,
-        "10.211.0.1/24",
-        "10.211.0.2/24",
-        "fd21:1::1/64",
-        "fd21:1::2/64",
-    );
+    };
     let server_key = PrivateKey::generate();
     let client_key = PrivateKey::generate();
     let iface = format!("wgd{}", std::process::id() % 100_000);

@@ -5,50 +5,30 @@
 
 mod common;
 
-use common::netns::{self, Netns, WgGoPeer};
-use common::{Opts, Server, ADMIN_PW};
-use serde_json::{json, Value};
-use std::sync::Arc;
-
-fn start_in(ns: &Netns, dir: Option<Arc<tempfile::TempDir>>) -> Server {
-    Server::start_with(Opts {
-        admin_password: Some(ADMIN_PW.into()),
-        netns: Some(ns.name.clone()),
-        dir,
-        ..Default::default()
-    })
-}
-
-fn client(s: &Server, token: &str, id: i64) -> Value {
-    let r = s.get(&format!("/wireguard/clients/{id}"), Some(token));
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.data().clone()
-}
+use common::netns::{self, WgGoPeer};
+use common::{id_of, Server};
+use serde_json::json;
 
 #[test]
 fn wireguard_go_connects_to_our_server() {
-    if let Some(reason) = netns::skip_reason() {
-        common::skip(&reason);
+    let Some((srv_ns, cli_ns, _veth)) = netns::server_and_client(
+        "wgi",
+        [
+            "10.221.0.1/24",
+            "10.221.0.2/24",
+            "fd22:1::1/64",
+            "fd22:1::2/64",
+        ],
+    ) else {
         return;
-    }
-    let srv_ns = Netns::new("wgi-s");
-    let cli_ns = Netns::new("wgi-c");
-    let _veth = Netns::veth_pair(
-        &srv_ns,
-        &cli_ns,
-        "10.221.0.1/24",
-        "10.221.0.2/24",
-        "fd22:1::1/64",
-        "fd22:1::2/64",
-    );
-    let s = start_in(&srv_ns, None);
+    };
+    let s = Server::start_in_netns(&srv_ns.name, None);
     let token = s.admin();
     let iface = format!("wgi{}", std::process::id() % 100_000);
 
-    let r = s.post(
-        "/wireguard/servers",
-        Some(&token),
-        &json!({
+    let server = s.create_wg_server(
+        &token,
+        json!({
             "name": "office",
             "interface": iface,
             "listen_port": 51881,
@@ -58,9 +38,8 @@ fn wireguard_go_connects_to_our_server() {
             "dns_servers": ["10.222.0.1"],
         }),
     );
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let server_id = r.data()["id"].as_i64().expect("id");
-    assert_eq!(r.data()["status"], "stopped");
+    let server_id = id_of(&server);
+    assert_eq!(server["status"], "stopped");
 
     let r = s.post(
         &format!("/wireguard/servers/{server_id}/start"),
@@ -70,10 +49,9 @@ fn wireguard_go_connects_to_our_server() {
     assert_eq!(r.status, 200, "{:?}\n{}", r.body, s.stderr_text());
     assert_eq!(r.data()["status"], "running");
 
-    let r = s.post(
-        "/wireguard/clients",
-        Some(&token),
-        &json!({
+    let client = s.create_client(
+        &token,
+        json!({
             "server_id": server_id,
             "name": "laptop",
             "allowed_ips": ["10.222.0.0/24", "fd22:2::/64"],
@@ -81,10 +59,9 @@ fn wireguard_go_connects_to_our_server() {
             "use_preshared_key": true,
         }),
     );
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let client_id = r.data()["id"].as_i64().expect("id");
-    assert_eq!(r.data()["ipv4_address"], "10.222.0.2/32");
-    assert_eq!(r.data()["ipv6_address"], "fd22:2::2/128");
+    let client_id = id_of(&client);
+    assert_eq!(client["ipv4_address"], "10.222.0.2/32");
+    assert_eq!(client["ipv6_address"], "fd22:2::2/128");
 
     // The downloadable .conf, exactly as a user would save it.
     let r = s.call(
@@ -117,7 +94,7 @@ fn wireguard_go_connects_to_our_server() {
     );
 
     // Handshake and counters, read from the device through the API.
-    let c = client(&s, &token, client_id);
+    let c = s.wg_client(&token, client_id);
     assert_eq!(c["status"], "active", "{c}");
     assert!(c["last_handshake"].is_string(), "{c}");
     assert!(c["bytes_received"].as_u64().unwrap_or(0) > 0, "{c}");
@@ -130,7 +107,7 @@ fn wireguard_go_connects_to_our_server() {
     );
     let before = c["bytes_received"].as_u64().unwrap_or(0);
     assert!(netns::ping(&cli_ns, "10.222.0.1", 2, 10));
-    let c = client(&s, &token, client_id);
+    let c = s.wg_client(&token, client_id);
     assert!(
         c["bytes_received"].as_u64().unwrap_or(0) > before,
         "counters move: {c}"
@@ -182,7 +159,7 @@ fn wireguard_go_connects_to_our_server() {
         !links.contains(&iface),
         "interface removed on shutdown: {links}"
     );
-    let s = start_in(&srv_ns, Some(dir));
+    let s = Server::start_in_netns(&srv_ns.name, Some(dir));
     let token = s.admin();
     let r = s.get(&format!("/wireguard/servers/{server_id}"), Some(&token));
     assert_eq!(
@@ -198,7 +175,7 @@ fn wireguard_go_connects_to_our_server() {
         "traffic after restart\n{}",
         s.stderr_text()
     );
-    let c = client(&s, &token, client_id);
+    let c = s.wg_client(&token, client_id);
     assert_eq!(c["status"], "active", "{c}");
 
     // Stopping through the API removes the interface.
@@ -223,26 +200,22 @@ fn wireguard_go_connects_to_our_server() {
 /// peer was and sends the handshake initiation itself, so traffic flows again at once.
 #[test]
 fn traffic_resumes_at_once_after_reenable_and_restarts() {
-    if let Some(reason) = netns::skip_reason() {
-        eprintln!("skipped: {reason}");
+    let Some((srv_ns, cli_ns, _veth)) = netns::server_and_client(
+        "wgr",
+        [
+            "10.223.0.1/24",
+            "10.223.0.2/24",
+            "fd22:3::1/64",
+            "fd22:3::2/64",
+        ],
+    ) else {
         return;
-    }
-    let srv_ns = Netns::new("wgr-s");
-    let cli_ns = Netns::new("wgr-c");
-    let _veth = Netns::veth_pair(
-        &srv_ns,
-        &cli_ns,
-        "10.223.0.1/24",
-        "10.223.0.2/24",
-        "fd22:3::1/64",
-        "fd22:3::2/64",
-    );
-    let s = start_in(&srv_ns, None);
+    };
+    let s = Server::start_in_netns(&srv_ns.name, None);
     let token = s.admin();
-    let r = s.post(
-        "/wireguard/servers",
-        Some(&token),
-        &json!({
+    let server = s.create_wg_server(
+        &token,
+        json!({
             "name": "resume",
             "interface": format!("wgr{}", std::process::id() % 100_000),
             "listen_port": 51882,
@@ -251,22 +224,19 @@ fn traffic_resumes_at_once_after_reenable_and_restarts() {
             "is_active": true,
         }),
     );
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    assert_eq!(r.data()["status"], "running", "{:?}", r.body);
-    let server_id = r.data()["id"].as_i64().expect("id");
-    let r = s.post(
-        "/wireguard/clients",
-        Some(&token),
-        &json!({
+    assert_eq!(server["status"], "running", "{server}");
+    let server_id = id_of(&server);
+    let client = s.create_client(
+        &token,
+        json!({
             "server_id": server_id,
             "name": "phone",
             "allowed_ips": ["10.224.0.0/24"],
             "persistent_keepalive": 5,
         }),
     );
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let client_id = r.data()["id"].as_i64().expect("id");
-    let conf = r.data()["config"].as_str().expect("config").to_string();
+    let client_id = id_of(&client);
+    let conf = client["config"].as_str().expect("config").to_string();
     let wg = WgGoPeer::start(&cli_ns, &conf, &[]);
     assert!(
         netns::ping(&cli_ns, "10.224.0.1", 2, 10),
@@ -326,7 +296,7 @@ fn traffic_resumes_at_once_after_reenable_and_restarts() {
 
     let dir = s.dir.clone();
     assert!(s.stop().success(), "clean exit");
-    let s = start_in(&srv_ns, Some(dir));
+    let s = Server::start_in_netns(&srv_ns.name, Some(dir));
     let token = s.admin();
     let r = s.get(&format!("/wireguard/servers/{server_id}"), Some(&token));
     assert_eq!(r.data()["status"], "running", "{:?}", r.body);

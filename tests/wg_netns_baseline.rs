@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::netns::{self, Netns, WgGoPeer};
+use common::netns::{self, WgGoPeer};
 use std::path::Path;
 
 /// Server side: listens, knows the client by its tunnel addresses.
@@ -92,22 +92,14 @@ fn wg_quick_config_is_split_for_setconf() {
 
 #[test]
 fn wireguard_go_pair_across_namespaces() {
-    if let Some(why) = netns::skip_reason() {
-        common::skip(&why);
-        return;
-    }
     // Everything lives in this block so that it is dropped before the cleanup checks.
     let (names, sockets) = {
-        let srv = Netns::new("wgb-srv");
-        let cli = Netns::new("wgb-cli");
-        let veth = Netns::veth_pair(
-            &srv,
-            &cli,
-            "10.98.0.1/24",
-            "10.98.0.2/24",
-            "fd98::1/64",
-            "fd98::2/64",
-        );
+        let Some((srv, cli, veth)) = netns::server_and_client(
+            "wgb",
+            ["10.98.0.1/24", "10.98.0.2/24", "fd98::1/64", "fd98::2/64"],
+        ) else {
+            return;
+        };
         // Underlay first, so a tunnel failure is not mistaken for a veth one.
         assert!(
             netns::ping(&cli, netns::host(&veth.addr_a), 1, 5),

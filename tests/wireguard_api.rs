@@ -13,34 +13,6 @@ use std::time::Duration;
 
 // ---- helpers ----
 
-/// Creates a server (201 expected) and returns its view.
-fn create_server(s: &Server, token: &str, body: Value) -> Value {
-    let r = s.post("/wireguard/servers", Some(token), &body);
-    assert_eq!(r.status, 201, "create server {body}: {}", r.body);
-    r.data().clone()
-}
-
-/// A server with these subnets; returns its id.
-fn server_id(s: &Server, token: &str, name: &str, v4: Option<&str>, v6: Option<&str>) -> i64 {
-    let v = create_server(
-        s,
-        token,
-        json!({"name": name, "ipv4_address": v4, "ipv6_address": v6}),
-    );
-    v["id"].as_i64().expect("server id")
-}
-
-/// Creates a client (201 expected) and returns the create response's data.
-fn create_client(s: &Server, token: &str, body: Value) -> Value {
-    let r = s.post("/wireguard/clients", Some(token), &body);
-    assert_eq!(r.status, 201, "create client {body}: {}", r.body);
-    r.data().clone()
-}
-
-fn id_of(v: &Value) -> i64 {
-    v["id"].as_i64().expect("id")
-}
-
 /// `key` appears nowhere in `v` (objects at any depth).
 fn assert_no_key(v: &Value, key: &str, context: &str) {
     match v {
@@ -126,9 +98,8 @@ fn setting(text: &str, section: &str, key: &str) -> Option<String> {
 
 /// The client's config text via `/config`.
 fn config_of(s: &Server, token: &str, client: i64) -> String {
-    let r = s.get(&format!("/wireguard/clients/{client}/config"), Some(token));
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.data()["config"].as_str().expect("config").to_string()
+    let d = s.read(&format!("/wireguard/clients/{client}/config"), token);
+    d["config"].as_str().expect("config").to_string()
 }
 
 fn endpoint_in(config: &str) -> String {
@@ -168,8 +139,7 @@ fn is_base64_key(v: &Value) -> bool {
 
 #[test]
 fn create_server_applies_defaults_and_never_shows_its_private_key() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let r = s.post(
         "/wireguard/servers",
         Some(&a),
@@ -191,11 +161,7 @@ fn create_server_applies_defaults_and_never_shows_its_private_key() {
     assert!(is_base64_key(&v["public_key"]), "{v}");
     assert_no_key(&r.body, "private_key", "create server");
 
-    let second = create_server(
-        &s,
-        &a,
-        json!({"name": "office", "ipv4_address": "10.1.0.1/24"}),
-    );
+    let second = s.create_wg_server(&a, json!({"name": "office", "ipv4_address": "10.1.0.1/24"}));
     assert_eq!(second["interface"], "wg1");
     assert_eq!(second["listen_port"], 51821);
     assert_ne!(second["public_key"], v["public_key"], "a key pair each");
@@ -204,10 +170,8 @@ fn create_server_applies_defaults_and_never_shows_its_private_key() {
 
 #[test]
 fn get_server_returns_the_stored_server_without_its_private_key() {
-    let s = Server::start();
-    let a = s.admin();
-    let created = create_server(
-        &s,
+    let (s, a) = Server::with_admin();
+    let created = s.create_wg_server(
         &a,
         json!({"name": "home", "ipv4_address": "10.0.0.1/24", "description": "upstairs",
                "dns_servers": ["10.0.0.1", "2001:4860:4860::8888"], "endpoint": "vpn.example.com",
@@ -246,10 +210,9 @@ fn get_server_returns_the_stored_server_without_its_private_key() {
 
 #[test]
 fn list_servers_paginates_and_filters_by_status() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     for (i, name) in ["a", "b", "c"].iter().enumerate() {
-        server_id(&s, &a, name, Some(&format!("10.{i}.0.1/24")), None);
+        s.wg_server_id(&a, name, Some(&format!("10.{i}.0.1/24")), None);
     }
     let r = s.get("/wireguard/servers", Some(&a));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -290,10 +253,8 @@ fn list_servers_paginates_and_filters_by_status() {
 
 #[test]
 fn put_and_patch_change_only_the_given_fields() {
-    let s = Server::start();
-    let a = s.admin();
-    let created = create_server(
-        &s,
+    let (s, a) = Server::with_admin();
+    let created = s.create_wg_server(
         &a,
         json!({"name": "home", "ipv4_address": "10.0.0.1/24", "description": "old",
                "endpoint": "vpn.example.com"}),
@@ -352,9 +313,8 @@ fn put_and_patch_change_only_the_given_fields() {
 
 #[test]
 fn server_conflicts_name_the_field() {
-    let s = Server::start();
-    let a = s.admin();
-    server_id(&s, &a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
+    let (s, a) = Server::with_admin();
+    s.wg_server_id(&a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
     let cases = [
         (
             json!({"name": "HOME", "ipv4_address": "10.2.0.1/24"}),
@@ -387,7 +347,7 @@ fn server_conflicts_name_the_field() {
         assert_eq!(r.field(), field, "{body}: {}", r.body);
     }
     // The same rules on update.
-    let other = server_id(&s, &a, "other", Some("10.2.0.1/24"), None);
+    let other = s.wg_server_id(&a, "other", Some("10.2.0.1/24"), None);
     let r = s.send(
         "PATCH",
         &format!("/wireguard/servers/{other}"),
@@ -401,8 +361,7 @@ fn server_conflicts_name_the_field() {
 
 #[test]
 fn server_validation_errors_name_the_field() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let cases = [
         (
             json!({"name": "x", "ipv4_address": "10.0.0.1/33"}),
@@ -473,19 +432,10 @@ fn server_validation_errors_name_the_field() {
 
 #[test]
 fn deleting_a_server_with_clients_needs_force_and_takes_the_clients() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
-    let c1 = id_of(&create_client(
-        &s,
-        &a,
-        json!({"server_id": sid, "name": "c1"}),
-    ));
-    let c2 = id_of(&create_client(
-        &s,
-        &a,
-        json!({"server_id": sid, "name": "c2"}),
-    ));
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
+    let c1 = id_of(&s.create_client(&a, json!({"server_id": sid, "name": "c1"})));
+    let c2 = id_of(&s.create_client(&a, json!({"server_id": sid, "name": "c2"})));
     let path = format!("/wireguard/servers/{sid}");
     assert_eq!(s.get(&path, Some(&a)).data()["clients_count"], 2);
 
@@ -509,7 +459,7 @@ fn deleting_a_server_with_clients_needs_force_and_takes_the_clients() {
         .assert_error(404, "RESOURCE_NOT_FOUND");
 
     // Without clients no force is needed; the freed subnet, port and interface are reusable.
-    let empty = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
+    let empty = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
     let r = s.call(
         "DELETE",
         &format!("/wireguard/servers/{empty}"),
@@ -523,10 +473,9 @@ fn deleting_a_server_with_clients_needs_force_and_takes_the_clients() {
 
 #[test]
 fn clients_get_the_next_free_addresses_skipping_the_servers() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
-    let c1 = create_client(&s, &a, json!({"server_id": sid, "name": "c1"}));
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
+    let c1 = s.create_client(&a, json!({"server_id": sid, "name": "c1"}));
     assert_eq!(c1["ipv4_address"], "10.0.0.2/32");
     assert_eq!(c1["ipv6_address"], "fd00::2/128");
     assert_eq!(c1["server_id"], sid);
@@ -534,24 +483,23 @@ fn clients_get_the_next_free_addresses_skipping_the_servers() {
     assert_eq!(c1["config_available"], true);
     assert_eq!(c1["allowed_ips"], json!(["0.0.0.0/0", "::/0"]));
     assert!(is_base64_key(&c1["public_key"]), "{c1}");
-    let c2 = create_client(&s, &a, json!({"server_id": sid, "name": "c2"}));
+    let c2 = s.create_client(&a, json!({"server_id": sid, "name": "c2"}));
     assert_eq!(c2["ipv4_address"], "10.0.0.3/32");
     assert_eq!(c2["ipv6_address"], "fd00::3/128");
-    let explicit = create_client(
-        &s,
+    let explicit = s.create_client(
         &a,
         json!({"server_id": sid, "name": "fixed", "ipv4_address": "10.0.0.50",
                "ipv6_address": "fd00::50/128"}),
     );
     assert_eq!(explicit["ipv4_address"], "10.0.0.50/32");
     assert_eq!(explicit["ipv6_address"], "fd00::50/128");
-    let c4 = create_client(&s, &a, json!({"server_id": sid, "name": "c4"}));
+    let c4 = s.create_client(&a, json!({"server_id": sid, "name": "c4"}));
     assert_eq!(c4["ipv4_address"], "10.0.0.4/32");
 
     // A server whose own address is not the first host: it is skipped, not handed out.
-    let mid = server_id(&s, &a, "mid", Some("10.1.0.2/24"), Some("fd01::2/64"));
-    let m1 = create_client(&s, &a, json!({"server_id": mid, "name": "m1"}));
-    let m2 = create_client(&s, &a, json!({"server_id": mid, "name": "m2"}));
+    let mid = s.wg_server_id(&a, "mid", Some("10.1.0.2/24"), Some("fd01::2/64"));
+    let m1 = s.create_client(&a, json!({"server_id": mid, "name": "m1"}));
+    let m2 = s.create_client(&a, json!({"server_id": mid, "name": "m2"}));
     assert_eq!(
         (&m1["ipv4_address"], &m1["ipv6_address"]),
         (&json!("10.1.0.1/32"), &json!("fd01::1/128"))
@@ -569,8 +517,8 @@ fn clients_get_the_next_free_addresses_skipping_the_servers() {
     assert_eq!(r.field(), "ipv4_address", "the server's own address");
 
     // A v4-only server gives v4-only clients.
-    let v4only = server_id(&s, &a, "v4", Some("10.2.0.1/24"), None);
-    let c = create_client(&s, &a, json!({"server_id": v4only, "name": "c"}));
+    let v4only = s.wg_server_id(&a, "v4", Some("10.2.0.1/24"), None);
+    let c = s.create_client(&a, json!({"server_id": v4only, "name": "c"}));
     assert_eq!(c["ipv6_address"], Value::Null);
     let r = s.post(
         "/wireguard/clients",
@@ -582,11 +530,10 @@ fn clients_get_the_next_free_addresses_skipping_the_servers() {
 
 #[test]
 fn client_address_and_name_conflicts() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
-    let other = server_id(&s, &a, "other", Some("10.1.0.1/24"), None);
-    create_client(&s, &a, json!({"server_id": sid, "name": "laptop"}));
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
+    let other = s.wg_server_id(&a, "other", Some("10.1.0.1/24"), None);
+    s.create_client(&a, json!({"server_id": sid, "name": "laptop"}));
 
     let r = s.post(
         "/wireguard/clients",
@@ -623,16 +570,15 @@ fn client_address_and_name_conflicts() {
     );
     r.assert_field_error(409, "RESOURCE_CONFLICT", "name");
     // Names are per server.
-    create_client(&s, &a, json!({"server_id": other, "name": "laptop"}));
+    s.create_client(&a, json!({"server_id": other, "name": "laptop"}));
     let r = s.get("/wireguard/clients", Some(&a));
     assert_eq!(r.data()["pagination"]["total"], 2, "nothing else stored");
 }
 
 #[test]
 fn invalid_public_key_is_a_validation_error() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
     for key in [
         "not-a-key",
         "",
@@ -651,9 +597,8 @@ fn invalid_public_key_is_a_validation_error() {
 
 #[test]
 fn a_client_with_its_own_key_has_no_config() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
     let own = ipv6wgm::wireguard::keys::PrivateKey::generate()
         .public_key()
         .to_base64();
@@ -685,7 +630,7 @@ fn a_client_with_its_own_key_has_no_config() {
         .assert_error(409, "RESOURCE_CONFLICT");
 
     // The same public key on another client (any server) is a conflict.
-    let other = server_id(&s, &a, "other", Some("10.1.0.1/24"), None);
+    let other = s.wg_server_id(&a, "other", Some("10.1.0.1/24"), None);
     let r = s.post(
         "/wireguard/clients",
         Some(&a),
@@ -696,9 +641,8 @@ fn a_client_with_its_own_key_has_no_config() {
 
 #[test]
 fn create_response_carries_the_secrets_once_and_reads_never_do() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
     let r = s.post(
         "/wireguard/clients",
         Some(&a),
@@ -730,7 +674,7 @@ fn create_response_carries_the_secrets_once_and_reads_never_do() {
         .starts_with("data:image/png;base64,"));
     assert_no_key(&c, "preshared_key", "create client");
 
-    let plain = create_client(&s, &a, json!({"server_id": sid, "name": "phone"}));
+    let plain = s.create_client(&a, json!({"server_id": sid, "name": "phone"}));
     assert_eq!(plain["use_preshared_key"], false);
     let plain_conf = plain["config"].as_str().expect("config");
     assert_eq!(setting(plain_conf, "[Peer]", "PresharedKey"), None);
@@ -766,10 +710,9 @@ fn create_response_carries_the_secrets_once_and_reads_never_do() {
 
 #[test]
 fn routed_prefixes_must_be_canonical_and_disjoint() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
-    let other = server_id(&s, &a, "other", Some("10.1.0.1/24"), None);
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
+    let other = s.wg_server_id(&a, "other", Some("10.1.0.1/24"), None);
     let r = s.post(
         "/wireguard/clients",
         Some(&a),
@@ -784,8 +727,7 @@ fn routed_prefixes_must_be_canonical_and_disjoint() {
     r.assert_error(422, "VALIDATION_ERROR");
     assert_eq!(r.field(), "routed_prefixes", "overlap within one list");
 
-    let site = create_client(
-        &s,
+    let site = s.create_client(
         &a,
         json!({"server_id": sid, "name": "site", "routed_prefixes": ["2001:db8:1::/48"]}),
     );
@@ -810,8 +752,7 @@ fn routed_prefixes_must_be_canonical_and_disjoint() {
         &json!({"server_id": other, "name": "y", "routed_prefixes": ["10.0.0.0/16"]}),
     );
     r.assert_field_error(409, "RESOURCE_CONFLICT", "routed_prefixes");
-    let ok = create_client(
-        &s,
+    let ok = s.create_client(
         &a,
         json!({"server_id": other, "name": "y", "routed_prefixes": ["2001:db8:2::/48"]}),
     );
@@ -820,11 +761,10 @@ fn routed_prefixes_must_be_canonical_and_disjoint() {
 
 #[test]
 fn an_exhausted_subnet_is_a_conflict() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     // 10.9.0.0/30: .0 network, .1 server, .2 the only client host, .3 broadcast.
-    let sid = server_id(&s, &a, "tiny", Some("10.9.0.1/30"), None);
-    let only = create_client(&s, &a, json!({"server_id": sid, "name": "only"}));
+    let sid = s.wg_server_id(&a, "tiny", Some("10.9.0.1/30"), None);
+    let only = s.create_client(&a, json!({"server_id": sid, "name": "only"}));
     assert_eq!(only["ipv4_address"], "10.9.0.2/32");
     let r = s.post(
         "/wireguard/clients",
@@ -843,26 +783,20 @@ fn an_exhausted_subnet_is_a_conflict() {
 
 #[test]
 fn list_clients_filters_by_server_enabled_and_search() {
-    let s = Server::start();
-    let a = s.admin();
-    let one = server_id(&s, &a, "one", Some("10.0.0.1/24"), None);
-    let two = server_id(&s, &a, "two", Some("10.1.0.1/24"), None);
+    let (s, a) = Server::with_admin();
+    let one = s.wg_server_id(&a, "one", Some("10.0.0.1/24"), None);
+    let two = s.wg_server_id(&a, "two", Some("10.1.0.1/24"), None);
     // Search also matches public keys: fixed ones keep random base64 from matching "RAV".
     let key = |b: u8| ipv6wgm::wireguard::keys::PublicKey::from_bytes([b; 32]).to_base64();
-    create_client(
-        &s,
+    s.create_client(
         &a,
         json!({"server_id": one, "name": "alpha", "public_key": key(1)}),
     );
-    create_client(
-        &s,
+    s.create_client(
         &a,
         json!({"server_id": one, "name": "bravo", "enabled": false, "public_key": key(2)}),
     );
-    create_client(
-        &s,
-        &a,
-        json!({"server_id": two, "name": "charlie", "description": "Office printer", "public_key": key(3)}),
+    s.create_client(&a, json!({"server_id": two, "name": "charlie", "description": "Office printer", "public_key": key(3)}),
     );
     let names = |r: &Resp| -> Vec<String> {
         assert_eq!(r.status, 200, "{}", r.body);
@@ -912,10 +846,9 @@ fn list_clients_filters_by_server_enabled_and_search() {
 
 #[test]
 fn disabled_clients_show_disabled_whether_or_not_the_server_runs() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
-    let c = create_client(&s, &a, json!({"server_id": sid, "name": "laptop"}));
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
+    let c = s.create_client(&a, json!({"server_id": sid, "name": "laptop"}));
     assert_eq!(c["status"], "offline");
     let path = format!("/wireguard/clients/{}", id_of(&c));
     let r = s.send("PATCH", &path, Some(&a), &json!({"enabled": false}));
@@ -938,15 +871,10 @@ fn disabled_clients_show_disabled_whether_or_not_the_server_runs() {
 
 #[test]
 fn client_updates_check_addresses_and_clear_with_null() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
-    let one = id_of(&create_client(
-        &s,
-        &a,
-        json!({"server_id": sid, "name": "one"}),
-    ));
-    create_client(&s, &a, json!({"server_id": sid, "name": "two"}));
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
+    let one = id_of(&s.create_client(&a, json!({"server_id": sid, "name": "one"})));
+    s.create_client(&a, json!({"server_id": sid, "name": "two"}));
     let path = format!("/wireguard/clients/{one}");
     let r = s.send(
         "PATCH",
@@ -993,14 +921,9 @@ fn client_updates_check_addresses_and_clear_with_null() {
 
 #[test]
 fn config_is_json_by_default_and_a_conf_download_on_request() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
-    let id = id_of(&create_client(
-        &s,
-        &a,
-        json!({"server_id": sid, "name": "laptop"}),
-    ));
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
+    let id = id_of(&s.create_client(&a, json!({"server_id": sid, "name": "laptop"})));
     let base = format!("/wireguard/clients/{id}/config");
     let r = s.get(&base, Some(&a));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -1034,14 +957,9 @@ fn config_is_json_by_default_and_a_conf_download_on_request() {
 
 #[test]
 fn config_download_name_is_made_safe() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
-    let id = id_of(&create_client(
-        &s,
-        &a,
-        json!({"server_id": sid, "name": "Anna's \"phone\"/x"}),
-    ));
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
+    let id = id_of(&s.create_client(&a, json!({"server_id": sid, "name": "Anna's \"phone\"/x"})));
     let r = s.get(
         &format!("/wireguard/clients/{id}/config?format=conf"),
         Some(&a),
@@ -1063,20 +981,14 @@ fn config_download_name_is_made_safe() {
 
 #[test]
 fn config_lines_are_a_complete_wg_quick_client() {
-    let s = Server::start();
-    let a = s.admin();
-    let server = create_server(
-        &s,
+    let (s, a) = Server::with_admin();
+    let server = s.create_wg_server(
         &a,
         json!({"name": "home", "ipv4_address": "10.0.0.1/24", "ipv6_address": "fd00::1/64",
                "dns_servers": ["10.0.0.1", "fd00::1"], "endpoint": "vpn.example.com",
                "persistent_keepalive": 25}),
     );
-    let created = create_client(
-        &s,
-        &a,
-        json!({"server_id": id_of(&server), "name": "laptop"}),
-    );
+    let created = s.create_client(&a, json!({"server_id": id_of(&server), "name": "laptop"}));
     let config = config_of(&s, &a, id_of(&created));
     assert_eq!(created["config"], config.as_str(), "same as at create");
     let sections: Vec<&str> = config.lines().filter(|l| l.starts_with('[')).collect();
@@ -1110,10 +1022,7 @@ fn config_lines_are_a_complete_wg_quick_client() {
     );
 
     // Client-specific values win over the server's.
-    let custom = create_client(
-        &s,
-        &a,
-        json!({"server_id": id_of(&server), "name": "split", "allowed_ips": ["10.0.0.0/24", "fd00::/64"],
+    let custom = s.create_client(&a, json!({"server_id": id_of(&server), "name": "split", "allowed_ips": ["10.0.0.0/24", "fd00::/64"],
                "dns_servers": ["9.9.9.9"], "mtu": 1280, "persistent_keepalive": 0}),
     );
     let config = config_of(&s, &a, id_of(&custom));
@@ -1144,16 +1053,11 @@ fn endpoint_prefers_the_servers_own_endpoint() {
         ..Default::default()
     });
     let a = s.admin();
-    let sid = id_of(&create_server(
-        &s,
+    let sid = id_of(&s.create_wg_server(
         &a,
         json!({"name": "home", "ipv4_address": "10.0.0.1/24", "endpoint": "vpn.example.com"}),
     ));
-    let id = id_of(&create_client(
-        &s,
-        &a,
-        json!({"server_id": sid, "name": "laptop"}),
-    ));
+    let id = id_of(&s.create_client(&a, json!({"server_id": sid, "name": "laptop"})));
     let path = format!("/wireguard/clients/{id}/config");
     let r = with_host(&s, "GET", &path, &a, Some("router.lan:8000"), None);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -1188,8 +1092,8 @@ fn endpoint_falls_back_to_the_public_host_flag() {
         ..Default::default()
     });
     let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
-    let created = create_client(&s, &a, json!({"server_id": sid, "name": "laptop"}));
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
+    let created = s.create_client(&a, json!({"server_id": sid, "name": "laptop"}));
     // The configured public host wins over the request's Host header.
     assert_eq!(
         endpoint_in(created["config"].as_str().expect("config")),
@@ -1214,9 +1118,8 @@ fn endpoint_falls_back_to_the_public_host_flag() {
 
 #[test]
 fn endpoint_falls_back_to_the_host_header() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
     let body = json!({"server_id": sid, "name": "laptop"});
     let r = with_host(
         &s,
@@ -1273,16 +1176,11 @@ fn endpoint_falls_back_to_the_host_header() {
 
 #[test]
 fn qrcode_scans_back_to_exactly_the_config() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = id_of(&create_server(
-        &s,
-        &a,
-        json!({"name": "home", "ipv4_address": "10.0.0.1/24", "ipv6_address": "fd00::1/64",
+    let (s, a) = Server::with_admin();
+    let sid = id_of(&s.create_wg_server(&a, json!({"name": "home", "ipv4_address": "10.0.0.1/24", "ipv6_address": "fd00::1/64",
                "dns_servers": ["10.0.0.1"], "endpoint": "vpn.example.com", "persistent_keepalive": 25}),
     ));
-    let created = create_client(
-        &s,
+    let created = s.create_client(
         &a,
         json!({"server_id": sid, "name": "phone", "use_preshared_key": true}),
     );
@@ -1322,10 +1220,8 @@ fn long_dns() -> Vec<String> {
 /// too large later (its server's DNS and endpoint grew) a 422 while /config still works.
 #[test]
 fn a_config_too_large_for_a_qr_code_is_refused_up_front_never_a_500() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = id_of(&create_server(
-        &s,
+    let (s, a) = Server::with_admin();
+    let sid = id_of(&s.create_wg_server(
         &a,
         json!({"name": "home", "ipv4_address": "10.0.0.1/24", "endpoint": "vpn.example.com"}),
     ));
@@ -1348,8 +1244,7 @@ fn a_config_too_large_for_a_qr_code_is_refused_up_front_never_a_500() {
     assert_eq!(clients_total(), 0, "nothing was committed");
 
     // Just under the limit: created, with a QR code that is the config.
-    let created = create_client(
-        &s,
+    let created = s.create_client(
         &a,
         json!({"server_id": sid, "name": "near", "allowed_ips": long_allowed_ips(48)}),
     );
@@ -1446,8 +1341,7 @@ AllowedIPs = 10.8.0.3/32, fd00:8::3/128, 2001:db8:77::/48
 
 #[test]
 fn import_takes_over_a_wg_quick_server() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let r = s.post(
         "/wireguard/servers/import",
         Some(&a),
@@ -1520,14 +1414,13 @@ fn import_takes_over_a_wg_quick_server() {
         &json!({"server_id": sid, "name": "x", "routed_prefixes": ["2001:db8:77:1::/64"]}),
     );
     r.assert_field_error(409, "RESOURCE_CONFLICT", "routed_prefixes");
-    let next = create_client(&s, &a, json!({"server_id": sid, "name": "new"}));
+    let next = s.create_client(&a, json!({"server_id": sid, "name": "new"}));
     assert_eq!(next["ipv4_address"], "10.8.0.4/32");
 }
 
 #[test]
 fn import_of_a_malformed_config_names_the_line() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let bad = format!("[Interface]\nPrivateKey = {SERVER_KEY}\nAdress = 10.0.0.1/24\n");
     let r = s.post(
         "/wireguard/servers/import",
@@ -1564,8 +1457,7 @@ fn import_of_a_malformed_config_names_the_line() {
 
 #[test]
 fn importing_the_same_server_twice_conflicts() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let body = json!({"name": "old-router", "config": wg0_conf()});
     let r = s.post("/wireguard/servers/import", Some(&a), &body);
     assert_eq!(r.status, 201, "{}", r.body);
@@ -1589,14 +1481,9 @@ fn importing_the_same_server_twice_conflicts() {
 
 #[test]
 fn viewer_reads_but_cannot_change_or_get_secrets() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
-    let cid = id_of(&create_client(
-        &s,
-        &a,
-        json!({"server_id": sid, "name": "laptop"}),
-    ));
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
+    let cid = id_of(&s.create_client(&a, json!({"server_id": sid, "name": "laptop"})));
     let (_, v) = s.user_with_role(&a, "vera", "viewer");
     for path in [
         "/wireguard/servers".to_string(),
@@ -1674,9 +1561,8 @@ fn viewer_reads_but_cannot_change_or_get_secrets() {
 
 #[test]
 fn user_role_manages_clients_but_not_servers() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
     let (_, u) = s.user_with_role(&a, "ursula", "user");
     s.post(
         "/wireguard/servers",
@@ -1706,7 +1592,7 @@ fn user_role_manages_clients_but_not_servers() {
     .assert_error(403, "INSUFFICIENT_PERMISSIONS");
     assert_eq!(s.get("/wireguard/servers", Some(&u)).status, 200);
 
-    let c = create_client(&s, &u, json!({"server_id": sid, "name": "mine"}));
+    let c = s.create_client(&u, json!({"server_id": sid, "name": "mine"}));
     assert!(c["private_key"].is_string());
     let cid = id_of(&c);
     let r = s.get(&format!("/wireguard/clients/{cid}/config"), Some(&u));
@@ -1772,8 +1658,7 @@ fn starting_without_privilege_is_503_and_shows_as_error() {
     };
     let a = s.admin();
     let port = free_udp_port();
-    let sid = id_of(&create_server(
-        &s,
+    let sid = id_of(&s.create_wg_server(
         &a,
         json!({"name": "home", "ipv4_address": "10.77.0.1/24", "listen_port": port}),
     ));
@@ -1821,8 +1706,7 @@ fn starting_without_privilege_is_503_and_shows_as_error() {
 
 #[test]
 fn broken_json_is_a_bad_request() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     for path in [
         "/wireguard/servers",
         "/wireguard/clients",
@@ -1849,9 +1733,8 @@ fn broken_json_is_a_bad_request() {
 
 #[test]
 fn wrong_types_are_validation_errors_naming_the_field() {
-    let s = Server::start();
-    let a = s.admin();
-    let sid = server_id(&s, &a, "home", Some("10.0.0.1/24"), None);
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), None);
     let cases = [
         (
             "/wireguard/servers",
@@ -1916,8 +1799,7 @@ fn wrong_types_are_validation_errors_naming_the_field() {
 
 #[test]
 fn a_client_of_a_missing_server_is_a_validation_error() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     let r = s.post(
         "/wireguard/clients",
         Some(&a),
@@ -1928,8 +1810,7 @@ fn a_client_of_a_missing_server_is_a_validation_error() {
 
 #[test]
 fn ids_must_be_positive_integers_and_unknown_ones_are_404() {
-    let s = Server::start();
-    let a = s.admin();
+    let (s, a) = Server::with_admin();
     for path in [
         "/wireguard/servers/abc",
         "/wireguard/servers/0",

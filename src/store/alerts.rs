@@ -1,27 +1,30 @@
 //! Queries on `alert_rules`: the rules the alert evaluator (`monitor::alerts`) checks on
 //! every collector tick.
 
+use super::table::{self, columns, set};
 use super::{StoreError, StoreResult};
 use crate::monitor::alerts::{Condition, Level, Rule};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 
-const COLUMNS: &str =
-    "id, name, metric_name, condition, threshold, level, enabled, cooldown_minutes, description";
+columns! { rule_col: id, name, metric_name, condition, threshold, level, enabled, cooldown_minutes,
+description }
+use rule_col::LIST as COLUMNS;
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rule> {
-    let condition: String = r.get(3)?;
-    let level: String = r.get(5)?;
+    use rule_col as c;
+    let condition: String = r.get(c::condition)?;
+    let level: String = r.get(c::level)?;
     Ok(Rule {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        metric_name: r.get(2)?,
+        id: r.get(c::id)?,
+        name: r.get(c::name)?,
+        metric_name: r.get(c::metric_name)?,
         // The table's CHECKs only admit what these parse.
         condition: Condition::parse(&condition).unwrap_or(Condition::Gt),
-        threshold: r.get(4)?,
+        threshold: r.get(c::threshold)?,
         level: Level::parse(&level).unwrap_or(Level::Warning),
-        enabled: r.get(6)?,
-        cooldown_minutes: r.get(7)?,
-        description: r.get(8)?,
+        enabled: r.get(c::enabled)?,
+        cooldown_minutes: r.get(c::cooldown_minutes)?,
+        description: r.get(c::description)?,
     })
 }
 
@@ -45,28 +48,20 @@ pub fn get(conn: &Connection, id: &str) -> StoreResult<Option<Rule>> {
 
 /// Creates the rule, or replaces the one with its id (`created_at` kept).
 pub fn upsert(conn: &Connection, r: &Rule, now: i64) -> StoreResult<()> {
-    conn.execute(
-        "INSERT INTO alert_rules (id, name, metric_name, condition, threshold, level, enabled, \
-         cooldown_minutes, description, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) \
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
-         metric_name = excluded.metric_name, condition = excluded.condition, \
-         threshold = excluded.threshold, level = excluded.level, enabled = excluded.enabled, \
-         cooldown_minutes = excluded.cooldown_minutes, description = excluded.description, \
-         updated_at = excluded.updated_at",
-        params![
-            r.id,
-            r.name,
-            r.metric_name,
-            r.condition.as_str(),
-            r.threshold,
-            r.level.as_str(),
-            r.enabled,
-            r.cooldown_minutes,
-            r.description,
-            now
-        ],
-    )?;
+    let sets = [
+        set("id", &r.id),
+        set("name", &r.name),
+        set("metric_name", &r.metric_name),
+        set("condition", r.condition.as_str()),
+        set("threshold", r.threshold),
+        set("level", r.level.as_str()),
+        set("enabled", r.enabled),
+        set("cooldown_minutes", r.cooldown_minutes),
+        set("description", &r.description),
+        set("created_at", now),
+        set("updated_at", now),
+    ];
+    table::upsert(conn, "alert_rules", "id", &sets, &["created_at"])?;
     Ok(())
 }
 

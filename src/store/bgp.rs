@@ -2,12 +2,11 @@
 //! canonical text and come back parsed; AS paths and communities stay canonical text (the
 //! domain, `crate::bgp::model`, parses and validates them).
 
+use super::table::{self, columns, parsed, parsed_opt, set, text, Set};
 use super::{StoreError, StoreResult};
 use ipnet::IpNet;
-use rusqlite::types::{Type, Value};
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::net::{IpAddr, Ipv6Addr};
-use std::str::FromStr;
 
 /// What a session is configured to be (everything but its id and timestamps).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,77 +75,91 @@ pub struct AnnouncementFilter {
 
 // ---- row mapping ----
 
-fn bad(col: usize, msg: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(col, Type::Text, msg.into())
-}
-
-fn parsed<T: FromStr>(r: &Row<'_>, col: usize) -> rusqlite::Result<T> {
-    let s: String = r.get(col)?;
-    s.parse()
-        .map_err(|_| bad(col, format!("malformed value {s:?}")))
-}
-
-fn parsed_opt<T: FromStr>(r: &Row<'_>, col: usize) -> rusqlite::Result<Option<T>> {
-    match r.get::<_, Option<String>>(col)? {
-        None => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| bad(col, format!("malformed value {s:?}"))),
-    }
-}
-
-fn text<T: ToString>(v: &Option<T>) -> Option<String> {
-    v.as_ref().map(T::to_string)
-}
-
-const SESSION_COLUMNS: &str = "id, name, neighbor, remote_as, local_as, hold_time, password, \
-    description, enabled, local_address, local_port, remote_port, passive, max_prefixes, \
-    next_hop_ipv6, created_at, updated_at";
+columns! { session_col: id, name, neighbor, remote_as, local_as, hold_time, password, description,
+enabled, local_address, local_port, remote_port, passive, max_prefixes, next_hop_ipv6,
+created_at, updated_at }
+use session_col::LIST as SESSION_COLUMNS;
 
 fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+    use session_col as c;
     Ok(SessionRow {
-        id: r.get(0)?,
+        id: r.get(c::id)?,
         f: SessionFields {
-            name: r.get(1)?,
-            neighbor: parsed(r, 2)?,
-            remote_as: r.get(3)?,
-            local_as: r.get(4)?,
-            hold_time: r.get(5)?,
-            password: r.get(6)?,
-            description: r.get(7)?,
-            enabled: r.get(8)?,
-            local_address: parsed_opt(r, 9)?,
-            local_port: r.get(10)?,
-            remote_port: r.get(11)?,
-            passive: r.get(12)?,
-            max_prefixes: r.get(13)?,
-            next_hop_ipv6: parsed_opt(r, 14)?,
+            name: r.get(c::name)?,
+            neighbor: parsed(r, c::neighbor)?,
+            remote_as: r.get(c::remote_as)?,
+            local_as: r.get(c::local_as)?,
+            hold_time: r.get(c::hold_time)?,
+            password: r.get(c::password)?,
+            description: r.get(c::description)?,
+            enabled: r.get(c::enabled)?,
+            local_address: parsed_opt(r, c::local_address)?,
+            local_port: r.get(c::local_port)?,
+            remote_port: r.get(c::remote_port)?,
+            passive: r.get(c::passive)?,
+            max_prefixes: r.get(c::max_prefixes)?,
+            next_hop_ipv6: parsed_opt(r, c::next_hop_ipv6)?,
         },
-        created_at: r.get(15)?,
-        updated_at: r.get(16)?,
+        created_at: r.get(c::created_at)?,
+        updated_at: r.get(c::updated_at)?,
     })
 }
 
-const ANNOUNCEMENT_COLUMNS: &str = "id, session_id, prefix, next_hop, as_path, community, \
-    description, enabled, force_announce, created_at, updated_at";
+/// The columns a create or an update of a session writes, with their values.
+fn session_written(f: &SessionFields) -> Vec<Set<'_>> {
+    vec![
+        set("name", &f.name),
+        set("neighbor", f.neighbor.to_string()),
+        set("remote_as", f.remote_as),
+        set("local_as", f.local_as),
+        set("hold_time", f.hold_time),
+        set("password", &f.password),
+        set("description", &f.description),
+        set("enabled", f.enabled),
+        set("local_address", text(&f.local_address)),
+        set("local_port", f.local_port),
+        set("remote_port", f.remote_port),
+        set("passive", f.passive),
+        set("max_prefixes", f.max_prefixes),
+        set("next_hop_ipv6", text(&f.next_hop_ipv6)),
+    ]
+}
+
+columns! { announcement_col: id, session_id, prefix, next_hop, as_path, community, description,
+enabled, force_announce, created_at, updated_at }
+use announcement_col::LIST as ANNOUNCEMENT_COLUMNS;
 
 fn announcement_from_row(r: &Row<'_>) -> rusqlite::Result<AnnouncementRow> {
+    use announcement_col as c;
     Ok(AnnouncementRow {
-        id: r.get(0)?,
+        id: r.get(c::id)?,
         f: AnnouncementFields {
-            session_id: r.get(1)?,
-            prefix: parsed(r, 2)?,
-            next_hop: parsed_opt(r, 3)?,
-            as_path: r.get(4)?,
-            community: r.get(5)?,
-            description: r.get(6)?,
-            enabled: r.get(7)?,
-            force: r.get(8)?,
+            session_id: r.get(c::session_id)?,
+            prefix: parsed(r, c::prefix)?,
+            next_hop: parsed_opt(r, c::next_hop)?,
+            as_path: r.get(c::as_path)?,
+            community: r.get(c::community)?,
+            description: r.get(c::description)?,
+            enabled: r.get(c::enabled)?,
+            force: r.get(c::force_announce)?,
         },
-        created_at: r.get(9)?,
-        updated_at: r.get(10)?,
+        created_at: r.get(c::created_at)?,
+        updated_at: r.get(c::updated_at)?,
     })
+}
+
+/// The columns a create or an update of an announcement writes, with their values.
+fn announcement_written(f: &AnnouncementFields) -> Vec<Set<'_>> {
+    vec![
+        set("session_id", f.session_id),
+        set("prefix", f.prefix.to_string()),
+        set("next_hop", text(&f.next_hop)),
+        set("as_path", &f.as_path),
+        set("community", &f.community),
+        set("description", &f.description),
+        set("enabled", f.enabled),
+        set("force_announce", f.force),
+    ]
 }
 
 /// A UNIQUE violation as a conflict; the domain checks these first with friendlier
@@ -172,79 +185,12 @@ fn unique_violation(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// `INSERT INTO table (cols…, created_at, updated_at) VALUES (?1…?n, ?n+1, ?n+1)`.
-fn insert_sql(table: &str, cols: &[&str]) -> String {
-    let n = cols.len();
-    let marks: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
-    format!(
-        "INSERT INTO {table} ({}, created_at, updated_at) VALUES ({}, ?{t}, ?{t})",
-        cols.join(", "),
-        marks.join(", "),
-        t = n + 1
-    )
-}
-
-/// `UPDATE table SET col = ?2…, updated_at = ?n+2 WHERE id = ?1`.
-fn update_sql(table: &str, cols: &[&str]) -> String {
-    let sets: Vec<String> = cols
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{c} = ?{}", i + 2))
-        .collect();
-    format!(
-        "UPDATE {table} SET {}, updated_at = ?{} WHERE id = ?1",
-        sets.join(", "),
-        cols.len() + 2
-    )
-}
-
 // ---- sessions ----
 
-/// The columns a session writes, in the order of [`SESSION_WRITE`].
-fn session_values(f: &SessionFields) -> Vec<Value> {
-    vec![
-        f.name.clone().into(),
-        f.neighbor.to_string().into(),
-        f.remote_as.into(),
-        f.local_as.into(),
-        f.hold_time.into(),
-        f.password.clone().into(),
-        f.description.clone().into(),
-        f.enabled.into(),
-        text(&f.local_address).into(),
-        f.local_port.into(),
-        f.remote_port.into(),
-        f.passive.into(),
-        f.max_prefixes.into(),
-        text(&f.next_hop_ipv6).into(),
-    ]
-}
-
-const SESSION_WRITE: [&str; 14] = [
-    "name",
-    "neighbor",
-    "remote_as",
-    "local_as",
-    "hold_time",
-    "password",
-    "description",
-    "enabled",
-    "local_address",
-    "local_port",
-    "remote_port",
-    "passive",
-    "max_prefixes",
-    "next_hop_ipv6",
-];
-
 pub fn insert_session(conn: &Connection, f: &SessionFields, now: i64) -> StoreResult<SessionRow> {
-    let mut values = session_values(f);
-    values.push(now.into());
-    conn.execute(
-        &insert_sql("bgp_sessions", &SESSION_WRITE),
-        params_from_iter(values),
-    )
-    .map_err(unique_violation)?;
+    let mut sets = session_written(f);
+    sets.extend([set("created_at", now), set("updated_at", now)]);
+    table::insert(conn, "bgp_sessions", &sets).map_err(unique_violation)?;
     get_session(conn, conn.last_insert_rowid())?.ok_or(StoreError::NotFound("session"))
 }
 
@@ -288,15 +234,9 @@ pub fn update_session(
     f: &SessionFields,
     now: i64,
 ) -> StoreResult<SessionRow> {
-    let mut values = vec![Value::from(id)];
-    values.extend(session_values(f));
-    values.push(now.into());
-    let n = conn
-        .execute(
-            &update_sql("bgp_sessions", &SESSION_WRITE),
-            params_from_iter(values),
-        )
-        .map_err(unique_violation)?;
+    let mut sets = session_written(f);
+    sets.push(set("updated_at", now));
+    let n = table::update(conn, "bgp_sessions", id, &sets).map_err(unique_violation)?;
     if n == 0 {
         return Err(StoreError::NotFound("session"));
     }
@@ -314,43 +254,14 @@ pub fn delete_session(conn: &Connection, id: i64) -> StoreResult<u64> {
 
 // ---- announcements ----
 
-/// The columns an announcement writes, in the order of [`ANNOUNCEMENT_WRITE`].
-fn announcement_values(f: &AnnouncementFields) -> Vec<Value> {
-    vec![
-        f.session_id.into(),
-        f.prefix.to_string().into(),
-        text(&f.next_hop).into(),
-        f.as_path.clone().into(),
-        f.community.clone().into(),
-        f.description.clone().into(),
-        f.enabled.into(),
-        f.force.into(),
-    ]
-}
-
-const ANNOUNCEMENT_WRITE: [&str; 8] = [
-    "session_id",
-    "prefix",
-    "next_hop",
-    "as_path",
-    "community",
-    "description",
-    "enabled",
-    "force_announce",
-];
-
 pub fn insert_announcement(
     conn: &Connection,
     f: &AnnouncementFields,
     now: i64,
 ) -> StoreResult<AnnouncementRow> {
-    let mut values = announcement_values(f);
-    values.push(now.into());
-    conn.execute(
-        &insert_sql("bgp_announcements", &ANNOUNCEMENT_WRITE),
-        params_from_iter(values),
-    )
-    .map_err(unique_violation)?;
+    let mut sets = announcement_written(f);
+    sets.extend([set("created_at", now), set("updated_at", now)]);
+    table::insert(conn, "bgp_announcements", &sets).map_err(unique_violation)?;
     get_announcement(conn, conn.last_insert_rowid())?.ok_or(StoreError::NotFound("announcement"))
 }
 
@@ -404,15 +315,9 @@ pub fn update_announcement(
     f: &AnnouncementFields,
     now: i64,
 ) -> StoreResult<AnnouncementRow> {
-    let mut values = vec![Value::from(id)];
-    values.extend(announcement_values(f));
-    values.push(now.into());
-    let n = conn
-        .execute(
-            &update_sql("bgp_announcements", &ANNOUNCEMENT_WRITE),
-            params_from_iter(values),
-        )
-        .map_err(unique_violation)?;
+    let mut sets = announcement_written(f);
+    sets.push(set("updated_at", now));
+    let n = table::update(conn, "bgp_announcements", id, &sets).map_err(unique_violation)?;
     if n == 0 {
         return Err(StoreError::NotFound("announcement"));
     }

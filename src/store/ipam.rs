@@ -2,9 +2,9 @@
 //! canonical text and come back parsed ([`Ipv6Net`]). Validation, the overlap rules and the
 //! allocator live in `crate::ipv6`.
 
+use super::table::{self, bad, columns, parsed, set, Set};
 use super::{StoreError, StoreResult};
 use ipnet::Ipv6Net;
-use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,63 +107,72 @@ pub struct WhitelistRow {
 
 // ---- row mapping ----
 
-fn bad(col: usize, msg: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(col, Type::Text, msg.into())
-}
-
-fn prefix(r: &Row<'_>, col: usize) -> rusqlite::Result<Ipv6Net> {
-    let s: String = r.get(col)?;
-    s.parse()
-        .map_err(|_| bad(col, format!("malformed prefix {s:?}")))
-}
-
-const POOL_COLUMNS: &str = "id, name, prefix, prefix_length, min_prefix_length, \
-    max_prefix_length, description, status, auto_announce_bgp, created_at, updated_at";
+columns! { pool_col: id, name, prefix, prefix_length, min_prefix_length, max_prefix_length,
+description, status, auto_announce_bgp, created_at, updated_at }
+use pool_col::LIST as POOL_COLUMNS;
 
 fn pool_from_row(r: &Row<'_>) -> rusqlite::Result<PoolRow> {
-    let status: String = r.get(7)?;
+    use pool_col as c;
+    let status: String = r.get(c::status)?;
     Ok(PoolRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        prefix: prefix(r, 2)?,
-        prefix_length: r.get(3)?,
-        min_prefix_length: r.get(4)?,
-        max_prefix_length: r.get(5)?,
-        description: r.get(6)?,
+        id: r.get(c::id)?,
+        name: r.get(c::name)?,
+        prefix: parsed(r, c::prefix)?,
+        prefix_length: r.get(c::prefix_length)?,
+        min_prefix_length: r.get(c::min_prefix_length)?,
+        max_prefix_length: r.get(c::max_prefix_length)?,
+        description: r.get(c::description)?,
         status: status
             .parse()
-            .map_err(|_| bad(7, format!("malformed status {status:?}")))?,
-        auto_announce_bgp: r.get(8)?,
-        created_at: r.get(9)?,
-        updated_at: r.get(10)?,
+            .map_err(|_| bad(c::status, format!("malformed status {status:?}")))?,
+        auto_announce_bgp: r.get(c::auto_announce_bgp)?,
+        created_at: r.get(c::created_at)?,
+        updated_at: r.get(c::updated_at)?,
     })
 }
 
-const ALLOCATION_COLUMNS: &str =
-    "id, pool_id, prefix, client_id, client_name, description, auto_announce, allocated_at";
+/// The columns an update of a pool writes, with their values (an insert adds the prefix).
+fn pool_written(f: &PoolFields) -> Vec<Set<'_>> {
+    vec![
+        set("name", &f.name),
+        set("prefix_length", f.prefix_length),
+        set("min_prefix_length", f.min_prefix_length),
+        set("max_prefix_length", f.max_prefix_length),
+        set("description", &f.description),
+        set("status", f.status.as_str()),
+        set("auto_announce_bgp", f.auto_announce_bgp),
+    ]
+}
+
+columns! { allocation_col: id, pool_id, prefix, client_id, client_name, description, auto_announce,
+allocated_at }
+use allocation_col::LIST as ALLOCATION_COLUMNS;
 
 fn allocation_from_row(r: &Row<'_>) -> rusqlite::Result<AllocationRow> {
+    use allocation_col as c;
     Ok(AllocationRow {
-        id: r.get(0)?,
-        pool_id: r.get(1)?,
-        prefix: prefix(r, 2)?,
-        client_id: r.get(3)?,
-        client_name: r.get(4)?,
-        description: r.get(5)?,
-        auto_announce: r.get(6)?,
-        allocated_at: r.get(7)?,
+        id: r.get(c::id)?,
+        pool_id: r.get(c::pool_id)?,
+        prefix: parsed(r, c::prefix)?,
+        client_id: r.get(c::client_id)?,
+        client_name: r.get(c::client_name)?,
+        description: r.get(c::description)?,
+        auto_announce: r.get(c::auto_announce)?,
+        allocated_at: r.get(c::allocated_at)?,
     })
 }
 
-const WHITELIST_COLUMNS: &str = "id, pool_id, prefix, description, created_at";
+columns! { whitelist_col: id, pool_id, prefix, description, created_at }
+use whitelist_col::LIST as WHITELIST_COLUMNS;
 
 fn whitelist_from_row(r: &Row<'_>) -> rusqlite::Result<WhitelistRow> {
+    use whitelist_col as c;
     Ok(WhitelistRow {
-        id: r.get(0)?,
-        pool_id: r.get(1)?,
-        prefix: prefix(r, 2)?,
-        description: r.get(3)?,
-        created_at: r.get(4)?,
+        id: r.get(c::id)?,
+        pool_id: r.get(c::pool_id)?,
+        prefix: parsed(r, c::prefix)?,
+        description: r.get(c::description)?,
+        created_at: r.get(c::created_at)?,
     })
 }
 
@@ -185,23 +194,10 @@ fn unique_violation(e: rusqlite::Error) -> StoreError {
 // ---- pools ----
 
 pub fn insert_pool(conn: &Connection, f: &PoolFields, now: i64) -> StoreResult<PoolRow> {
-    conn.execute(
-        "INSERT INTO ipv6_pools (name, prefix, prefix_length, min_prefix_length, \
-         max_prefix_length, description, status, auto_announce_bgp, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-        params![
-            f.name,
-            f.prefix.to_string(),
-            f.prefix_length,
-            f.min_prefix_length,
-            f.max_prefix_length,
-            f.description,
-            f.status.as_str(),
-            f.auto_announce_bgp,
-            now
-        ],
-    )
-    .map_err(unique_violation)?;
+    let mut sets = vec![set("prefix", f.prefix.to_string())];
+    sets.extend(pool_written(f));
+    sets.extend([set("created_at", now), set("updated_at", now)]);
+    table::insert(conn, "ipv6_pools", &sets).map_err(unique_violation)?;
     get_pool(conn, conn.last_insert_rowid())?.ok_or(StoreError::NotFound("pool"))
 }
 
@@ -237,7 +233,7 @@ pub fn list_pools(
     ))?;
     let rows = stmt
         .query_map(params![limit, offset as i64], |r| {
-            Ok((pool_from_row(r)?, r.get::<_, u64>(11)?))
+            Ok((pool_from_row(r)?, r.get::<_, u64>(pool_col::COUNT)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok((rows, total))
@@ -245,24 +241,9 @@ pub fn list_pools(
 
 /// Writes every field of `f` but the prefix.
 pub fn update_pool(conn: &Connection, id: i64, f: &PoolFields, now: i64) -> StoreResult<PoolRow> {
-    let n = conn
-        .execute(
-            "UPDATE ipv6_pools SET name = ?2, prefix_length = ?3, min_prefix_length = ?4, \
-             max_prefix_length = ?5, description = ?6, status = ?7, auto_announce_bgp = ?8, \
-             updated_at = ?9 WHERE id = ?1",
-            params![
-                id,
-                f.name,
-                f.prefix_length,
-                f.min_prefix_length,
-                f.max_prefix_length,
-                f.description,
-                f.status.as_str(),
-                f.auto_announce_bgp,
-                now
-            ],
-        )
-        .map_err(unique_violation)?;
+    let mut sets = pool_written(f);
+    sets.push(set("updated_at", now));
+    let n = table::update(conn, "ipv6_pools", id, &sets).map_err(unique_violation)?;
     if n == 0 {
         return Err(StoreError::NotFound("pool"));
     }
@@ -287,20 +268,16 @@ pub fn insert_allocation(
     f: &AllocationFields,
     now: i64,
 ) -> StoreResult<AllocationRow> {
-    conn.execute(
-        "INSERT INTO ipv6_allocations (pool_id, prefix, client_id, client_name, description, \
-         auto_announce, allocated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            f.pool_id,
-            f.prefix.to_string(),
-            f.client_id,
-            f.client_name,
-            f.description,
-            f.auto_announce,
-            now
-        ],
-    )
-    .map_err(unique_violation)?;
+    let sets = [
+        set("pool_id", f.pool_id),
+        set("prefix", f.prefix.to_string()),
+        set("client_id", f.client_id),
+        set("client_name", &f.client_name),
+        set("description", &f.description),
+        set("auto_announce", f.auto_announce),
+        set("allocated_at", now),
+    ];
+    table::insert(conn, "ipv6_allocations", &sets).map_err(unique_violation)?;
     get_allocation(conn, conn.last_insert_rowid())?.ok_or(StoreError::NotFound("allocation"))
 }
 
@@ -381,7 +358,7 @@ pub fn each_allocation(conn: &Connection, mut f: impl FnMut(i64, Ipv6Net)) -> St
     let mut stmt = conn.prepare("SELECT pool_id, prefix FROM ipv6_allocations ORDER BY id")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
-        f(r.get(0)?, prefix(r, 1)?);
+        f(r.get(0)?, parsed(r, 1)?);
     }
     Ok(())
 }
@@ -397,7 +374,7 @@ pub fn announced_allocations(conn: &Connection) -> StoreResult<Vec<(i64, i64, Ip
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
-        out.push((r.get(0)?, r.get(1)?, prefix(r, 2)?));
+        out.push((r.get(0)?, r.get(1)?, parsed(r, 2)?));
     }
     Ok(out)
 }
@@ -469,12 +446,13 @@ pub fn insert_whitelist(
     description: Option<&str>,
     now: i64,
 ) -> StoreResult<WhitelistRow> {
-    conn.execute(
-        "INSERT INTO ipv6_whitelist (pool_id, prefix, description, created_at) \
-         VALUES (?1, ?2, ?3, ?4)",
-        params![pool_id, prefix.to_string(), description, now],
-    )
-    .map_err(unique_violation)?;
+    let sets = [
+        set("pool_id", pool_id),
+        set("prefix", prefix.to_string()),
+        set("description", description),
+        set("created_at", now),
+    ];
+    table::insert(conn, "ipv6_whitelist", &sets).map_err(unique_violation)?;
     let id = conn.last_insert_rowid();
     Ok(conn.query_row(
         &format!("SELECT {WHITELIST_COLUMNS} FROM ipv6_whitelist WHERE id = ?1"),

@@ -9,8 +9,9 @@
 //! file and its WAL together ([`Bound`]). [`trim_to_size`] (called by the collector too)
 //! shrinks the file after the bound was lowered.
 
+use super::table::{self, columns, set};
 use super::StoreResult;
-use rusqlite::{params, params_from_iter, types::Value, Connection, OptionalExtension};
+use rusqlite::{params_from_iter, types::Value, Connection, OptionalExtension};
 
 /// The levels, most verbose first; stored and shown upper-case.
 pub const LEVELS: [&str; 5] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
@@ -155,27 +156,26 @@ const OLDEST_BATCH: i64 = 16;
 const BATCH: i64 = 256;
 
 fn insert_row(conn: &Connection, e: &LogEntry) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO logs.entries (ts, level, module, action, message, user_id, username, ip, \
-         user_agent, method, path, target, status, details) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
-        e.ts,
-        e.level,
-        e.module,
-        e.action,
-        e.message,
-        e.user_id,
-        e.username,
-        e.ip,
-        e.user_agent,
-        e.method,
-        e.path,
-        e.target,
-        e.status,
-        e.details.as_ref().map(|d| d.to_string()),
-    ])?;
+    let details = e.details.as_ref().map(|d| d.to_string());
+    let sets = [
+        set("ts", e.ts),
+        set("level", e.level),
+        set("module", &e.module),
+        set("action", &e.action),
+        set("message", &e.message),
+        set("user_id", e.user_id),
+        set("username", &e.username),
+        set("ip", &e.ip),
+        set("user_agent", &e.user_agent),
+        set("method", &e.method),
+        set("path", &e.path),
+        set("target", &e.target),
+        set("status", e.status),
+        set("details", details),
+    ];
+    // Cached: every audited request comes through here.
+    conn.prepare_cached(&table::insert_sql("logs.entries", &sets))?
+        .execute(params_from_iter(table::values(&sets)))?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -429,8 +429,9 @@ impl Filter {
     }
 }
 
-const COLUMNS: &str = "id, ts, level, module, action, message, user_id, username, ip, \
-                       user_agent, method, path, target, status, details";
+columns! { entry_col: id, ts, level, module, action, message, user_id, username, ip, user_agent,
+method, path, target, status, details }
+use entry_col::LIST as COLUMNS;
 
 /// One page, newest first, and the number of matching rows.
 pub fn list(
@@ -520,24 +521,25 @@ pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<LogRow>> {
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
-    let level: String = r.get(2)?;
-    let details: Option<String> = r.get(14)?;
+    use entry_col as c;
+    let level: String = r.get(c::level)?;
+    let details: Option<String> = r.get(c::details)?;
     Ok(LogRow {
-        id: r.get(0)?,
+        id: r.get(c::id)?,
         entry: LogEntry {
-            ts: r.get(1)?,
+            ts: r.get(c::ts)?,
             level: level_name(&level),
-            module: r.get(3)?,
-            action: r.get(4)?,
-            message: r.get(5)?,
-            user_id: r.get(6)?,
-            username: r.get(7)?,
-            ip: r.get(8)?,
-            user_agent: r.get(9)?,
-            method: r.get(10)?,
-            path: r.get(11)?,
-            target: r.get(12)?,
-            status: r.get(13)?,
+            module: r.get(c::module)?,
+            action: r.get(c::action)?,
+            message: r.get(c::message)?,
+            user_id: r.get(c::user_id)?,
+            username: r.get(c::username)?,
+            ip: r.get(c::ip)?,
+            user_agent: r.get(c::user_agent)?,
+            method: r.get(c::method)?,
+            path: r.get(c::path)?,
+            target: r.get(c::target)?,
+            status: r.get(c::status)?,
             details: details.and_then(|d| serde_json::from_str(&d).ok()),
         },
     })

@@ -18,6 +18,7 @@ pub mod ipam;
 pub mod logs;
 pub mod schema;
 pub mod settings;
+mod table;
 pub mod tokens;
 pub mod users;
 pub mod wireguard;

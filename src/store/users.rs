@@ -1,5 +1,6 @@
 //! Queries on `users`.
 
+use super::table::{self, bad, columns, set, Set};
 use super::{StoreError, StoreResult};
 use crate::auth::Role;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -41,31 +42,40 @@ pub struct UserFilter {
     pub is_active: Option<bool>,
 }
 
-const COLUMNS: &str = "id, username, email, full_name, role, is_active, password_hash, \
-                       token_generation, last_login, created_at, updated_at, token_nonce";
+columns! { user_col: id, username, email, full_name, role, is_active, password_hash,
+token_generation, last_login, created_at, updated_at, token_nonce }
+
+use user_col::LIST as COLUMNS;
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<UserRow> {
-    let role: String = r.get(4)?;
+    let role: String = r.get(user_col::role)?;
     Ok(UserRow {
-        id: r.get(0)?,
-        username: r.get(1)?,
-        email: r.get(2)?,
-        full_name: r.get(3)?,
-        role: role.parse().map_err(|_| {
-            rusqlite::Error::FromSqlConversionFailure(
-                4,
-                rusqlite::types::Type::Text,
-                format!("unknown role {role:?}").into(),
-            )
-        })?,
-        is_active: r.get(5)?,
-        password_hash: r.get(6)?,
-        token_generation: r.get(7)?,
-        last_login: r.get(8)?,
-        created_at: r.get(9)?,
-        updated_at: r.get(10)?,
-        token_nonce: r.get(11)?,
+        id: r.get(user_col::id)?,
+        username: r.get(user_col::username)?,
+        email: r.get(user_col::email)?,
+        full_name: r.get(user_col::full_name)?,
+        role: role
+            .parse()
+            .map_err(|_| bad(user_col::role, format!("unknown role {role:?}")))?,
+        is_active: r.get(user_col::is_active)?,
+        password_hash: r.get(user_col::password_hash)?,
+        token_generation: r.get(user_col::token_generation)?,
+        last_login: r.get(user_col::last_login)?,
+        created_at: r.get(user_col::created_at)?,
+        updated_at: r.get(user_col::updated_at)?,
+        token_nonce: r.get(user_col::token_nonce)?,
     })
+}
+
+/// The columns a create or an update writes, with their values.
+fn written(f: &UserFields) -> Vec<Set<'_>> {
+    vec![
+        set("username", &f.username),
+        set("email", &f.email),
+        set("full_name", &f.full_name),
+        set("role", f.role.as_str()),
+        set("is_active", f.is_active),
+    ]
 }
 
 fn username_taken(e: rusqlite::Error, username: &str) -> StoreError {
@@ -87,20 +97,13 @@ pub fn count(conn: &Connection) -> StoreResult<i64> {
 }
 
 pub fn insert(conn: &Connection, f: &UserFields, hash: &str, now: i64) -> StoreResult<UserRow> {
-    conn.execute(
-        "INSERT INTO users (username, email, full_name, role, is_active, password_hash, \
-         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        params![
-            f.username,
-            f.email,
-            f.full_name,
-            f.role.as_str(),
-            f.is_active,
-            hash,
-            now
-        ],
-    )
-    .map_err(|e| username_taken(e, &f.username))?;
+    let mut sets = written(f);
+    sets.extend([
+        set("password_hash", hash),
+        set("created_at", now),
+        set("updated_at", now),
+    ]);
+    table::insert(conn, "users", &sets).map_err(|e| username_taken(e, &f.username))?;
     get(conn, conn.last_insert_rowid())?.ok_or(StoreError::NotFound("user"))
 }
 
@@ -164,23 +167,15 @@ pub fn update(
     revoke_tokens: bool,
     now: i64,
 ) -> StoreResult<UserRow> {
-    let n = conn
-        .execute(
-            "UPDATE users SET username = ?2, email = ?3, full_name = ?4, role = ?5, \
-             is_active = ?6, updated_at = ?7, \
-             token_generation = token_generation + CASE WHEN ?8 THEN 1 ELSE 0 END \
-             WHERE id = ?1",
-            params![
-                id,
-                f.username,
-                f.email,
-                f.full_name,
-                f.role.as_str(),
-                f.is_active,
-                now,
-                revoke_tokens
-            ],
-        )
+    let mut sets = written(f);
+    sets.push(set("updated_at", now));
+    // Voiding tokens in the same statement: never new fields with the old tokens still good.
+    let bump: &[&str] = if revoke_tokens {
+        &["token_generation = token_generation + 1"]
+    } else {
+        &[]
+    };
+    let n = table::update_and(conn, "users", id, &sets, bump)
         .map_err(|e| username_taken(e, &f.username))?;
     if n == 0 {
         return Err(StoreError::NotFound("user"));

@@ -2,12 +2,11 @@
 //! lists as JSON arrays; rows come back parsed ([`IpNet`], [`IpAddr`]). Validation and the
 //! cross-row rules (subnet overlap, address allocation) live in `crate::wireguard`.
 
+use super::table::{self, bad, columns, json_list, parsed_list, parsed_opt, set, text, Set};
 use super::{StoreError, StoreResult};
 use ipnet::IpNet;
-use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerRow {
@@ -114,90 +113,95 @@ pub struct Routed {
 
 // ---- row mapping ----
 
-fn bad(col: usize, msg: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(col, Type::Text, msg.into())
-}
+columns! { server_col: id, name, interface, description, listen_port, ipv4_address, ipv6_address,
+dns_servers, mtu, endpoint, persistent_keepalive, private_key, public_key, is_active,
+created_at, updated_at }
 
-fn parsed<T: FromStr>(r: &Row<'_>, col: usize) -> rusqlite::Result<Option<T>> {
-    let Some(s) = r.get::<_, Option<String>>(col)? else {
-        return Ok(None);
-    };
-    s.parse()
-        .map(Some)
-        .map_err(|_| bad(col, format!("malformed value {s:?}")))
-}
-
-fn parsed_list<T: FromStr>(r: &Row<'_>, col: usize) -> rusqlite::Result<Vec<T>> {
-    let s: String = r.get(col)?;
-    let items: Vec<String> =
-        serde_json::from_str(&s).map_err(|e| bad(col, format!("malformed list: {e}")))?;
-    items
-        .iter()
-        .map(|i| {
-            i.parse()
-                .map_err(|_| bad(col, format!("malformed list item {i:?}")))
-        })
-        .collect()
-}
-
-fn json_list<T: ToString>(items: &[T]) -> String {
-    let strings: Vec<String> = items.iter().map(T::to_string).collect();
-    serde_json::to_string(&strings).unwrap_or_else(|_| "[]".into())
-}
-
-fn text<T: ToString>(v: &Option<T>) -> Option<String> {
-    v.as_ref().map(T::to_string)
-}
-
-const SERVER_COLUMNS: &str = "id, name, interface, description, listen_port, ipv4_address, \
-    ipv6_address, dns_servers, mtu, endpoint, persistent_keepalive, private_key, public_key, \
-    is_active, created_at, updated_at";
+use server_col::LIST as SERVER_COLUMNS;
 
 fn server_from_row(r: &Row<'_>) -> rusqlite::Result<ServerRow> {
+    use server_col as c;
     Ok(ServerRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        interface: r.get(2)?,
-        description: r.get(3)?,
-        listen_port: r.get(4)?,
-        ipv4_address: parsed(r, 5)?,
-        ipv6_address: parsed(r, 6)?,
-        dns_servers: parsed_list(r, 7)?,
-        mtu: r.get(8)?,
-        endpoint: r.get(9)?,
-        persistent_keepalive: r.get(10)?,
-        private_key: r.get(11)?,
-        public_key: r.get(12)?,
-        is_active: r.get(13)?,
-        created_at: r.get(14)?,
-        updated_at: r.get(15)?,
+        id: r.get(c::id)?,
+        name: r.get(c::name)?,
+        interface: r.get(c::interface)?,
+        description: r.get(c::description)?,
+        listen_port: r.get(c::listen_port)?,
+        ipv4_address: parsed_opt(r, c::ipv4_address)?,
+        ipv6_address: parsed_opt(r, c::ipv6_address)?,
+        dns_servers: parsed_list(r, c::dns_servers)?,
+        mtu: r.get(c::mtu)?,
+        endpoint: r.get(c::endpoint)?,
+        persistent_keepalive: r.get(c::persistent_keepalive)?,
+        private_key: r.get(c::private_key)?,
+        public_key: r.get(c::public_key)?,
+        is_active: r.get(c::is_active)?,
+        created_at: r.get(c::created_at)?,
+        updated_at: r.get(c::updated_at)?,
     })
 }
 
-const CLIENT_COLUMNS: &str = "id, server_id, name, description, enabled, public_key, \
-    private_key, preshared_key, ipv4_address, ipv6_address, allowed_ips, dns_servers, mtu, \
-    persistent_keepalive, routed_prefixes, created_at, updated_at";
+/// The columns a create or an update of a server writes, with their values.
+fn server_written(f: &ServerFields) -> Vec<Set<'_>> {
+    vec![
+        set("name", &f.name),
+        set("interface", &f.interface),
+        set("description", &f.description),
+        set("listen_port", f.listen_port),
+        set("ipv4_address", text(&f.ipv4_address)),
+        set("ipv6_address", text(&f.ipv6_address)),
+        set("dns_servers", json_list(&f.dns_servers)),
+        set("mtu", f.mtu),
+        set("endpoint", &f.endpoint),
+        set("persistent_keepalive", f.persistent_keepalive),
+        set("is_active", f.is_active),
+    ]
+}
+
+columns! { client_col: id, server_id, name, description, enabled, public_key, private_key,
+preshared_key, ipv4_address, ipv6_address, allowed_ips, dns_servers, mtu, persistent_keepalive,
+routed_prefixes, created_at, updated_at }
+
+use client_col::LIST as CLIENT_COLUMNS;
 
 fn client_from_row(r: &Row<'_>) -> rusqlite::Result<ClientRow> {
+    use client_col as c;
     Ok(ClientRow {
-        id: r.get(0)?,
-        server_id: r.get(1)?,
-        name: r.get(2)?,
-        description: r.get(3)?,
-        enabled: r.get(4)?,
-        public_key: r.get(5)?,
-        private_key: r.get(6)?,
-        preshared_key: r.get(7)?,
-        ipv4_address: parsed(r, 8)?,
-        ipv6_address: parsed(r, 9)?,
-        allowed_ips: parsed_list(r, 10)?,
-        dns_servers: parsed_list(r, 11)?,
-        mtu: r.get(12)?,
-        persistent_keepalive: r.get(13)?,
-        routed_prefixes: parsed_list(r, 14)?,
-        created_at: r.get(15)?,
-        updated_at: r.get(16)?,
+        id: r.get(c::id)?,
+        server_id: r.get(c::server_id)?,
+        name: r.get(c::name)?,
+        description: r.get(c::description)?,
+        enabled: r.get(c::enabled)?,
+        public_key: r.get(c::public_key)?,
+        private_key: r.get(c::private_key)?,
+        preshared_key: r.get(c::preshared_key)?,
+        ipv4_address: parsed_opt(r, c::ipv4_address)?,
+        ipv6_address: parsed_opt(r, c::ipv6_address)?,
+        allowed_ips: parsed_list(r, c::allowed_ips)?,
+        dns_servers: parsed_list(r, c::dns_servers)?,
+        mtu: r.get(c::mtu)?,
+        persistent_keepalive: r.get(c::persistent_keepalive)?,
+        routed_prefixes: parsed_list(r, c::routed_prefixes)?,
+        created_at: r.get(c::created_at)?,
+        updated_at: r.get(c::updated_at)?,
     })
+}
+
+/// The columns a create or an update of a client writes, with their values.
+fn client_written(f: &ClientFields) -> Vec<Set<'_>> {
+    vec![
+        set("name", &f.name),
+        set("description", &f.description),
+        set("enabled", f.enabled),
+        set("preshared_key", &f.preshared_key),
+        set("ipv4_address", text(&f.ipv4_address)),
+        set("ipv6_address", text(&f.ipv6_address)),
+        set("allowed_ips", json_list(&f.allowed_ips)),
+        set("dns_servers", json_list(&f.dns_servers)),
+        set("mtu", f.mtu),
+        set("persistent_keepalive", f.persistent_keepalive),
+        set("routed_prefixes", json_list(&f.routed_prefixes)),
+    ]
 }
 
 /// A UNIQUE violation becomes a conflict on the column SQLite names last
@@ -228,29 +232,14 @@ pub fn insert_server(
     public_key: &str,
     now: i64,
 ) -> StoreResult<ServerRow> {
-    conn.execute(
-        "INSERT INTO wg_servers (name, interface, description, listen_port, ipv4_address, \
-         ipv6_address, dns_servers, mtu, endpoint, persistent_keepalive, private_key, \
-         public_key, is_active, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
-        params![
-            f.name,
-            f.interface,
-            f.description,
-            f.listen_port,
-            text(&f.ipv4_address),
-            text(&f.ipv6_address),
-            json_list(&f.dns_servers),
-            f.mtu,
-            f.endpoint,
-            f.persistent_keepalive,
-            private_key,
-            public_key,
-            f.is_active,
-            now
-        ],
-    )
-    .map_err(unique_violation)?;
+    let mut sets = server_written(f);
+    sets.extend([
+        set("private_key", private_key),
+        set("public_key", public_key),
+        set("created_at", now),
+        set("updated_at", now),
+    ]);
+    table::insert(conn, "wg_servers", &sets).map_err(unique_violation)?;
     let id = conn.last_insert_rowid();
     get_server(conn, id)?.ok_or(StoreError::NotFound("server"))
 }
@@ -296,7 +285,7 @@ pub fn list_servers(
     ))?;
     let rows = stmt
         .query_map(params![limit, offset as i64], |r| {
-            Ok((server_from_row(r)?, r.get::<_, u64>(16)?))
+            Ok((server_from_row(r)?, r.get::<_, u64>(server_col::COUNT)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok((rows, total))
@@ -309,29 +298,9 @@ pub fn update_server(
     f: &ServerFields,
     now: i64,
 ) -> StoreResult<ServerRow> {
-    let n = conn
-        .execute(
-            "UPDATE wg_servers SET name = ?2, interface = ?3, description = ?4, \
-             listen_port = ?5, ipv4_address = ?6, ipv6_address = ?7, dns_servers = ?8, \
-             mtu = ?9, endpoint = ?10, persistent_keepalive = ?11, is_active = ?12, \
-             updated_at = ?13 WHERE id = ?1",
-            params![
-                id,
-                f.name,
-                f.interface,
-                f.description,
-                f.listen_port,
-                text(&f.ipv4_address),
-                text(&f.ipv6_address),
-                json_list(&f.dns_servers),
-                f.mtu,
-                f.endpoint,
-                f.persistent_keepalive,
-                f.is_active,
-                now
-            ],
-        )
-        .map_err(unique_violation)?;
+    let mut sets = server_written(f);
+    sets.push(set("updated_at", now));
+    let n = table::update(conn, "wg_servers", id, &sets).map_err(unique_violation)?;
     if n == 0 {
         return Err(StoreError::NotFound("server"));
     }
@@ -374,30 +343,15 @@ pub fn insert_client(
     private_key: Option<&str>,
     now: i64,
 ) -> StoreResult<ClientRow> {
-    conn.execute(
-        "INSERT INTO wg_clients (server_id, name, description, enabled, public_key, \
-         private_key, preshared_key, ipv4_address, ipv6_address, allowed_ips, dns_servers, \
-         mtu, persistent_keepalive, routed_prefixes, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
-        params![
-            server_id,
-            f.name,
-            f.description,
-            f.enabled,
-            public_key,
-            private_key,
-            f.preshared_key,
-            text(&f.ipv4_address),
-            text(&f.ipv6_address),
-            json_list(&f.allowed_ips),
-            json_list(&f.dns_servers),
-            f.mtu,
-            f.persistent_keepalive,
-            json_list(&f.routed_prefixes),
-            now
-        ],
-    )
-    .map_err(unique_violation)?;
+    let mut sets = vec![set("server_id", server_id)];
+    sets.extend(client_written(f));
+    sets.extend([
+        set("public_key", public_key),
+        set("private_key", private_key),
+        set("created_at", now),
+        set("updated_at", now),
+    ]);
+    table::insert(conn, "wg_clients", &sets).map_err(unique_violation)?;
     let id = conn.last_insert_rowid();
     get_client(conn, id)?.ok_or(StoreError::NotFound("client"))
 }
@@ -486,29 +440,9 @@ pub fn update_client(
     f: &ClientFields,
     now: i64,
 ) -> StoreResult<ClientRow> {
-    let n = conn
-        .execute(
-            "UPDATE wg_clients SET name = ?2, description = ?3, enabled = ?4, \
-             preshared_key = ?5, ipv4_address = ?6, ipv6_address = ?7, allowed_ips = ?8, \
-             dns_servers = ?9, mtu = ?10, persistent_keepalive = ?11, routed_prefixes = ?12, \
-             updated_at = ?13 WHERE id = ?1",
-            params![
-                id,
-                f.name,
-                f.description,
-                f.enabled,
-                f.preshared_key,
-                text(&f.ipv4_address),
-                text(&f.ipv6_address),
-                json_list(&f.allowed_ips),
-                json_list(&f.dns_servers),
-                f.mtu,
-                f.persistent_keepalive,
-                json_list(&f.routed_prefixes),
-                now
-            ],
-        )
-        .map_err(unique_violation)?;
+    let mut sets = client_written(f);
+    sets.push(set("updated_at", now));
+    let n = table::update(conn, "wg_clients", id, &sets).map_err(unique_violation)?;
     if n == 0 {
         return Err(StoreError::NotFound("client"));
     }
@@ -581,7 +515,7 @@ pub fn last_seen(conn: &Connection, public_key: &str) -> StoreResult<Option<Last
 fn last_seen_from_row(r: &Row<'_>) -> rusqlite::Result<LastSeen> {
     Ok(LastSeen {
         public_key: r.get(0)?,
-        endpoint: parsed(r, 1)?.ok_or_else(|| bad(1, "no endpoint".into()))?,
+        endpoint: parsed_opt(r, 1)?.ok_or_else(|| bad(1, "no endpoint".into()))?,
         handshake_at: r.get(2)?,
     })
 }

@@ -3,10 +3,13 @@
 #![allow(dead_code)]
 
 pub mod bgp_peer;
+pub mod fixtures;
 pub mod netns;
 pub mod peers;
 pub mod skip;
 
+#[allow(unused_imports)] // not every test binary sets up through the API
+pub use fixtures::*;
 pub use skip::skip;
 
 use serde_json::Value;
@@ -60,22 +63,15 @@ impl Server {
 
     /// A server with the known admin password and this TOML config, and an admin token.
     pub fn with_config(config: &str) -> (Server, String) {
-        let s = Self::start_with(Opts {
-            admin_password: Some(ADMIN_PW.into()),
-            config: Some(config.into()),
-            ..Default::default()
-        });
+        let s = Self::configured(config);
         let a = s.admin();
         (s, a)
     }
 
     /// Stops the server cleanly and starts it again on the same data dir; an admin token.
     pub fn restart(self) -> (Server, String) {
-        let dir = self.dir.clone();
-        assert!(self.stop().success(), "clean stop");
-        let s = Self::start_with(Opts {
+        let s = self.restart_with(Opts {
             admin_password: Some(ADMIN_PW.into()),
-            dir: Some(dir),
             ..Default::default()
         });
         let a = s.admin();

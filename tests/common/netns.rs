@@ -336,6 +336,21 @@ impl Drop for Netns {
     }
 }
 
+/// Two namespaces for a tunnel test, `<prefix>-s` (server side) and `<prefix>-c` (client
+/// side), joined by a veth pair addressed `[server v4, client v4, server v6, client v6]` —
+/// or `None`, the test recorded as skipped with the reason, where namespace tests cannot run.
+pub fn server_and_client(prefix: &str, addrs: [&str; 4]) -> Option<(Netns, Netns, VethPair)> {
+    if let Some(reason) = skip_reason() {
+        super::skip(&reason);
+        return None;
+    }
+    let srv = Netns::new(&format!("{prefix}-s"));
+    let cli = Netns::new(&format!("{prefix}-c"));
+    let [v4_s, v4_c, v6_s, v6_c] = addrs;
+    let veth = Netns::veth_pair(&srv, &cli, v4_s, v4_c, v6_s, v6_c);
+    Some((srv, cli, veth))
+}
+
 /// Host part of a CIDR string: `"10.98.0.1/24"` → `"10.98.0.1"`.
 pub fn host(cidr: &str) -> &str {
     cidr.split('/').next().unwrap_or(cidr)

@@ -1,31 +1,11 @@
 //! Real BGP peers from Debian packages (BIRD 2, GoBGP, ExaBGP) run on loopback addresses
 //! and high ports for interop tests. Each is killed when dropped.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, or panics with `what` after `secs`.
-pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+// Shared with the tests that use no peer; kept here under the names the BGP tests import.
+pub use super::fixtures::{free_port, wait_for};
 
 /// `name` on the PATH, or in /usr/sbin (not on a normal user's PATH).
 pub fn sbin(name: &str) -> Option<PathBuf> {
