@@ -66,8 +66,6 @@ pub struct App {
     pub ws_slots: Arc<Semaphore>,
     /// WebSocket connections without a valid token yet (`ws::UNAUTHENTICATED_SLOTS`).
     pub ws_unauthenticated: Arc<Semaphore>,
-    /// Writes through the API, for the WebSocket channels without an engine feed.
-    pub changes: tokio::sync::broadcast::Sender<crate::api::ws::Change>,
     /// WebSocket payloads shared by all connections.
     pub ws_cache: crate::api::ws::Cache,
     /// Set when the service stops: WebSocket connections close with 1001.
@@ -102,6 +100,9 @@ impl App {
             config.run_dir().join("exports"),
             format!("{}/logs/export/download", crate::api::PREFIX),
         ));
+        // WebSocket payloads go stale with the changes of their channel.
+        let ws_cache = crate::api::ws::Cache::default();
+        bus.add_applier(ws_cache.invalidator());
         let app = App {
             auth: crate::auth::Service::new(store.clone(), tokens, hashing.clone(), &config.auth),
             users: crate::users::Service::new(
@@ -135,9 +136,8 @@ impl App {
             open_connections: Arc::default(),
             ws_slots: Arc::new(Semaphore::new(config.http.max_connections)),
             ws_unauthenticated: Arc::new(Semaphore::new(crate::api::ws::UNAUTHENTICATED_SLOTS)),
-            changes: tokio::sync::broadcast::Sender::new(16),
             stopping: tokio::sync::watch::Sender::new(false),
-            ws_cache: crate::api::ws::Cache::default(),
+            ws_cache,
             bus,
             store,
             config,

@@ -321,17 +321,7 @@ pub async fn handle(
         elapsed.as_secs_f64() * 1000.0
     );
     if let Some(route) = route.filter(|_| is_mutating(&request.method)) {
-        let ok = error.is_none();
         record_audit(&app, route, &request, status, error).await;
-        let change = match route.module {
-            "wireguard" => Some(crate::api::ws::Change::Wireguard),
-            "bgp" => Some(crate::api::ws::Change::Bgp),
-            "ipv6" => Some(crate::api::ws::Change::Pools),
-            _ => None,
-        };
-        if let Some(c) = change.filter(|_| ok) {
-            crate::api::ws::changed(&app, c);
-        }
     }
     Ok(response)
 }

@@ -99,7 +99,7 @@ impl Channel {
 /// since it was built and it is younger than [`CACHE_AGE`].
 #[derive(Default)]
 pub struct Cache {
-    generation: std::sync::atomic::AtomicUsize,
+    generation: Arc<std::sync::atomic::AtomicUsize>,
     wireguard: tokio::sync::Mutex<Option<Cached>>,
     pools: tokio::sync::Mutex<Option<Cached>>,
 }
@@ -138,21 +138,40 @@ impl Cache {
     }
 }
 
-/// Announces a write through the API to the WebSocket connections (after it is stored).
-pub fn changed(app: &App, change: Change) {
-    app.ws_cache
-        .generation
-        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    let _ = app.changes.send(change);
+/// The channel a committed change concerns, if it has no engine feed of its own.
+fn channel_of(change: &crate::changes::Change) -> Option<Channel> {
+    use crate::changes::Change as C;
+    match change {
+        C::Server { .. } | C::Client { .. } => Some(Channel::Wireguard),
+        C::Pool { .. } | C::Allocation { .. } => Some(Channel::Pools),
+        C::Announcement { .. } | C::BgpSession { .. } => Some(Channel::Bgp),
+        C::User { .. } | C::Settings => None,
+    }
 }
 
-/// What changed through the API (`api::handle` sends it after a successful write), for the
-/// channels that have no engine feed of their own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Wireguard,
-    Bgp,
-    Pools,
+/// Marks the shared payloads stale when a change concerns their channel: an applier of the
+/// bus, so it runs before any connection hears of the change and rebuilds.
+struct Invalidate(Arc<std::sync::atomic::AtomicUsize>);
+
+impl crate::changes::Applier for Invalidate {
+    fn apply<'a>(&'a self, change: &'a crate::changes::Change) -> crate::sync::BoxFuture<'a, ()> {
+        if channel_of(change).is_some() {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        Box::pin(std::future::ready(()))
+    }
+
+    fn reconcile_all(&self) -> crate::sync::BoxFuture<'_, ()> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+impl Cache {
+    /// What keeps this cache in step with the change bus (registered once at start-up).
+    pub fn invalidator(&self) -> Arc<dyn crate::changes::Applier> {
+        Arc::new(Invalidate(self.generation.clone()))
+    }
 }
 
 /// Which endpoint was asked for, from the path after `/api/v1/ws/`.
@@ -424,7 +443,7 @@ async fn serve(
 ) -> Result<(), Gone> {
     let mut snapshots = app.monitor.subscribe();
     let mut bgp = app.bgp.subscribe();
-    let mut changes = app.changes.subscribe();
+    let mut changes = app.bus.subscribe();
     let mut alerts = app.monitor.subscribe_alerts();
     let mut logs = app.logs.subscribe();
     let mut stopping = app.stopping.subscribe();
@@ -467,16 +486,13 @@ async fn serve(
                 Err(RecvError::Closed) => return Ok(()),
             },
             r = changes.recv() => {
-                let channel = match r {
-                    Ok(Change::Wireguard) => Some(Channel::Wireguard),
-                    Ok(Change::Bgp) => Some(Channel::Bgp),
-                    Ok(Change::Pools) => Some(Channel::Pools),
-                    Err(RecvError::Lagged(_)) => None,
+                let targets: Vec<Channel> = match r {
+                    Ok(c) => channel_of(&c).into_iter().collect(),
+                    // Fell behind: every channel the bus feeds is sent afresh.
+                    Err(RecvError::Lagged(_)) => {
+                        vec![Channel::Wireguard, Channel::Bgp, Channel::Pools]
+                    }
                     Err(RecvError::Closed) => return Ok(()),
-                };
-                let targets: Vec<Channel> = match channel {
-                    Some(c) => vec![c],
-                    None => vec![Channel::Wireguard, Channel::Bgp, Channel::Pools],
                 };
                 for c in targets.into_iter().filter(|c| subs.channels.contains(c)) {
                     push(app, ws, &subs, c).await?;
