@@ -44,8 +44,10 @@ pub struct App {
     pub metrics: Latencies,
     pub router: Router,
     pub started: Instant,
-    /// The running WireGuard servers.
-    pub wg: crate::wireguard::device::engine::Engine,
+    /// The running WireGuard servers (read by monitoring; changed only by `wireguard`).
+    pub wg: Arc<crate::wireguard::device::engine::Engine>,
+    /// WireGuard servers and clients.
+    pub wireguard: crate::wireguard::Service,
     /// The live VRP table for route origin validation.
     pub rpki: Arc<crate::rpki::Rpki>,
     /// One prefix allocator per IPv6 pool, changed only on the database thread.
@@ -53,7 +55,7 @@ pub struct App {
     /// The BGP speaker: one task per session.
     pub bgp: crate::bgp::Speaker,
     /// The log store's writer queue and live feed.
-    pub logs: crate::logs::Logs,
+    pub logs: Arc<crate::logs::Logs>,
     /// Settings that can change while running (`/system/config`).
     pub runtime: crate::system::Runtime,
     /// Stop or restart requested through the API (`/system/action`).
@@ -124,6 +126,25 @@ impl App {
         )?;
         let key = token::load_or_create_key(&config.data_dir.join(KEY_FILE))?;
         let pools = crate::ipam::Pools::load(&store).await?;
+        let bus = crate::changes::Bus::default();
+        let logs = Arc::new(crate::logs::Logs::default());
+        let wg = Arc::new(crate::wireguard::device::engine::Engine::new(
+            Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
+        ));
+        let reconciler = Arc::new(crate::wireguard::Reconciler::new(
+            store.clone(),
+            wg.clone(),
+            logs.clone(),
+        ));
+        bus.add_applier(reconciler.clone());
+        let wireguard = crate::wireguard::Service::new(
+            store.clone(),
+            wg.clone(),
+            bus.clone(),
+            pools.clone(),
+            reconciler,
+            config.public_host.clone(),
+        );
         let app = App {
             tokens: TokenService::new(&key, config.auth.token_ttl_secs),
             login_limiter: Mutex::new(LoginLimiter::new(
@@ -141,12 +162,11 @@ impl App {
             router: crate::api::routes(),
             started: Instant::now(),
             rpki: Arc::default(),
-            wg: crate::wireguard::device::engine::Engine::new(
-                Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
-            ),
+            wg,
+            wireguard,
             pools,
             bgp: crate::bgp::Speaker::default(),
-            logs: crate::logs::Logs::default(),
+            logs,
             runtime: crate::system::Runtime::new(crate::system::Settings::from_config(&config)),
             control: Control::default(),
             monitor: crate::monitor::collector::Monitor::new(
@@ -159,7 +179,7 @@ impl App {
             changes: tokio::sync::broadcast::Sender::new(16),
             stopping: tokio::sync::watch::Sender::new(false),
             ws_cache: crate::api::ws::Cache::default(),
-            bus: crate::changes::Bus::default(),
+            bus,
             store,
             config,
         };
@@ -197,7 +217,8 @@ pub async fn run(
     );
     crate::system::load(&app).await;
     let log_writer = tokio::spawn(crate::logs::writer(app.clone()));
-    crate::wireguard::live::restore(&app).await;
+    app.bus.add_applier(Arc::new(BgpExports(Arc::downgrade(&app))));
+    crate::changes::Applier::reconcile_all(&*app.wireguard.reconciler()).await;
     let rpki = &app.config.rpki;
     let rpki_task = match (&rpki.vrp_file, &rpki.rtr_server) {
         (Some(f), _) => Some(tokio::spawn(crate::rpki::source::watch_files(
@@ -235,7 +256,7 @@ pub async fn run(
     app.bgp.shutdown().await;
     exports_task.abort();
     // Interfaces go away with the service; `is_active` brings them back on the next start.
-    crate::wireguard::live::stop_all(&app).await;
+    app.wireguard.stop_all().await;
     if let Some(t) = rpki_task {
         t.abort();
     }
@@ -251,6 +272,29 @@ pub async fn run(
     app.store.close().await;
     log::info!("stopped");
     Ok(exit.into_inner().unwrap_or(Exit::Stop))
+}
+
+/// Until the BGP exports follow the bus themselves: a prefix delegated to a WireGuard client
+/// and released with it (the client or its server deleted) is no longer announced.
+struct BgpExports(std::sync::Weak<App>);
+
+impl crate::changes::Applier for BgpExports {
+    fn apply<'a>(
+        &'a self,
+        change: &'a crate::changes::Change,
+    ) -> crate::sync::BoxFuture<'a, ()> {
+        if let (crate::changes::Change::Allocation { .. }, Some(app)) = (change, self.0.upgrade()) {
+            app.bgp.changed();
+        }
+        Box::pin(async {})
+    }
+
+    fn reconcile_all(&self) -> crate::sync::BoxFuture<'_, ()> {
+        if let Some(app) = self.0.upgrade() {
+            app.bgp.changed();
+        }
+        Box::pin(async {})
+    }
 }
 
 /// Binds the API socket. `[::]` is made dual-stack explicitly (routers may set
