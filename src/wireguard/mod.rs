@@ -476,8 +476,8 @@ mod tests {
         let (mut v4, mut v6) = (HashSet::new(), HashSet::new());
         for t in tasks {
             let c = t.await.expect("join").expect("created");
-            assert!(v4.insert(c.ipv4_address.expect("v4")), "{c:?}");
-            assert!(v6.insert(c.ipv6_address.expect("v6")), "{c:?}");
+            assert!(v4.insert(c.ipv4_address.clone().expect("v4")), "{c:?}");
+            assert!(v6.insert(c.ipv6_address.clone().expect("v6")), "{c:?}");
         }
         let want: HashSet<String> = (2..52).map(|i| format!("10.0.0.{i}/32")).collect();
         assert_eq!(v4, want, "the 50 lowest hosts, each once");

@@ -412,7 +412,7 @@ mod tests {
     use super::*;
     use crate::store::in_transaction;
     use crate::wireguard::model::fixtures::{kind_of, Kind};
-    use std::collections::HashSet;
+    use crate::store::wireguard::ClientFilter;
 
     fn db() -> Connection {
         crate::store::test_db()
