@@ -217,7 +217,8 @@ pub async fn run(
     );
     crate::system::load(&app).await;
     let log_writer = tokio::spawn(crate::logs::writer(app.clone()));
-    app.bus.add_applier(Arc::new(BgpExports(Arc::downgrade(&app))));
+    app.bus
+        .add_applier(Arc::new(BgpExports(Arc::downgrade(&app))));
     crate::changes::Applier::reconcile_all(&*app.wireguard.reconciler()).await;
     let rpki = &app.config.rpki;
     let rpki_task = match (&rpki.vrp_file, &rpki.rtr_server) {
@@ -279,10 +280,7 @@ pub async fn run(
 struct BgpExports(std::sync::Weak<App>);
 
 impl crate::changes::Applier for BgpExports {
-    fn apply<'a>(
-        &'a self,
-        change: &'a crate::changes::Change,
-    ) -> crate::sync::BoxFuture<'a, ()> {
+    fn apply<'a>(&'a self, change: &'a crate::changes::Change) -> crate::sync::BoxFuture<'a, ()> {
         if let (crate::changes::Change::Allocation { .. }, Some(app)) = (change, self.0.upgrade()) {
             app.bgp.changed();
         }

@@ -195,11 +195,13 @@ async fn monitor_pools(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
 
 /// Routes of WireGuard clients that changed: published, so their running devices follow.
 async fn sync_clients(app: &App, changes: &[ClientChange]) -> ApiResult<()> {
-    let changes = changes.iter().map(|(_, new)| crate::changes::Change::Client {
-        server_id: new.server_id,
-        id: new.id,
-        op: crate::changes::Op::Changed,
-    });
+    let changes = changes
+        .iter()
+        .map(|(_, new)| crate::changes::Change::Client {
+            server_id: new.server_id,
+            id: new.id,
+            op: crate::changes::Op::Changed,
+        });
     app.bus.publish_all(changes.collect::<Vec<_>>()).await;
     Ok(())
 }

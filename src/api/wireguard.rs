@@ -200,7 +200,9 @@ async fn delete_server(wg: &Wg, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let force = q.take_parsed("force", "true or false")?.unwrap_or(false);
     let clients = wg.delete_server(id, force).await?;
-    Ok(Reply::message(&format!("server deleted with {clients} clients")))
+    Ok(Reply::message(&format!(
+        "server deleted with {clients} clients"
+    )))
 }
 
 #[derive(Serialize)]
@@ -324,12 +326,9 @@ async fn client_config(wg: &Wg, req: &mut Request) -> ApiResult<Reply> {
     let (name, config) = wg.client_config(id, wg.fallback_host(req.host())).await?;
     match format.as_deref() {
         None | Some("json") => Ok(Reply::ok(ConfigView { config }).secret()),
-        Some("conf") => Ok(Reply::file(
-            config,
-            "text/plain; charset=utf-8",
-            &format!("{name}.conf"),
-        )
-        .secret()),
+        Some("conf") => {
+            Ok(Reply::file(config, "text/plain; charset=utf-8", &format!("{name}.conf")).secret())
+        }
         Some(_) => Err(ApiError::validation(
             "format",
             "format must be json or conf",

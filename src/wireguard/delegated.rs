@@ -7,11 +7,11 @@
 //! These run inside the pools' transactions, so they fail in the store's words
 //! ([`StoreError`]; a clash is a `Conflict` naming its field), which every domain converts.
 
-use crate::store::{StoreError, StoreResult};
-use crate::wireguard::Error;
 use crate::ipam::Released;
 use crate::store::ipam as q;
 use crate::store::wireguard::{self as wgq, ClientFields, ClientRow};
+use crate::store::{StoreError, StoreResult};
+use crate::wireguard::Error;
 use crate::wireguard::{check_routed, MAX_PREFIXES};
 use ipnet::{IpNet, Ipv6Net};
 use rusqlite::Connection;

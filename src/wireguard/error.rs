@@ -139,7 +139,9 @@ mod tests {
         assert_eq!(e.field(), Some("config"));
         assert_eq!(e.to_string(), "[Peer] k: taken");
         let e = Error::invalid("mtu", "too big").refield("config", "[Interface]: ");
-        assert!(matches!(&e, Error::Invalid(i) if i.field == "config" && i.message == "[Interface]: too big"));
+        assert!(
+            matches!(&e, Error::Invalid(i) if i.field == "config" && i.message == "[Interface]: too big")
+        );
         let e = Error::Corrupt("server private key").refield("config", "x");
         assert!(matches!(e, Error::Corrupt(_)));
     }

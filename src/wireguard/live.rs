@@ -232,7 +232,8 @@ impl Reconciler {
         if want.as_ref() == have {
             return;
         }
-        if let Some(h) = have.filter(|h| want.as_ref().is_none_or(|w| w.public_key != h.public_key)) {
+        if let Some(h) = have.filter(|h| want.as_ref().is_none_or(|w| w.public_key != h.public_key))
+        {
             let key = h.public_key;
             a.peers.remove(&id);
             match self.engine.remove_peer(server_id, &key).await {
@@ -376,7 +377,8 @@ impl Reconciler {
             };
             let (name, active) = (server.name.clone(), server.is_active);
             let was_running = applied.contains_key(&id);
-            self.converge(&mut applied, id, Some((server, clients))).await;
+            self.converge(&mut applied, id, Some((server, clients)))
+                .await;
             if active && !was_running {
                 match self.engine.state(id).await {
                     ServerState::Running { .. } => log::info!(
@@ -454,7 +456,9 @@ pub fn view_with_state(server: ServerRow, clients_count: u64, state: &ServerStat
 /// The live fields of `clients` (of any servers), in their order, from one read of each
 /// running device among their servers. `now` decides which handshakes are recent.
 pub async fn live_of(engine: &Engine, clients: &[ClientRow], now: SystemTime) -> Vec<Live> {
-    let now = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     let keys: Vec<Option<PublicKey>> = clients
         .iter()
         .map(|c| c.enabled.then(|| c.wg_public_key().ok()).flatten())

@@ -315,10 +315,7 @@ impl Service {
     }
 
     pub async fn get_client(&self, id: i64) -> Result<ClientView> {
-        let c = self
-            .store
-            .run(move |c| write::client_or_404(c, id))
-            .await?;
+        let c = self.store.run(move |c| write::client_or_404(c, id)).await?;
         Ok(self.client_view(c).await)
     }
 
@@ -362,7 +359,9 @@ impl Service {
 
     /// The client's IPv6 prefix allocations are released with it.
     pub async fn delete_client(&self, id: i64) -> Result<()> {
-        let d = self.delete(move |tx| write::delete_client_in(tx, id)).await?;
+        let d = self
+            .delete(move |tx| write::delete_client_in(tx, id))
+            .await?;
         let mut changes = vec![client_change(&d.row, Op::Removed)];
         changes.extend(d.released);
         self.bus.publish_all(changes).await;

@@ -4,8 +4,8 @@
 //! instead) nor gain, by hand, a prefix inside a pool (allocate it instead). Called inside the
 //! WireGuard closures, in their transactions; the decisions themselves are pure.
 
-use crate::wireguard::error::{Error, Result};
 use crate::store::ipam as q;
+use crate::wireguard::error::{Error, Result};
 use ipnet::{IpNet, Ipv6Net};
 use rusqlite::Connection;
 

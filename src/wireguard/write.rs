@@ -99,7 +99,11 @@ fn release(tx: &Connection, clients: &[ClientRow]) -> Result<(Released, Vec<Chan
 }
 
 /// Without `force` a server with clients is a 409.
-pub(super) fn delete_server_in(tx: &Connection, id: i64, force: bool) -> Result<Deleted<ServerRow>> {
+pub(super) fn delete_server_in(
+    tx: &Connection,
+    id: i64,
+    force: bool,
+) -> Result<Deleted<ServerRow>> {
     let server = server_or_404(tx, id)?;
     let clients = q::clients_of_server(tx, id)?;
     if !clients.is_empty() && !force {
@@ -411,8 +415,8 @@ pub(super) fn import_in(tx: &Connection, plan: ImportPlan, now: i64) -> Result<I
 mod tests {
     use super::*;
     use crate::store::in_transaction;
-    use crate::wireguard::model::fixtures::{kind_of, Kind};
     use crate::store::wireguard::ClientFilter;
+    use crate::wireguard::model::fixtures::{kind_of, Kind};
 
     fn db() -> Connection {
         crate::store::test_db()
@@ -440,7 +444,9 @@ mod tests {
     }
 
     fn add_server(c: &mut Connection, input: NewServer) -> Result<ServerRow> {
-        in_transaction(c, |tx| create_server_in(tx, input, &PrivateKey::generate(), 1))
+        in_transaction(c, |tx| {
+            create_server_in(tx, input, &PrivateKey::generate(), 1)
+        })
     }
 
     fn new_client(server_id: i64, name: &str) -> NewClient {
@@ -467,7 +473,9 @@ mod tests {
         host: &str,
         now: i64,
     ) -> Result<(ClientRow, ClientRow)> {
-        in_transaction(c, |tx| super::update_client_in(tx, id, changes, psk, host, now))
+        in_transaction(c, |tx| {
+            super::update_client_in(tx, id, changes, psk, host, now)
+        })
     }
 
     fn update_server_in(
@@ -479,7 +487,11 @@ mod tests {
         in_transaction(c, |tx| super::update_server_in(tx, id, changes, now))
     }
 
-    fn delete_server_in(c: &mut Connection, id: i64, force: bool) -> Result<(ServerRow, Vec<ClientRow>)> {
+    fn delete_server_in(
+        c: &mut Connection,
+        id: i64,
+        force: bool,
+    ) -> Result<(ServerRow, Vec<ClientRow>)> {
         in_transaction(c, |tx| super::delete_server_in(tx, id, force)).map(|d| (d.row, d.clients))
     }
 
@@ -535,10 +547,7 @@ mod tests {
             assert_eq!(conflict_on(add_server(c, input)), field);
         }
         let (code, field, _) = err(add_server(c, new_server("d", None, None)));
-        assert_eq!(
-            (code, field.as_str()),
-            (Kind::Invalid, "ipv4_address")
-        );
+        assert_eq!((code, field.as_str()), (Kind::Invalid, "ipv4_address"));
         let (rows, total) = q::list_servers(c, 1, 1).expect("list");
         assert_eq!((rows[0].0.name.as_str(), total), ("b", 2));
     }
@@ -579,10 +588,7 @@ mod tests {
             ..new_client(a.id, "x")
         };
         let (code, field, message) = err(add_client(c, outside));
-        assert_eq!(
-            (code, field.as_str()),
-            (Kind::Invalid, "ipv4_address")
-        );
+        assert_eq!((code, field.as_str()), (Kind::Invalid, "ipv4_address"));
         assert!(message.contains("outside the server's subnet 10.0.0.0/24"));
         let (code, field, _) = err(add_client(c, new_client(999, "x")));
         assert_eq!((code, field.as_str()), (Kind::Invalid, "server_id"));
@@ -774,10 +780,7 @@ mod tests {
         let (server, clients) = delete_server_in(c, s.id, true).expect("forced");
         assert_eq!((server.id, clients), (s.id, vec![c1.clone(), c2]));
         assert!(q::get_client(c, c1.id).expect("get").is_none());
-        assert_eq!(
-            err(delete_server_in(c, s.id, true)).0,
-            Kind::NotFound
-        );
+        assert_eq!(err(delete_server_in(c, s.id, true)).0, Kind::NotFound);
         let empty = add_server(c, new_server("e", Some("10.0.0.1/24"), None)).expect("e");
         assert!(delete_server_in(c, empty.id, false)
             .expect("no clients")

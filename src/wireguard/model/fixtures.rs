@@ -1,8 +1,8 @@
 //! Rows and assertions shared by the unit tests of `input`, `rules` and `view`.
 
 use super::default_allowed_ips;
-use crate::wireguard::error::Error;
 use crate::store::wireguard::{ClientRow, ServerRow};
+use crate::wireguard::error::Error;
 use crate::wireguard::keys::PrivateKey;
 use ipnet::IpNet;
 use std::net::IpAddr;

@@ -164,10 +164,7 @@ pub fn validate_interface(s: &str) -> Result<String> {
 
 pub fn validate_listen_port(p: u16) -> Result<u16> {
     if p == 0 {
-        return Err(Invalid::new(
-            "listen_port",
-            "listen_port must be 1-65535",
-        ));
+        return Err(Invalid::new("listen_port", "listen_port must be 1-65535"));
     }
     Ok(p)
 }
@@ -447,9 +444,7 @@ pub fn validate_allowed_ips(list: Vec<String>) -> Result<Vec<IpNet>> {
         let net = t
             .parse::<IpNet>()
             .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
-            .map_err(|_| {
-                Invalid::new("allowed_ips", format!("allowed_ips: {s:?} is not a CIDR"))
-            })?
+            .map_err(|_| Invalid::new("allowed_ips", format!("allowed_ips: {s:?} is not a CIDR")))?
             .trunc();
         if !out.contains(&net) {
             out.push(net);
@@ -520,9 +515,9 @@ pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wireguard::model::fixtures::{kind_of, Kind};
     use crate::wireguard::keys::PrivateKey;
     use crate::wireguard::model::fixtures::*;
+    use crate::wireguard::model::fixtures::{kind_of, Kind};
 
     #[test]
     fn names_descriptions_interfaces_ports() {

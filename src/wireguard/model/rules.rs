@@ -10,8 +10,8 @@ use super::input::{
     validate_public_key, validate_routed_prefixes, ClientChanges, NewClient, NewServer,
     ServerChanges, DEFAULT_LISTEN_PORT, DEFAULT_MTU,
 };
-use crate::wireguard::error::{Error, Result};
 use crate::store::wireguard::{ClientFields, ClientRow, Routed, ServerFields, ServerRow};
+use crate::wireguard::error::{Error, Result};
 use crate::wireguard::keys::{PresharedKey, PrivateKey};
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -486,7 +486,7 @@ impl ClientKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-        use crate::wireguard::model::fixtures::*;
+    use crate::wireguard::model::fixtures::*;
 
     #[test]
     fn new_server_defaults_and_a_subnet_is_required() {
@@ -731,10 +731,7 @@ mod tests {
         let e = place_client(&mut g, None, &n, true).unwrap_err();
         assert_eq!(
             (kind_of(&e), e.to_string().as_str()),
-            (
-                Kind::Conflict,
-                "no free IPv4 address left in 10.0.0.0/30"
-            )
+            (Kind::Conflict, "no free IPv4 address left in 10.0.0.0/30")
         );
         assert_eq!(e.field().expect("d").to_string(), "ipv4_address");
         let mut g = f.clone();
@@ -877,7 +874,8 @@ mod tests {
         );
 
         let s: ServerChanges =
-            serde_json::from_slice(br#"{"ipv4_address":null,"endpoint":null,"mtu":1500}"#).expect("json");
+            serde_json::from_slice(br#"{"ipv4_address":null,"endpoint":null,"mtu":1500}"#)
+                .expect("json");
         let mut row = server_row(1, "s", Some("10.0.0.1/24"), Some("fd00::1/64"));
         row.endpoint = Some("vpn.example.com".into());
         let f = s.apply(&row).expect("ok");
@@ -885,7 +883,8 @@ mod tests {
         let s: ServerChanges = serde_json::from_slice(br#"{"ipv4_address":null}"#).expect("json");
         let v4_only = server_row(1, "s", Some("10.0.0.1/24"), None);
         assert_eq!(field(s.apply(&v4_only)), "ipv4_address");
-        let minimal: NewServer = serde_json::from_slice(br#"{"name":"a"}"#).expect("optional fields");
+        let minimal: NewServer =
+            serde_json::from_slice(br#"{"name":"a"}"#).expect("optional fields");
         assert_eq!((minimal.interface, minimal.mtu), (None, None));
         // Which field a bad body names is the API's parser's part: see `api::wireguard`.
     }
@@ -901,7 +900,11 @@ mod tests {
         f.ipv4_address = Some(net("10.0.0.1/25"));
         let e = check_clients_fit(&f, &clients).unwrap_err();
         assert_eq!(kind_of(&e), Kind::Conflict);
-        assert!(e.to_string().starts_with("1 client(s)"), "{}", e.to_string());
+        assert!(
+            e.to_string().starts_with("1 client(s)"),
+            "{}",
+            e.to_string()
+        );
         f.ipv4_address = Some(net("10.0.0.2/16"));
         assert_eq!(field(check_clients_fit(&f, &clients)), "ipv4_address");
         f.ipv4_address = Some(net("10.0.0.1/16"));

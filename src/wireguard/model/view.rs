@@ -3,9 +3,9 @@
 //! config, and the JSON views (which never carry a private or preshared key).
 
 use super::input::split_endpoint;
-use crate::wireguard::error::{corrupt, Error, Result};
 use crate::store::wireguard::{ClientRow, ServerRow};
 use crate::wireguard::conf::{self, Interface, Peer, WgQuick};
+use crate::wireguard::error::{corrupt, Error, Result};
 use crate::wireguard::keys::{PresharedKey, PrivateKey, PublicKey};
 use ipnet::IpNet;
 use serde::Serialize;
