@@ -176,7 +176,11 @@ impl Reconciler {
                     }
                 }
             }
-            Some((server, _)) => self.stop(applied, id, &server.name).await,
+            // A failed start stays visible (`error`, `last_error`) until the next one.
+            Some((server, _)) if running => self.stop(applied, id, &server.name).await,
+            Some(_) => {
+                applied.remove(&id);
+            }
             None => {
                 let name = applied.get(&id).map(|a| a.server.name.clone());
                 self.stop(applied, id, name.as_deref().unwrap_or("?")).await
