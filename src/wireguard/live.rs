@@ -358,6 +358,20 @@ impl Reconciler {
         Ok((row, clients.len() as u64))
     }
 
+    /// `POST /servers/{id}/stop`: records that the server should not run and takes its
+    /// device down; unlike a change of `is_active`, this also clears the error of a failed
+    /// start (the user acknowledged it).
+    pub(super) async fn stop_server(&self, id: i64) -> Result<ServerRow> {
+        let mut applied = self.applied.lock().await;
+        let now = crate::time::now();
+        let row = self
+            .store
+            .call(move |c| q::set_server_active(c, id, false, now))
+            .await?;
+        self.stop(&mut applied, id, &row.name).await;
+        Ok(row)
+    }
+
     /// Every server made to match the database: start-up, and after a restore.
     async fn all(&self) {
         let mut applied = self.applied.lock().await;

@@ -234,11 +234,9 @@ impl Service {
         Ok(self.server_view(row, n).await)
     }
 
+    /// Stops the server and records that it should not run.
     pub async fn stop_server(&self, id: i64) -> Result<ServerView> {
-        let now = crate::time::now();
-        self.store
-            .call(move |c| q::set_server_active(c, id, false, now))
-            .await?;
+        self.reconciler.stop_server(id).await?;
         self.bus.publish(server_change(id, Op::Changed)).await;
         let (row, n) = self.server_summary(id).await?;
         Ok(self.server_view(row, n).await)
