@@ -170,7 +170,8 @@ impl Reconciler {
                     Some(a) if !device_changed(&a.server, &server) => {
                         self.sync_peers(applied, &server, &clients).await
                     }
-                    // Start it, or restart it with the new interface settings.
+                    // Start it, or restart it with the new interface settings. A failure is
+                    // the server's `error` status and `last_error`, and an event.
                     _ => {
                         let _ = self.start(applied, &server, &clients).await;
                     }
