@@ -46,8 +46,10 @@ pub struct App {
     pub metrics: Arc<Latencies>,
     pub router: Router,
     pub started: Instant,
-    /// The running WireGuard servers.
+    /// The running WireGuard servers (read by monitoring; changed only by `wireguard`).
     pub wg: Arc<crate::wireguard::device::engine::Engine>,
+    /// WireGuard servers and clients.
+    pub wireguard: crate::wireguard::Service,
     /// The live VRP table for route origin validation.
     pub rpki: Arc<crate::rpki::Rpki>,
     /// One prefix allocator per IPv6 pool, changed only on the database thread.
@@ -103,6 +105,23 @@ impl App {
         // WebSocket payloads go stale with the changes of their channel.
         let ws_cache = crate::api::ws::Cache::default();
         bus.add_applier(ws_cache.invalidator());
+        let wg = Arc::new(crate::wireguard::device::engine::Engine::new(
+            Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
+        ));
+        let reconciler = Arc::new(crate::wireguard::Reconciler::new(
+            store.clone(),
+            wg.clone(),
+            logs.clone(),
+        ));
+        bus.add_applier(reconciler.clone());
+        let wireguard = crate::wireguard::Service::new(
+            store.clone(),
+            wg.clone(),
+            bus.clone(),
+            pools.clone(),
+            reconciler,
+            config.public_host.clone(),
+        );
         let app = App {
             auth: crate::auth::Service::new(store.clone(), tokens, hashing.clone(), &config.auth),
             users: crate::users::Service::new(
@@ -122,9 +141,8 @@ impl App {
             router: crate::api::routes(),
             started: Instant::now(),
             rpki,
-            wg: Arc::new(crate::wireguard::device::engine::Engine::new(
-                Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
-            )),
+            wg,
+            wireguard,
             pools,
             bgp: Arc::default(),
             logs,
@@ -180,7 +198,9 @@ pub async fn run(
         "log writer",
         app.logs.clone().writer(app.stopping.subscribe()),
     );
-    crate::wireguard::live::restore(&app).await;
+    app.bus
+        .add_applier(Arc::new(BgpExports(Arc::downgrade(&app))));
+    crate::changes::Applier::reconcile_all(&*app.wireguard.reconciler()).await;
     let rpki = &app.config.rpki;
     match (&rpki.vrp_file, &rpki.rtr_server) {
         (Some(f), _) => tasks.spawn(
@@ -224,7 +244,7 @@ pub async fn run(
     // Peers get a Cease (administrative shutdown) rather than a hold-timer expiry.
     app.bgp.shutdown().await;
     // Interfaces go away with the service; `is_active` brings them back on the next start.
-    crate::wireguard::live::stop_all(&app).await;
+    app.wireguard.stop_all().await;
     tasks.join(std::time::Duration::from_secs(2)).await;
     app.store.close().await;
     log::info!("stopped");
@@ -316,6 +336,26 @@ impl crate::monitor::sources::PoolStats for PoolFigures {
                 }
             }
         })
+    }
+}
+
+/// Until the BGP exports follow the bus themselves: a prefix delegated to a WireGuard client
+/// and released with it (the client or its server deleted) is no longer announced.
+struct BgpExports(std::sync::Weak<App>);
+
+impl crate::changes::Applier for BgpExports {
+    fn apply<'a>(&'a self, change: &'a crate::changes::Change) -> crate::sync::BoxFuture<'a, ()> {
+        if let (crate::changes::Change::Allocation { .. }, Some(app)) = (change, self.0.upgrade()) {
+            app.bgp.changed();
+        }
+        Box::pin(async {})
+    }
+
+    fn reconcile_all(&self) -> crate::sync::BoxFuture<'_, ()> {
+        if let Some(app) = self.0.upgrade() {
+            app.bgp.changed();
+        }
+        Box::pin(async {})
     }
 }
 

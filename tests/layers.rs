@@ -65,14 +65,6 @@ const TRANSITIONAL: &[&str] = &[
     "ipam/rpki.rs",
     "ipam/state.rs",
     "ipam/tests.rs",
-    "wireguard/delegated.rs",
-    "wireguard/live.rs",
-    "wireguard/mod.rs",
-    "wireguard/model/fixtures.rs",
-    "wireguard/model/input.rs",
-    "wireguard/model/rules.rs",
-    "wireguard/model/view.rs",
-    "wireguard/pool_rules.rs",
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

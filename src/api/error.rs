@@ -274,6 +274,22 @@ impl From<crate::monitor::Error> for ApiError {
     }
 }
 
+impl From<crate::wireguard::Error> for ApiError {
+    fn from(e: crate::wireguard::Error) -> Self {
+        use crate::wireguard::Error;
+        match e {
+            Error::NotFound(what) => ApiError::not_found(what),
+            Error::Invalid(i) => i.into(),
+            Error::Conflict { field, message } => ApiError::conflict(field, message),
+            Error::Refused(message) => ApiError::new(ErrorCode::Conflict, message),
+            Error::Unavailable(message) => ApiError::unavailable(message),
+            // Logged where they were found.
+            Error::Corrupt(_) | Error::Internal => ApiError::internal(),
+            Error::Store(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +313,51 @@ mod tests {
         assert_eq!(
             (other.code, other.message.as_str()),
             (ErrorCode::Internal, "internal error")
+        );
+    }
+
+    /// The kinds the WireGuard domain's unit tests assert on (`wireguard::model::fixtures::
+    /// Kind`) are exactly these answers.
+    #[test]
+    fn wireguard_errors_keep_their_answers() {
+        use crate::wireguard::Error;
+        let answer = |e: Error| {
+            let a = ApiError::from(e);
+            (a.code, a.message, a.details.map(|d| (d.field, d.message)))
+        };
+        assert_eq!(
+            answer(Error::invalid("mtu", "mtu must be from 1280 to 9000")),
+            (
+                ErrorCode::Validation,
+                "mtu must be from 1280 to 9000".into(),
+                Some(("mtu".into(), "mtu must be from 1280 to 9000".into()))
+            )
+        );
+        assert_eq!(
+            answer(Error::conflict("name", "taken")),
+            (
+                ErrorCode::Conflict,
+                "taken".into(),
+                Some(("name".into(), "taken".into()))
+            )
+        );
+        assert_eq!(
+            answer(Error::Refused("no key".into())),
+            (ErrorCode::Conflict, "no key".into(), None)
+        );
+        assert_eq!(
+            answer(Error::NotFound("client")),
+            (ErrorCode::NotFound, "client not found".into(), None)
+        );
+        assert_eq!(
+            answer(Error::Unavailable("no tun".into())),
+            (ErrorCode::Unavailable, "no tun".into(), None)
+        );
+        assert_eq!(answer(Error::Corrupt("key")).0, ErrorCode::Internal);
+        assert_eq!(answer(Error::Internal).1, "internal error");
+        assert_eq!(
+            answer(Error::from(StoreError::Closed)).0,
+            ErrorCode::Unavailable
         );
     }
 }

@@ -193,11 +193,16 @@ async fn monitor_pools(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
 
 // ---- allocations ----
 
-/// Routes of WireGuard clients that changed, applied to their running devices.
+/// Routes of WireGuard clients that changed: published, so their running devices follow.
 async fn sync_clients(app: &App, changes: &[ClientChange]) -> ApiResult<()> {
-    for (old, new) in changes {
-        crate::wireguard::live::sync_client(app, new.server_id, Some(old), Some(new)).await?;
-    }
+    let changes = changes
+        .iter()
+        .map(|(_, new)| crate::changes::Change::Client {
+            server_id: new.server_id,
+            id: new.id,
+            op: crate::changes::Op::Changed,
+        });
+    app.bus.publish_all(changes.collect::<Vec<_>>()).await;
     Ok(())
 }
 

@@ -98,6 +98,17 @@ impl Page {
         Ok(Page { page, size })
     }
 
+    /// `{"<key>": items, "pagination": {…}}` — the contract's list shape — serialised
+    /// directly: byte for byte what [`Page::render`] gives when each item serialises its
+    /// fields in sorted key order (a JSON map's), without building a map per item.
+    pub fn paged<T: Serialize>(&self, key: &'static str, items: Vec<T>, total: u64) -> Paged<T> {
+        Paged {
+            key,
+            items,
+            meta: self.meta(total),
+        }
+    }
+
     /// `{"<key>": items, "pagination": {…}}` — the contract's list shape.
     pub fn render<T: Serialize>(&self, key: &str, items: Vec<T>, total: u64) -> serde_json::Value {
         let mut m = serde_json::Map::new();
@@ -107,6 +118,42 @@ impl Page {
             serde_json::to_value(self.meta(total)).unwrap_or_default(),
         );
         serde_json::Value::Object(m)
+    }
+}
+
+/// A page of a list, ready to serialise (see [`Page::paged`]).
+pub struct Paged<T> {
+    key: &'static str,
+    items: Vec<T>,
+    meta: PageMeta,
+}
+
+impl<T: Serialize> Serialize for Paged<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        /// `PageMeta` with its keys sorted, as in a JSON map.
+        #[derive(Serialize)]
+        struct Meta {
+            page: u32,
+            pages: u64,
+            size: u32,
+            total: u64,
+        }
+        let meta = Meta {
+            page: self.meta.page,
+            pages: self.meta.pages,
+            size: self.meta.size,
+            total: self.meta.total,
+        };
+        let mut m = s.serialize_map(Some(2))?;
+        if self.key < "pagination" {
+            m.serialize_entry(self.key, &self.items)?;
+            m.serialize_entry("pagination", &meta)?;
+        } else {
+            m.serialize_entry("pagination", &meta)?;
+            m.serialize_entry(self.key, &self.items)?;
+        }
+        m.end()
     }
 }
 
@@ -183,5 +230,22 @@ mod tests {
         let mut q = Query::parse("format=").expect("parse");
         assert_eq!(q.take_choice("format").as_deref(), Some(""));
         assert!(q.only(&[]).is_ok(), "every parameter was taken");
+    }
+
+    #[test]
+    fn paged_is_byte_for_byte_render() {
+        #[derive(Serialize, Clone)]
+        struct Item {
+            a: u8,
+            b: &'static str,
+        }
+        let items = vec![Item { a: 1, b: "x" }, Item { a: 2, b: "y" }];
+        let p = Page { page: 2, size: 2 };
+        for key in ["clients", "servers", "zones"] {
+            assert_eq!(
+                serde_json::to_string(&p.paged(key, items.clone(), 5)).expect("paged"),
+                serde_json::to_string(&p.render(key, items.clone(), 5)).expect("render"),
+            );
+        }
     }
 }

@@ -381,37 +381,52 @@ pub fn count_clients(conn: &Connection, server_id: i64) -> StoreResult<u64> {
     )?)
 }
 
-/// One page of clients matching `filter`, and the total.
+/// One page of clients matching `filter`, and the total. Only the filters given become
+/// conditions, so the plain list counts with SQLite's b-tree count and both statements are
+/// prepared once per shape (the page is the API's hottest list).
 pub fn list_clients(
     conn: &Connection,
     filter: &ClientFilter,
     limit: u32,
     offset: u64,
 ) -> StoreResult<(Vec<ClientRow>, u64)> {
-    let pattern = filter.search.as_deref().map(super::contains_pattern);
-    let cond = "(?1 IS NULL OR name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE '\\' \
-                OR public_key LIKE ?1 ESCAPE '\\' OR ipv4_address LIKE ?1 ESCAPE '\\' \
-                OR ipv6_address LIKE ?1 ESCAPE '\\') \
-                AND (?2 IS NULL OR server_id = ?2) AND (?3 IS NULL OR enabled = ?3)";
-    let total: u64 = conn.query_row(
-        &format!("SELECT count(*) FROM wg_clients WHERE {cond}"),
-        params![pattern, filter.server_id, filter.enabled],
-        |r| r.get(0),
-    )?;
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {CLIENT_COLUMNS} FROM wg_clients WHERE {cond} ORDER BY id LIMIT ?4 OFFSET ?5"
+    use rusqlite::types::Value;
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(s) = filter.search.as_deref() {
+        args.push(Value::Text(super::contains_pattern(s)));
+        let n = args.len();
+        conds.push(format!(
+            "(name LIKE ?{n} ESCAPE '\\' OR description LIKE ?{n} ESCAPE '\\' \
+             OR public_key LIKE ?{n} ESCAPE '\\' OR ipv4_address LIKE ?{n} ESCAPE '\\' \
+             OR ipv6_address LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    if let Some(id) = filter.server_id {
+        args.push(Value::Integer(id));
+        conds.push(format!("server_id = ?{}", args.len()));
+    }
+    if let Some(e) = filter.enabled {
+        args.push(Value::Integer(i64::from(e)));
+        conds.push(format!("enabled = ?{}", args.len()));
+    }
+    let cond = match conds.is_empty() {
+        true => String::new(),
+        false => format!(" WHERE {}", conds.join(" AND ")),
+    };
+    let total: u64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM wg_clients{cond}"))?
+        .query_row(rusqlite::params_from_iter(&args), |r| r.get(0))?;
+    let n = args.len();
+    args.push(Value::Integer(i64::from(limit)));
+    args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CLIENT_COLUMNS} FROM wg_clients{cond} ORDER BY id LIMIT ?{} OFFSET ?{}",
+        n + 1,
+        n + 2
     ))?;
     let rows = stmt
-        .query_map(
-            params![
-                pattern,
-                filter.server_id,
-                filter.enabled,
-                limit,
-                offset as i64
-            ],
-            client_from_row,
-        )?
+        .query_map(rusqlite::params_from_iter(&args), client_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok((rows, total))
 }

@@ -1,13 +1,17 @@
 //! The link to WireGuard clients: an allocation for a client (`client_id`) is also one of
 //! that client's `routed_prefixes`, written in the same transaction as the allocation, so
 //! the server routes the prefix into the tunnel (`wireguard::peer_allowed_ips`). The
-//! caller applies the returned before/after rows to the running device after the commit
-//! (`wireguard::live::sync_client`).
+//! caller publishes the change after the commit (`Change::Allocation` naming the client), and
+//! the WireGuard reconciler brings the running peer in line.
+//!
+//! These run inside the pools' transactions, so they fail in the store's words
+//! ([`StoreError`]; a clash is a `Conflict` naming its field), which every domain converts.
 
-use crate::error::{ApiError, ApiResult};
 use crate::ipam::Released;
 use crate::store::ipam as q;
 use crate::store::wireguard::{self as wgq, ClientFields, ClientRow};
+use crate::store::{StoreError, StoreResult};
+use crate::wireguard::Error;
 use crate::wireguard::{check_routed, MAX_PREFIXES};
 use ipnet::{IpNet, Ipv6Net};
 use rusqlite::Connection;
@@ -38,16 +42,16 @@ pub(crate) fn route(
     client: ClientRow,
     prefix: Ipv6Net,
     now: i64,
-) -> ApiResult<ClientChange> {
+) -> StoreResult<ClientChange> {
     let p = IpNet::V6(prefix);
     if client.routed_prefixes.len() >= MAX_PREFIXES {
-        return Err(ApiError::conflict(
-            "client_id",
-            format!(
+        return Err(StoreError::Conflict {
+            field: "client_id".into(),
+            message: format!(
                 "client {:?} already has {MAX_PREFIXES} routed prefixes",
                 client.name
             ),
-        ));
+        });
     }
     check_routed(
         &[p],
@@ -55,12 +59,7 @@ pub(crate) fn route(
         &wgq::all_servers(tx)?,
         &wgq::all_routed(tx)?,
     )
-    .map_err(|mut e| {
-        if let Some(d) = e.details.as_mut() {
-            d.field = "prefix".into();
-        }
-        e
-    })?;
+    .map_err(|e: Error| StoreError::from(e.refield("prefix", "")))?;
     let mut f = fields_of(&client);
     f.routed_prefixes.push(p);
     let new = wgq::update_client(tx, client.id, &f, now)?;
@@ -73,7 +72,7 @@ pub(crate) fn unroute(
     client_id: i64,
     prefix: Ipv6Net,
     now: i64,
-) -> ApiResult<Option<ClientChange>> {
+) -> StoreResult<Option<ClientChange>> {
     let Some(client) = wgq::get_client(tx, client_id)? else {
         return Ok(None);
     };
@@ -89,7 +88,7 @@ pub(crate) fn unroute(
 
 /// Deletes the allocations of WireGuard clients that are being deleted in `tx`. Apply the
 /// result to `App::pools` after the commit, in the same database closure.
-pub fn release_for_clients(tx: &Connection, client_ids: &[i64]) -> ApiResult<Released> {
+pub fn release_for_clients(tx: &Connection, client_ids: &[i64]) -> StoreResult<Released> {
     let rows = q::allocations_of_clients(tx, client_ids)?;
     for r in &rows {
         q::delete_allocation(tx, r.id)?;

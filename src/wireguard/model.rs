@@ -14,7 +14,7 @@ mod rules;
 mod view;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 pub use input::*;
 pub use rules::*;

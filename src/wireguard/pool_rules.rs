@@ -4,8 +4,8 @@
 //! instead) nor gain, by hand, a prefix inside a pool (allocate it instead). Called inside the
 //! WireGuard closures, in their transactions; the decisions themselves are pure.
 
-use crate::error::{ApiError, ApiResult};
 use crate::store::ipam as q;
+use crate::wireguard::error::{Error, Result};
 use ipnet::{IpNet, Ipv6Net};
 use rusqlite::Connection;
 
@@ -14,12 +14,12 @@ fn overlaps(a: &Ipv6Net, b: &Ipv6Net) -> bool {
 }
 
 /// `None` if the subnet is clear of every pool; else the 409.
-pub fn subnet_conflict(subnet: &Ipv6Net, pools: &[(String, Ipv6Net)]) -> Option<ApiError> {
+pub fn subnet_conflict(subnet: &Ipv6Net, pools: &[(String, Ipv6Net)]) -> Option<Error> {
     pools
         .iter()
         .find(|(_, p)| overlaps(p, subnet))
         .map(|(name, p)| {
-            ApiError::conflict(
+            Error::conflict(
                 "ipv6_address",
                 format!("subnet {subnet} overlaps IPv6 pool {name:?} ({p})"),
             )
@@ -32,7 +32,7 @@ pub fn routed_conflict(
     routed: &[IpNet],
     own: &[Ipv6Net],
     pools: &[(String, Ipv6Net)],
-) -> Option<ApiError> {
+) -> Option<Error> {
     let v6: Vec<Ipv6Net> = routed
         .iter()
         .filter_map(|n| match n {
@@ -41,7 +41,7 @@ pub fn routed_conflict(
         })
         .collect();
     if let Some(kept) = own.iter().find(|a| !v6.contains(a)) {
-        return Some(ApiError::conflict(
+        return Some(Error::conflict(
             "routed_prefixes",
             format!(
                 "{kept} is delegated to this client from a pool: release the allocation instead"
@@ -50,7 +50,7 @@ pub fn routed_conflict(
     }
     for p in v6.iter().filter(|p| !own.contains(p)) {
         if let Some((name, pool)) = pools.iter().find(|(_, pool)| overlaps(pool, p)) {
-            return Some(ApiError::conflict(
+            return Some(Error::conflict(
                 "routed_prefixes",
                 format!("{p} lies in IPv6 pool {name:?} ({pool}): allocate it from the pool"),
             ));
@@ -59,7 +59,7 @@ pub fn routed_conflict(
     None
 }
 
-fn pools(conn: &Connection) -> ApiResult<Vec<(String, Ipv6Net)>> {
+fn pools(conn: &Connection) -> Result<Vec<(String, Ipv6Net)>> {
     Ok(q::all_pools(conn)?
         .into_iter()
         .map(|p| (p.name, p.prefix))
@@ -67,7 +67,7 @@ fn pools(conn: &Connection) -> ApiResult<Vec<(String, Ipv6Net)>> {
 }
 
 /// A WireGuard server's IPv6 subnet against the pools.
-pub fn check_server_subnet(conn: &Connection, subnet: Option<IpNet>) -> ApiResult<()> {
+pub fn check_server_subnet(conn: &Connection, subnet: Option<IpNet>) -> Result<()> {
     let Some(IpNet::V6(subnet)) = subnet else {
         return Ok(());
     };
@@ -83,7 +83,7 @@ pub fn check_client_routed(
     conn: &Connection,
     client_id: Option<i64>,
     routed: &[IpNet],
-) -> ApiResult<()> {
+) -> Result<()> {
     let own: Vec<Ipv6Net> = match client_id {
         Some(id) => q::allocations_of_clients(conn, &[id])?
             .into_iter()
@@ -117,7 +117,7 @@ mod tests {
     fn subnets_must_stay_out_of_pools() {
         assert!(subnet_conflict(&n6("fd00::/64"), &pools()).is_none());
         let e = subnet_conflict(&n6("2001:db8:100:5::/64"), &pools()).expect("inside");
-        assert_eq!(e.details.map(|d| d.field).as_deref(), Some("ipv6_address"));
+        assert_eq!(e.field(), Some("ipv6_address"));
         assert!(
             subnet_conflict(&n6("2001:db8::/32"), &pools()).is_some(),
             "covering"
@@ -134,22 +134,14 @@ mod tests {
         ];
         assert!(routed_conflict(&ok, &own, &pools()).is_none());
         let e = routed_conflict(&[n("10.9.0.0/24")], &own, &pools()).expect("dropped");
-        assert!(
-            e.message.contains("release the allocation"),
-            "{}",
-            e.message
-        );
+        assert!(e.to_string().contains("release the allocation"), "{e}");
         let e = routed_conflict(
             &[n("2001:db8:100::/64"), n("2001:db8:100:1::/64")],
             &own,
             &pools(),
         )
         .expect("hand-added");
-        assert!(
-            e.message.contains("allocate it from the pool"),
-            "{}",
-            e.message
-        );
+        assert!(e.to_string().contains("allocate it from the pool"), "{e}");
         assert!(routed_conflict(&[n("2001:db8:100::/64")], &[], &pools()).is_some());
     }
 }

@@ -727,15 +727,11 @@ async fn pool_status(app: &App) -> Vec<Value> {
 }
 
 async fn wireguard_status(app: &App) -> Vec<Value> {
-    let Ok((rows, _)) = crate::wireguard::list_servers(
-        app,
-        crate::api::query::Page {
-            page: 1,
-            size: 1000,
-        },
-    )
-    .await
-    else {
+    let all = crate::api::query::Page {
+        page: 1,
+        size: 1000,
+    };
+    let Ok((rows, _)) = app.wireguard.server_rows(all).await else {
         return Vec::new();
     };
     let mut out = Vec::with_capacity(rows.len());

@@ -415,6 +415,15 @@ impl Device {
         st.peers.get(key.as_bytes()).map(|e| e.peer.stats())
     }
 
+    /// Stats of the peers with `keys`, in that order (`None`: no such peer), read under one
+    /// lock: what a list of clients shows.
+    pub fn stats_of(&self, keys: &[PublicKey]) -> Vec<Option<PeerStats>> {
+        let st = read(&self.inner.state);
+        keys.iter()
+            .map(|k| st.peers.get(k.as_bytes()).map(|e| e.peer.stats()))
+            .collect()
+    }
+
     /// Stats of every peer, by public key.
     pub fn all_stats(&self) -> HashMap<PublicKey, PeerStats> {
         let st = read(&self.inner.state);

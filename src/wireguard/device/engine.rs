@@ -221,6 +221,13 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// Live figures of the peers with `keys` of a running server, in that order, from one
+    /// read of its device; `None` when it is not running.
+    pub async fn peer_stats(&self, id: i64, keys: &[PublicKey]) -> Option<Vec<Option<PeerStats>>> {
+        let inner = self.inner.lock().await;
+        inner.running.get(&id).map(|r| r.device.stats_of(keys))
+    }
+
     /// Ids of the running servers (monitoring).
     pub async fn running_ids(&self) -> Vec<i64> {
         self.inner.lock().await.running.keys().copied().collect()

@@ -1,22 +1,50 @@
 //! Rows and assertions shared by the unit tests of `input`, `rules` and `view`.
 
 use super::default_allowed_ips;
-use crate::error::{ApiResult, ErrorCode};
 use crate::store::wireguard::{ClientRow, ServerRow};
+use crate::wireguard::error::Error;
 use crate::wireguard::keys::PrivateKey;
 use ipnet::IpNet;
 use std::net::IpAddr;
 
-pub(super) fn field<T: std::fmt::Debug>(r: ApiResult<T>) -> String {
-    r.unwrap_err().details.map(|d| d.field).unwrap_or_default()
+/// What kind of answer an error becomes (`api::error` maps each kind to one status and
+/// code, and tests that mapping): 422, 409, 404, 503, 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Invalid,
+    Conflict,
+    NotFound,
+    Unavailable,
+    Internal,
 }
 
-pub(super) fn code<T: std::fmt::Debug>(r: ApiResult<T>) -> ErrorCode {
-    r.unwrap_err().code
+pub(crate) fn kind_of(e: &Error) -> Kind {
+    match e {
+        Error::Invalid(_) => Kind::Invalid,
+        Error::Conflict { .. } | Error::Refused(_) => Kind::Conflict,
+        Error::NotFound(_) => Kind::NotFound,
+        Error::Unavailable(_) => Kind::Unavailable,
+        Error::Corrupt(_) | Error::Internal | Error::Store(_) => Kind::Internal,
+    }
 }
 
-pub(super) fn msg<T: std::fmt::Debug>(r: ApiResult<T>) -> String {
-    r.unwrap_err().message
+fn error_of<T: std::fmt::Debug, E: Into<Error>>(r: Result<T, E>) -> Error {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.into(),
+    }
+}
+
+pub(super) fn field<T: std::fmt::Debug, E: Into<Error>>(r: Result<T, E>) -> String {
+    error_of(r).field().unwrap_or_default().to_string()
+}
+
+pub(super) fn code<T: std::fmt::Debug, E: Into<Error>>(r: Result<T, E>) -> Kind {
+    kind_of(&error_of(r))
+}
+
+pub(super) fn msg<T: std::fmt::Debug, E: Into<Error>>(r: Result<T, E>) -> String {
+    error_of(r).to_string()
 }
 
 pub(super) fn net(s: &str) -> IpNet {

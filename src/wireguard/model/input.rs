@@ -2,12 +2,15 @@
 //! validation of one field at a time (names, subnets, addresses, DNS, MTU, endpoints,
 //! AllowedIPs, routed prefixes, public keys). Checks that need other rows are in `rules`.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::Invalid;
 use crate::wireguard::conf;
 use crate::wireguard::keys::PublicKey;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// One field checked: its value, or why it is refused.
+type Result<T, E = Invalid> = std::result::Result<T, E>;
 
 pub const DEFAULT_LISTEN_PORT: u16 = 51820;
 pub const DEFAULT_MTU: u16 = 1420;
@@ -122,11 +125,11 @@ fn blank_to_none(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-pub fn validate_name(s: &str) -> ApiResult<String> {
+pub fn validate_name(s: &str) -> Result<String> {
     let s = s.trim();
     let n = s.chars().count();
     if !(1..=64).contains(&n) || s.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             "name",
             "name must be 1-64 printable characters",
         ));
@@ -135,12 +138,12 @@ pub fn validate_name(s: &str) -> ApiResult<String> {
 }
 
 /// Empty or blank means none.
-pub fn validate_description(s: Option<String>) -> ApiResult<Option<String>> {
+pub fn validate_description(s: Option<String>) -> Result<Option<String>> {
     let Some(s) = blank_to_none(s) else {
         return Ok(None);
     };
     if s.chars().count() > 256 || s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             "description",
             "description must be at most 256 printable characters",
         ));
@@ -148,23 +151,20 @@ pub fn validate_description(s: Option<String>) -> ApiResult<Option<String>> {
     Ok(Some(s))
 }
 
-pub fn validate_interface(s: &str) -> ApiResult<String> {
+pub fn validate_interface(s: &str) -> Result<String> {
     if crate::wireguard::device::tun::valid_name(s) {
         Ok(s.to_string())
     } else {
-        Err(ApiError::validation(
+        Err(Invalid::new(
             "interface",
             "interface must be 1-15 letters, digits, '-', '_' or '.'",
         ))
     }
 }
 
-pub fn validate_listen_port(p: u16) -> ApiResult<u16> {
+pub fn validate_listen_port(p: u16) -> Result<u16> {
     if p == 0 {
-        return Err(ApiError::validation(
-            "listen_port",
-            "listen_port must be 1-65535",
-        ));
+        return Err(Invalid::new("listen_port", "listen_port must be 1-65535"));
     }
     Ok(p)
 }
@@ -181,9 +181,9 @@ fn addr_and_len<A: std::str::FromStr>(s: &str) -> Option<(A, u8)> {
 
 /// `10.0.0.1/24`: the server's address and its subnet (/8 to /30); the address must be a
 /// host of that subnet.
-pub fn validate_server_ipv4(s: &str) -> ApiResult<IpNet> {
+pub fn validate_server_ipv4(s: &str) -> Result<IpNet> {
     let bad = |why: &str| {
-        ApiError::validation(
+        Invalid::new(
             "ipv4_address",
             format!(
                 "ipv4_address {why} (expected the server's address and subnet, e.g. 10.0.0.1/24)"
@@ -207,9 +207,9 @@ pub fn validate_server_ipv4(s: &str) -> ApiResult<IpNet> {
 
 /// `fd00::1/64`: the server's address and its subnet (/16 to /126), not the subnet-router
 /// anycast address (all-zero host part).
-pub fn validate_server_ipv6(s: &str) -> ApiResult<IpNet> {
+pub fn validate_server_ipv6(s: &str) -> Result<IpNet> {
     let bad = |why: &str| {
-        ApiError::validation(
+        Invalid::new(
             "ipv6_address",
             format!(
                 "ipv6_address {why} (expected the server's address and subnet, e.g. fd00::1/64)"
@@ -233,21 +233,21 @@ pub fn validate_server_ipv6(s: &str) -> ApiResult<IpNet> {
     Ok(IpNet::V6(net))
 }
 
-pub(super) fn server_ipv4(s: Option<String>) -> ApiResult<Option<IpNet>> {
+pub(super) fn server_ipv4(s: Option<String>) -> Result<Option<IpNet>> {
     blank_to_none(s)
         .map(|s| validate_server_ipv4(&s))
         .transpose()
 }
 
-pub(super) fn server_ipv6(s: Option<String>) -> ApiResult<Option<IpNet>> {
+pub(super) fn server_ipv6(s: Option<String>) -> Result<Option<IpNet>> {
     blank_to_none(s)
         .map(|s| validate_server_ipv6(&s))
         .transpose()
 }
 
-pub(super) fn require_a_subnet(v4: Option<IpNet>, v6: Option<IpNet>) -> ApiResult<()> {
+pub(super) fn require_a_subnet(v4: Option<IpNet>, v6: Option<IpNet>) -> Result<()> {
     if v4.is_none() && v6.is_none() {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             "ipv4_address",
             "a server needs an ipv4_address, an ipv6_address or both",
         ));
@@ -256,9 +256,9 @@ pub(super) fn require_a_subnet(v4: Option<IpNet>, v6: Option<IpNet>) -> ApiResul
 }
 
 /// IP addresses, at most 8; duplicates dropped.
-pub fn validate_dns(list: Vec<String>) -> ApiResult<Vec<IpAddr>> {
+pub fn validate_dns(list: Vec<String>) -> Result<Vec<IpAddr>> {
     if list.len() > MAX_DNS_SERVERS {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             "dns_servers",
             format!("at most {MAX_DNS_SERVERS} dns_servers"),
         ));
@@ -266,7 +266,7 @@ pub fn validate_dns(list: Vec<String>) -> ApiResult<Vec<IpAddr>> {
     let mut out: Vec<IpAddr> = Vec::with_capacity(list.len());
     for s in list {
         let ip: IpAddr = s.trim().parse().map_err(|_| {
-            ApiError::validation(
+            Invalid::new(
                 "dns_servers",
                 format!("dns_servers: {s:?} is not an IP address"),
             )
@@ -278,11 +278,11 @@ pub fn validate_dns(list: Vec<String>) -> ApiResult<Vec<IpAddr>> {
     Ok(out)
 }
 
-pub fn validate_mtu(m: u32) -> ApiResult<u16> {
+pub fn validate_mtu(m: u32) -> Result<u16> {
     u16::try_from(m)
         .ok()
         .filter(|m| (1280..=9000).contains(m))
-        .ok_or_else(|| ApiError::validation("mtu", "mtu must be from 1280 to 9000"))
+        .ok_or_else(|| Invalid::new("mtu", "mtu must be from 1280 to 9000"))
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address → (host without
@@ -331,13 +331,13 @@ fn valid_host(h: &str) -> bool {
 }
 
 /// Stored normalised: `host`, `host:port`, bare IPv6 or `[v6]:port`. Blank means none.
-pub fn validate_endpoint(s: Option<String>) -> ApiResult<Option<String>> {
+pub fn validate_endpoint(s: Option<String>) -> Result<Option<String>> {
     let Some(s) = blank_to_none(s) else {
         return Ok(None);
     };
     let parts = (s.len() <= 253).then(|| split_endpoint(&s)).flatten();
     let Some((host, port)) = parts else {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             "endpoint",
             "endpoint must be a host name, IPv4 or IPv6 address, optionally with :port",
         ));
@@ -358,7 +358,7 @@ pub(super) fn family(field: &str) -> &'static str {
 
 /// A client address as given: `10.0.0.2`, `10.0.0.2/32`, `fd00::2`, `fd00::2/128`; the
 /// family is the field's.
-pub fn parse_client_address(field: &str, s: &str) -> ApiResult<IpAddr> {
+pub fn parse_client_address(field: &str, s: &str) -> Result<IpAddr> {
     let v6 = family(field) == "IPv6";
     let (addr, len) = match s.trim().split_once('/') {
         Some((a, l)) => (a, Some(l)),
@@ -367,7 +367,7 @@ pub fn parse_client_address(field: &str, s: &str) -> ApiResult<IpAddr> {
     let host_len = if v6 { "128" } else { "32" };
     match addr.parse::<IpAddr>() {
         Ok(a) if a.is_ipv6() == v6 && len.is_none_or(|l| l == host_len) => Ok(a),
-        _ => Err(ApiError::validation(
+        _ => Err(Invalid::new(
             field,
             if v6 {
                 "ipv6_address must be an IPv6 address like fd00::2 or fd00::2/128"
@@ -384,29 +384,29 @@ pub fn check_client_address(
     field: &str,
     addr: IpAddr,
     server_net: Option<IpNet>,
-) -> ApiResult<IpAddr> {
+) -> Result<IpAddr> {
     let fam = family(field);
     let Some(net) = server_net else {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             field,
             format!("the server has no {fam} subnet"),
         ));
     };
     let subnet = net.trunc();
     if !subnet.contains(&addr) {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             field,
             format!("{addr} is outside the server's subnet {subnet}"),
         ));
     }
     if addr == net.addr() {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             field,
             format!("{addr} is the server's own address"),
         ));
     }
     if addr == subnet.network() || (addr.is_ipv4() && addr == subnet.broadcast()) {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             field,
             format!("{addr} is the network or broadcast address of {subnet}"),
         ));
@@ -418,15 +418,15 @@ pub(super) fn client_address(
     field: &str,
     s: Option<String>,
     net: Option<IpNet>,
-) -> ApiResult<Option<IpAddr>> {
+) -> Result<Option<IpAddr>> {
     blank_to_none(s)
         .map(|s| check_client_address(field, parse_client_address(field, &s)?, net))
         .transpose()
 }
 
-fn too_many(field: &str, list: &[String]) -> ApiResult<()> {
+fn too_many(field: &str, list: &[String]) -> Result<()> {
     if list.len() > MAX_PREFIXES {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             field,
             format!("at most {MAX_PREFIXES} {field}"),
         ));
@@ -436,7 +436,7 @@ fn too_many(field: &str, list: &[String]) -> ApiResult<()> {
 
 /// CIDRs (a bare address is a host route) the client sends into the tunnel; host bits are
 /// cleared as wg does. At least one, at most 64; duplicates dropped.
-pub fn validate_allowed_ips(list: Vec<String>) -> ApiResult<Vec<IpNet>> {
+pub fn validate_allowed_ips(list: Vec<String>) -> Result<Vec<IpNet>> {
     too_many("allowed_ips", &list)?;
     let mut out: Vec<IpNet> = Vec::with_capacity(list.len());
     for s in &list {
@@ -444,16 +444,14 @@ pub fn validate_allowed_ips(list: Vec<String>) -> ApiResult<Vec<IpNet>> {
         let net = t
             .parse::<IpNet>()
             .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
-            .map_err(|_| {
-                ApiError::validation("allowed_ips", format!("allowed_ips: {s:?} is not a CIDR"))
-            })?
+            .map_err(|_| Invalid::new("allowed_ips", format!("allowed_ips: {s:?} is not a CIDR")))?
             .trunc();
         if !out.contains(&net) {
             out.push(net);
         }
     }
     if out.is_empty() {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             "allowed_ips",
             "allowed_ips must list at least one CIDR",
         ));
@@ -471,18 +469,18 @@ pub fn default_allowed_ips() -> Vec<IpNet> {
 
 /// Canonical CIDRs (host bits zero) routed to the client; at most 64, none overlapping
 /// another.
-pub fn validate_routed_prefixes(list: Vec<String>) -> ApiResult<Vec<IpNet>> {
+pub fn validate_routed_prefixes(list: Vec<String>) -> Result<Vec<IpNet>> {
     too_many("routed_prefixes", &list)?;
     let mut out: Vec<IpNet> = Vec::with_capacity(list.len());
     for s in &list {
         let net: IpNet = s.trim().parse().map_err(|_| {
-            ApiError::validation(
+            Invalid::new(
                 "routed_prefixes",
                 format!("routed_prefixes: {s:?} is not a CIDR prefix like 2001:db8:1::/48"),
             )
         })?;
         if net != net.trunc() {
-            return Err(ApiError::validation(
+            return Err(Invalid::new(
                 "routed_prefixes",
                 format!(
                     "routed_prefixes: {net} has host bits set (did you mean {}?)",
@@ -491,7 +489,7 @@ pub fn validate_routed_prefixes(list: Vec<String>) -> ApiResult<Vec<IpNet>> {
             ));
         }
         if let Some(other) = out.iter().find(|o| overlaps(o, &net)) {
-            return Err(ApiError::validation(
+            return Err(Invalid::new(
                 "routed_prefixes",
                 format!("routed_prefixes: {net} overlaps {other}"),
             ));
@@ -502,10 +500,10 @@ pub fn validate_routed_prefixes(list: Vec<String>) -> ApiResult<Vec<IpNet>> {
 }
 
 /// A base64 WireGuard public key, returned in canonical form.
-pub fn validate_public_key(s: &str) -> ApiResult<String> {
+pub fn validate_public_key(s: &str) -> Result<String> {
     PublicKey::from_base64(s)
         .map(|k| k.to_base64())
-        .map_err(|e| ApiError::validation("public_key", format!("public_key: {e}")))
+        .map_err(|e| Invalid::new("public_key", format!("public_key: {e}")))
 }
 
 /// Whether two prefixes share an address (always false across families).
@@ -517,9 +515,9 @@ pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
     use crate::wireguard::keys::PrivateKey;
     use crate::wireguard::model::fixtures::*;
+    use crate::wireguard::model::fixtures::{kind_of, Kind};
 
     #[test]
     fn names_descriptions_interfaces_ports() {
@@ -684,7 +682,7 @@ mod tests {
         assert!(check("ipv4_address", "10.0.0.254", v4).is_ok());
         assert!(check("ipv6_address", "fd00::ffff:ffff:ffff:ffff", v6).is_ok());
         let e = check("ipv4_address", "10.0.1.2", v4).unwrap_err();
-        assert_eq!(e.code, ErrorCode::Validation);
+        assert_eq!(kind_of(&e.clone().into()), Kind::Invalid);
         assert_eq!(
             e.message,
             "10.0.1.2 is outside the server's subnet 10.0.0.0/24"
@@ -697,8 +695,8 @@ mod tests {
         assert!(msg(check("ipv6_address", "fd00::1", v6)).contains("own address"));
         let e = check("ipv6_address", "fd00::2", None).unwrap_err();
         assert_eq!(
-            (e.code, e.message.as_str()),
-            (ErrorCode::Validation, "the server has no IPv6 subnet")
+            (kind_of(&e.clone().into()), e.message.as_str()),
+            (Kind::Invalid, "the server has no IPv6 subnet")
         );
     }
 
@@ -729,7 +727,7 @@ mod tests {
         );
         assert!(validate_routed_prefixes(vec![]).expect("ok").is_empty());
         let e = validate_routed_prefixes(strings(&["2001:db8:1::1/48"])).unwrap_err();
-        assert_eq!(e.details.expect("details").field, "routed_prefixes");
+        assert_eq!(e.field, "routed_prefixes");
         assert!(e.message.contains("2001:db8:1::/48"), "{}", e.message);
         for bad in [
             vec!["2001:db8::1"],

@@ -3,20 +3,15 @@
 //! config, and the JSON views (which never carry a private or preshared key).
 
 use super::input::split_endpoint;
-use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::store::wireguard::{ClientRow, ServerRow};
 use crate::wireguard::conf::{self, Interface, Peer, WgQuick};
+use crate::wireguard::error::{corrupt, Error, Result};
 use crate::wireguard::keys::{PresharedKey, PrivateKey, PublicKey};
 use ipnet::IpNet;
 use serde::Serialize;
 use std::net::IpAddr;
 
 // ---- rows: derived values ----
-
-fn corrupt(what: &str) -> ApiError {
-    log::error!("stored {what} is malformed");
-    ApiError::internal()
-}
 
 impl ServerRow {
     /// The server's interface addresses (`10.0.0.1/24`, `fd00::1/64`).
@@ -27,21 +22,21 @@ impl ServerRow {
             .collect()
     }
 
-    pub fn wg_private_key(&self) -> ApiResult<PrivateKey> {
+    pub fn wg_private_key(&self) -> Result<PrivateKey> {
         PrivateKey::from_base64(&self.private_key).map_err(|_| corrupt("server private key"))
     }
 
-    pub fn wg_public_key(&self) -> ApiResult<PublicKey> {
+    pub fn wg_public_key(&self) -> Result<PublicKey> {
         PublicKey::from_base64(&self.public_key).map_err(|_| corrupt("server public key"))
     }
 }
 
 impl ClientRow {
-    pub fn wg_public_key(&self) -> ApiResult<PublicKey> {
+    pub fn wg_public_key(&self) -> Result<PublicKey> {
         PublicKey::from_base64(&self.public_key).map_err(|_| corrupt("client public key"))
     }
 
-    pub fn wg_preshared_key(&self) -> ApiResult<Option<PresharedKey>> {
+    pub fn wg_preshared_key(&self) -> Result<Option<PresharedKey>> {
         self.preshared_key
             .as_deref()
             .map(PresharedKey::from_base64)
@@ -69,13 +64,13 @@ pub fn peer_allowed_ips(client: &ClientRow) -> Vec<IpNet> {
 
 /// The `Endpoint` clients dial: the server's `endpoint` (with `listen_port` appended if it
 /// has no port), else `fallback_host` (any port on it is dropped) with `listen_port`.
-pub fn advertised_endpoint(server: &ServerRow, fallback_host: &str) -> ApiResult<String> {
+pub fn advertised_endpoint(server: &ServerRow, fallback_host: &str) -> Result<String> {
     let (host, port) = match &server.endpoint {
         Some(e) => split_endpoint(e).ok_or_else(|| corrupt("server endpoint"))?,
         None => split_endpoint(fallback_host.trim())
             .map(|(h, _)| (h, None))
             .ok_or_else(|| {
-                ApiError::conflict(
+                Error::conflict(
                     "endpoint",
                     format!(
                         "server {:?} has no endpoint and no public host is known; set the \
@@ -93,11 +88,11 @@ pub fn client_config(
     server: &ServerRow,
     client: &ClientRow,
     fallback_host: &str,
-) -> ApiResult<String> {
+) -> Result<String> {
     let private_key = client.private_key.as_deref().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Conflict,
-            "this client's private key is not stored (it was imported or brought its own key)",
+        Error::Refused(
+            "this client's private key is not stored (it was imported or brought its own key)"
+                .into(),
         )
     })?;
     let private_key =
@@ -161,12 +156,12 @@ fn longest_part(config: &str, candidates: &[&str]) -> (&'static str, usize) {
 /// 422 when `config` does not fit a QR code, naming the field with the longest part of it
 /// among `candidates` (the fields the request set; see [`longest_part`]). `advice` ends the
 /// message (what the user can do).
-pub fn check_fits_qr(config: &str, candidates: &[&str], advice: &str) -> ApiResult<()> {
+pub fn check_fits_qr(config: &str, candidates: &[&str], advice: &str) -> Result<()> {
     if crate::wireguard::qr::fits(config) {
         return Ok(());
     }
     let (field, part) = longest_part(config, candidates);
-    Err(ApiError::validation(
+    Err(Error::invalid(
         field,
         format!(
             "the client's config is {} bytes, too large for a QR code (at most about {} \
@@ -329,6 +324,67 @@ impl ClientView {
     }
 }
 
+/// A [`ClientView`] in a list: the same fields with their keys in sorted order, as lists
+/// have always shown them (they were built as JSON maps, whose keys sort), serialised
+/// directly, with no map built per item.
+#[derive(Serialize)]
+pub struct ListedClient<'a> {
+    allowed_ips: &'a [String],
+    bytes_received: u64,
+    bytes_sent: u64,
+    config_available: bool,
+    #[serde(serialize_with = "crate::time::ser")]
+    created_at: i64,
+    description: &'a Option<String>,
+    dns_servers: &'a [IpAddr],
+    enabled: bool,
+    endpoint: &'a Option<String>,
+    id: i64,
+    ipv4_address: &'a Option<String>,
+    ipv6_address: &'a Option<String>,
+    #[serde(serialize_with = "crate::time::ser_opt")]
+    last_handshake: Option<i64>,
+    mtu: Option<u16>,
+    name: &'a str,
+    persistent_keepalive: Option<u16>,
+    public_key: &'a str,
+    routed_prefixes: &'a [String],
+    server_id: i64,
+    status: &'static str,
+    #[serde(serialize_with = "crate::time::ser")]
+    updated_at: i64,
+    use_preshared_key: bool,
+}
+
+impl ClientView {
+    pub fn listed(&self) -> ListedClient<'_> {
+        ListedClient {
+            allowed_ips: &self.allowed_ips,
+            bytes_received: self.bytes_received,
+            bytes_sent: self.bytes_sent,
+            config_available: self.config_available,
+            created_at: self.created_at,
+            description: &self.description,
+            dns_servers: &self.dns_servers,
+            enabled: self.enabled,
+            endpoint: &self.endpoint,
+            id: self.id,
+            ipv4_address: &self.ipv4_address,
+            ipv6_address: &self.ipv6_address,
+            last_handshake: self.last_handshake,
+            mtu: self.mtu,
+            name: &self.name,
+            persistent_keepalive: self.persistent_keepalive,
+            public_key: &self.public_key,
+            routed_prefixes: &self.routed_prefixes,
+            server_id: self.server_id,
+            status: self.status,
+            updated_at: self.updated_at,
+            use_preshared_key: self.use_preshared_key,
+        }
+    }
+}
+
 /// The create response: the view plus, once, the secrets the client needs (the seed's
 /// `private_key`, `config`, `qr_code`). The QR code is `qrcode`, as `/qrcode` names it;
 /// `qr_code` is the seed's name for the same image, kept as an alias.
@@ -394,8 +450,8 @@ mod tests {
 
         client.private_key = None;
         let e = client_config(&server, &client, "x").unwrap_err();
-        assert_eq!(e.code, ErrorCode::Conflict);
-        assert!(e.message.contains("private key is not stored"));
+        assert_eq!(kind_of(&e), Kind::Conflict);
+        assert!(e.to_string().contains("private key is not stored"));
     }
 
     /// Issue 12 item 6: what makes a config too large for a QR code. Only `allowed_ips` can
@@ -429,13 +485,13 @@ mod tests {
         client.allowed_ips = v6(64);
         let text = config(&server, &client);
         let e = check_fits_qr(&text, &["allowed_ips", "dns_servers"], "list fewer").unwrap_err();
-        assert_eq!(e.details.expect("details").field, "allowed_ips");
+        assert_eq!(e.field().expect("details").to_string(), "allowed_ips");
         assert!(
-            e.message.contains("too large for a QR code"),
+            e.to_string().contains("too large for a QR code"),
             "{}",
-            e.message
+            e.to_string()
         );
-        assert!(e.message.ends_with(": list fewer"), "{}", e.message);
+        assert!(e.to_string().ends_with(": list fewer"), "{}", e.to_string());
         // The limit lies between 40 and 64 such prefixes.
         client.allowed_ips = v6(40);
         assert!(check_fits_qr(&config(&server, &client), &[], "").is_ok());
@@ -445,10 +501,10 @@ mod tests {
         client.dns_servers = vec![ip("10.0.0.1"); 8];
         let text = config(&server, &client);
         let e = check_fits_qr(&text, &["dns_servers"], "").unwrap_err();
-        assert_eq!(e.details.expect("details").field, "dns_servers");
+        assert_eq!(e.field().expect("details").to_string(), "dns_servers");
         let e = check_fits_qr(&text, &["name"], "").unwrap_err();
         assert_eq!(
-            e.details.expect("details").field,
+            e.field().expect("details").to_string(),
             "allowed_ips",
             "none set: the longest"
         );
@@ -470,7 +526,7 @@ mod tests {
             advertised_endpoint(&s, "2001:db8::9").expect("ok"),
             "[2001:db8::9]:51821"
         );
-        assert_eq!(code(advertised_endpoint(&s, "")), ErrorCode::Conflict);
+        assert_eq!(code(advertised_endpoint(&s, "")), Kind::Conflict);
         s.endpoint = Some("2001:db8::1".into());
         assert_eq!(
             advertised_endpoint(&s, "x").expect("ok"),
@@ -530,5 +586,29 @@ mod tests {
         assert_eq!(v["last_handshake"], serde_json::Value::Null);
         assert_eq!(v["allowed_ips"][1], "::/0");
         assert!(v.get("private_key").is_none() && v.get("preshared_key").is_none());
+    }
+
+    #[test]
+    fn a_listed_client_is_byte_for_byte_the_json_map_of_its_view() {
+        let mut c = client_row(7, "c", Some("10.0.0.2"), Some("fd00::2"));
+        c.description = Some("phone".into());
+        c.routed_prefixes = vec![net("2001:db8:1::/48")];
+        c.dns_servers = vec![ip("10.0.0.1")];
+        c.mtu = Some(1400);
+        let live = Live {
+            status: "active",
+            last_handshake: Some(1_704_067_300),
+            bytes_received: 10,
+            bytes_sent: 20,
+            endpoint: Some("192.0.2.1:5000".into()),
+        };
+        for (c, live) in [(c.clone(), live), (c, Live::default())] {
+            let view = ClientView::new(c, live);
+            let map = serde_json::to_value(&view).expect("value");
+            assert_eq!(
+                serde_json::to_string(&view.listed()).expect("listed"),
+                serde_json::to_string(&map).expect("map")
+            );
+        }
     }
 }
