@@ -52,8 +52,11 @@ pub struct App {
     pub rpki: Arc<crate::rpki::Rpki>,
     /// One prefix allocator per IPv6 pool, changed only on the database thread.
     pub pools: crate::ipam::Pools,
-    /// The BGP speaker: one task per session.
-    pub bgp: Arc<crate::bgp::Speaker>,
+    /// IPv6 prefix pools, allocations, whitelists.
+    pub ipam: crate::ipam::Service,
+    /// BGP sessions and announcements; the speaker (one task per session) follows them
+    /// through its `bgp::Reconciler` on the bus.
+    pub bgp: crate::bgp::Service,
     /// The log store: audit entries, engine events, exports, the live feed.
     pub logs: Arc<crate::logs::Logs>,
     /// The metrics collector's latest sample, history and alerts.
@@ -100,6 +103,12 @@ impl App {
             config.run_dir().join("exports"),
             format!("{}/logs/export/download", crate::api::PREFIX),
         ));
+        let speaker = Arc::new(crate::bgp::Speaker::default());
+        bus.add_applier(Arc::new(crate::bgp::Reconciler::new(
+            store.clone(),
+            speaker.clone(),
+            config.bgp.clone(),
+        )));
         // WebSocket payloads go stale with the changes of their channel.
         let ws_cache = crate::api::ws::Cache::default();
         bus.add_applier(ws_cache.invalidator());
@@ -121,12 +130,25 @@ impl App {
             metrics,
             router: crate::api::routes(),
             started: Instant::now(),
+            ipam: crate::ipam::Service::new(
+                store.clone(),
+                pools.clone(),
+                bus.clone(),
+                rpki.clone(),
+                config.bgp.local_asn,
+            ),
+            bgp: crate::bgp::Service::new(
+                store.clone(),
+                speaker,
+                rpki.clone(),
+                config.bgp.clone(),
+                bus.clone(),
+            ),
             rpki,
             wg: Arc::new(crate::wireguard::device::engine::Engine::new(
                 Some(config.wireguard.uapi_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             )),
             pools,
-            bgp: Arc::default(),
             logs,
             monitor: Arc::new(crate::monitor::collector::Monitor::new(
                 config.monitoring.interval_secs,
@@ -168,6 +190,9 @@ pub async fn run(
     let listener = bind(config.listen)?;
     let tls = crate::api::tls::acceptor(&config.http)?;
     let app = Arc::new(App::open(config).await?);
+    // until wg's applier lands
+    app.bus
+        .add_applier(Arc::new(DelegatedRoutes(Arc::downgrade(&app))));
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     log::info!(
@@ -193,7 +218,7 @@ pub async fn run(
         ),
         (None, None) => {}
     }
-    tasks.spawn("bgp exports", crate::bgp::exports_task(app.clone()));
+    tasks.spawn("bgp exports", app.bgp.exports_task());
     tasks.spawn(
         "collector",
         crate::monitor::collector::run(app.monitor.clone(), collector_sources(&app)),
@@ -202,9 +227,9 @@ pub async fn run(
         "events",
         crate::monitor::events::run(app.logs.clone(), app.bgp.subscribe()),
     );
-    if let Err(e) = crate::bgp::restore(&app).await {
-        log::warn!("bgp: cannot start the sessions: {e}");
-    }
+    // Every engine on the bus to the database's desired state (the BGP sessions, their
+    // exports).
+    app.bus.reconcile_all().await;
     let exit = std::sync::Mutex::new(Exit::Stop);
     let stop = async {
         tokio::select! {
@@ -292,30 +317,51 @@ fn collector_sources(app: &Arc<App>) -> crate::monitor::sources::Sources {
         logs: app.logs.clone(),
         settings: app.system.runtime().subscribe(),
         wireguard: app.wg.clone(),
-        bgp: app.bgp.clone(),
-        pools: Arc::new(PoolFigures(Arc::downgrade(app))),
+        bgp: app.bgp.speaker(),
+        pools: Arc::new(app.ipam.clone()),
     }
 }
 
-/// Transitional (issue 13), until the pools have their own service to implement
-/// `PoolStats` on: the pools' figures, read through the `App` (weakly: the collector is
-/// one of its tasks).
-struct PoolFigures(std::sync::Weak<App>);
+/// Transitional (issue 13), until wg's applier lands: a prefix delegated to (or taken off)
+/// a WireGuard client changes its routed prefixes; its running peer follows, as the
+/// `/ipv6` handlers did after each allocation. Holds the `App` weakly (the bus is in it).
+struct DelegatedRoutes(std::sync::Weak<App>);
 
-impl crate::monitor::sources::PoolStats for PoolFigures {
-    fn figures(
-        &self,
-    ) -> crate::sync::BoxFuture<'_, Option<crate::monitor::collector::PoolFigures>> {
+impl crate::changes::Applier for DelegatedRoutes {
+    fn apply<'a>(&'a self, change: &'a crate::changes::Change) -> crate::sync::BoxFuture<'a, ()> {
         Box::pin(async move {
-            let app = self.0.upgrade()?;
-            match crate::ipam::monitor(&app).await {
-                Ok(m) => Some(crate::monitor::collector::PoolFigures::of(&m)),
-                Err(e) => {
-                    log::warn!("monitor: cannot read the pools: {}", e.message);
-                    None
+            let crate::changes::Change::Allocation {
+                client: Some((server_id, client_id)),
+                ..
+            } = *change
+            else {
+                return;
+            };
+            let Some(app) = self.0.upgrade() else {
+                return;
+            };
+            let id = client_id;
+            let row = app
+                .store
+                .call(move |c| crate::store::wireguard::get_client(c, id))
+                .await;
+            // A route change leaves `enabled` as it was: before and after differ only in
+            // the routed prefixes, which the peer's allowed IPs are made of.
+            let synced = match row {
+                Ok(Some(c)) => {
+                    crate::wireguard::live::sync_client(&app, server_id, Some(&c), Some(&c)).await
                 }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = synced {
+                log::warn!("WireGuard client {client_id}: routed prefixes not applied: {e}");
             }
         })
+    }
+
+    fn reconcile_all(&self) -> crate::sync::BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 }
 

@@ -274,6 +274,63 @@ impl From<crate::monitor::Error> for ApiError {
     }
 }
 
+impl From<crate::ipam::Error> for ApiError {
+    fn from(e: crate::ipam::Error) -> Self {
+        use crate::ipam::Error;
+        match e {
+            Error::NotFound(what) => ApiError::not_found(what),
+            Error::Invalid(e) => e.into(),
+            Error::Conflict { field, message } => ApiError::conflict(field, message),
+            Error::Unavailable(message) => ApiError::unavailable(message),
+            // Logged where it was found.
+            Error::Internal(_) => ApiError::internal(),
+            Error::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::bgp::Error> for ApiError {
+    fn from(e: crate::bgp::Error) -> Self {
+        use crate::bgp::Error;
+        match e {
+            Error::NotFound(what) => ApiError::not_found(what),
+            Error::Invalid(e) => e.into(),
+            Error::Unavailable(message) => ApiError::unavailable(message),
+            Error::Internal(_) => ApiError::internal(),
+            Error::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Transitional (issue 13), until the WireGuard helpers pools and BGP call
+/// (`wireguard::delegated::{route, unroute}`, `validate_description`) fail with
+/// WireGuard's own error: their `ApiError` read back in pool words, so that mapping it
+/// again gives the same answer.
+impl From<ApiError> for crate::ipam::Error {
+    fn from(e: ApiError) -> Self {
+        use crate::ipam::Error;
+        match (e.code, e.details) {
+            (ErrorCode::Validation, Some(d)) => Error::invalid(d.field, e.message),
+            (ErrorCode::Conflict, Some(d)) => Error::conflict(d.field, e.message),
+            (ErrorCode::Conflict, None) => Error::Store(crate::store::StoreError::Rule(e.message)),
+            (ErrorCode::Unavailable, _) => Error::Unavailable(e.message),
+            _ => Error::Internal(e.message),
+        }
+    }
+}
+
+/// Transitional, as for pools: `validate_description` answers with an `ApiError`.
+impl From<ApiError> for crate::bgp::Error {
+    fn from(e: ApiError) -> Self {
+        use crate::bgp::Error;
+        match (e.code, e.details) {
+            (ErrorCode::Validation, Some(d)) => Error::invalid(d.field, e.message),
+            (ErrorCode::Unavailable, _) => Error::Unavailable(e.message),
+            _ => Error::Internal(e.message),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,6 +354,104 @@ mod tests {
         assert_eq!(
             (other.code, other.message.as_str()),
             (ErrorCode::Internal, "internal error")
+        );
+    }
+
+    fn parts(e: ApiError) -> (StatusCode, &'static str, String, Option<String>) {
+        (
+            e.status(),
+            e.code.as_str(),
+            e.message,
+            e.details.map(|d| d.field),
+        )
+    }
+
+    #[test]
+    fn pool_errors_answer_as_the_api_always_did() {
+        use crate::ipam::Error;
+        let conflict = ApiError::from(Error::conflict("prefix", "overlaps"));
+        assert_eq!(
+            parts(conflict),
+            (
+                StatusCode::CONFLICT,
+                "RESOURCE_CONFLICT",
+                "overlaps".into(),
+                Some("prefix".into())
+            )
+        );
+        let invalid = ApiError::from(Error::invalid("prefix_length", "too short"));
+        assert_eq!(
+            parts(invalid.clone()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "VALIDATION_ERROR",
+                "too short".into(),
+                Some("prefix_length".into())
+            )
+        );
+        assert_eq!(
+            invalid.details.map(|d| d.message).as_deref(),
+            Some("too short")
+        );
+        assert_eq!(
+            parts(ApiError::from(Error::NotFound("pool"))),
+            (
+                StatusCode::NOT_FOUND,
+                "RESOURCE_NOT_FOUND",
+                "pool not found".into(),
+                None
+            )
+        );
+        assert_eq!(
+            ApiError::from(Error::from(StoreError::NotFound("allocation"))).message,
+            "allocation not found"
+        );
+        assert_eq!(
+            parts(ApiError::from(Error::Unavailable("no RPKI data".into()))),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "no RPKI data".into(),
+                None
+            )
+        );
+        assert_eq!(
+            parts(ApiError::from(Error::Internal(
+                "pool 3 has no allocator".into()
+            ))),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "internal error".into(),
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn an_api_error_read_back_by_pools_or_bgp_maps_to_itself() {
+        let cases = [
+            ApiError::validation("description", "too long"),
+            ApiError::conflict("client_id", "already has 64 routed prefixes"),
+            ApiError::new(ErrorCode::Conflict, "a rule"),
+            ApiError::unavailable("database is shutting down"),
+            ApiError::internal(),
+        ];
+        for e in cases {
+            let again = ApiError::from(crate::ipam::Error::from(e.clone()));
+            assert_eq!(parts(again), parts(e.clone()));
+        }
+        for e in [
+            ApiError::validation("description", "too long"),
+            ApiError::unavailable("busy"),
+            ApiError::internal(),
+        ] {
+            let again = ApiError::from(crate::bgp::Error::from(e.clone()));
+            assert_eq!(parts(again), parts(e));
+        }
+        assert_eq!(
+            parts(ApiError::from(crate::bgp::Error::NotFound("session"))).2,
+            "session not found"
         );
     }
 }

@@ -3,7 +3,7 @@
 //! (`tests/ipv6_api.rs`) cover the rest through the binary.
 
 use super::*;
-use crate::error::ErrorCode;
+use crate::ipam::error::tests::{code, ErrorCode};
 use crate::store::wireguard::{ClientFields, ClientRow, ServerFields};
 use ipnet::IpNet;
 
@@ -15,13 +15,8 @@ fn net(s: &str) -> Ipv6Net {
     s.parse().expect("net")
 }
 
-fn err<T: std::fmt::Debug>(r: ApiResult<T>) -> (ErrorCode, String, String) {
-    let e = r.unwrap_err();
-    (
-        e.code,
-        e.details.map(|d| d.field).unwrap_or_default(),
-        e.message,
-    )
+fn err<T: std::fmt::Debug>(r: Result<T>) -> (ErrorCode, String, String) {
+    code(r.unwrap_err())
 }
 
 fn new_pool(name: &str, prefix: &str) -> NewPool {
@@ -32,7 +27,7 @@ fn new_pool(name: &str, prefix: &str) -> NewPool {
     }
 }
 
-fn add_pool(c: &mut Connection, pools: &Pools, input: NewPool) -> ApiResult<PoolView> {
+fn add_pool(c: &mut Connection, pools: &Pools, input: NewPool) -> Result<PoolView> {
     create_pool_in(c, pools, input, 1)
 }
 
@@ -47,12 +42,7 @@ fn by_name(name: &str) -> AllocationInput {
     }
 }
 
-fn give(
-    c: &mut Connection,
-    pools: &Pools,
-    pool: i64,
-    input: AllocationInput,
-) -> ApiResult<Allocated> {
+fn give(c: &mut Connection, pools: &Pools, pool: i64, input: AllocationInput) -> Result<Allocated> {
     allocate_in(c, pools, PoolRef::Path(pool), input, 2)
 }
 
