@@ -163,4 +163,51 @@ mod tests {
             assert!(!feeds_exports(c), "{c:?}");
         }
     }
+
+    /// A session's task follows its row through the bus, and its removal (which takes its
+    /// announcements along) marks the exports dirty.
+    #[tokio::test]
+    async fn a_session_task_follows_its_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db"), &dir.path().join("logs")).expect("store");
+        let speaker = Arc::new(Speaker::default());
+        let config = BgpConfig {
+            local_asn: 65001,
+            ..BgpConfig::default()
+        };
+        let r = Reconciler::new(store.clone(), speaker.clone(), config.clone());
+        let input: crate::bgp::SessionInput = serde_json::from_value(serde_json::json!({
+            "name": "up", "neighbor": "192.0.2.1", "remote_as": 65002, "enabled": false
+        }))
+        .expect("input");
+        let f = input.create().expect("valid");
+        let row = store
+            .call(move |c| q::insert_session(c, &f, 1))
+            .await
+            .expect("insert");
+        let id = row.id;
+        let ids = |s: &Speaker| s.overview().iter().map(|s| s.id).collect::<Vec<_>>();
+        r.apply(&Change::BgpSession { id, op: Op::Added }).await;
+        assert_eq!(ids(&speaker), [id]);
+        let dirty = speaker.dirty();
+        store
+            .call(move |c| q::delete_session(c, id))
+            .await
+            .expect("delete");
+        r.apply(&Change::BgpSession {
+            id,
+            op: Op::Removed,
+        })
+        .await;
+        assert!(ids(&speaker).is_empty(), "no task without a row");
+        tokio::time::timeout(std::time::Duration::from_secs(5), dirty.notified())
+            .await
+            .expect("the exports are marked dirty");
+        // A task whose row vanished behind the bus's back goes at the next reconcile.
+        speaker.configure(crate::bgp::config_of(&config, &row).expect("runnable"));
+        assert_eq!(ids(&speaker), [id]);
+        r.reconcile_all().await;
+        assert!(ids(&speaker).is_empty());
+        store.close().await;
+    }
 }
