@@ -1,7 +1,7 @@
 //! `cargo bench --bench pools` — the prefix-pool and RPKI figures BENCHMARKS.md asks for:
 //!
 //! 1. 1,000,000 /64 allocations from a /32 pool through the service's own path
-//!    (`ipam::allocate`: validation, allocator, SQLite transaction on the database thread),
+//!    (`ipam::Service::allocate`: validation, allocator, SQLite transaction on the database thread),
 //!    in a temporary data dir: time, allocations/s, RSS before and after.
 //! 2. The allocator alone for the same million.
 //! 3. A 500,000-VRP table (400k IPv4, 100k IPv6, random prefixes): build time, entry
@@ -10,7 +10,7 @@
 //! `ALLOCATIONS=…` and `VRPS=…` change the sizes.
 
 use ipv6wgm::ipam::alloc::Allocator;
-use ipv6wgm::ipam::{self, AllocationRequest, NewPool, PoolRef};
+use ipv6wgm::ipam::{AllocationRequest, NewPool, PoolRef};
 use ipv6wgm::rpki::vrp::{Vrp, VrpTable};
 use std::net::IpAddr;
 use std::time::Instant;
@@ -82,17 +82,16 @@ fn main() {
         };
         std::env::set_var("IPV6WGM_ADMIN_PASSWORD", "bench-admin-password");
         let app = ipv6wgm::app::App::open(config).await.expect("open");
-        let pool = ipam::create_pool(
-            &app,
-            NewPool {
+        let pool = app
+            .ipam
+            .create_pool(NewPool {
                 name: "bench".into(),
                 prefix: "2001:db8::/32".into(),
                 prefix_length: Some(64),
                 ..Default::default()
-            },
-        )
-        .await
-        .expect("pool");
+            })
+            .await
+            .expect("pool");
         let r0 = rss_kib();
         let t = Instant::now();
         for i in 0..n_alloc {
@@ -102,7 +101,8 @@ fn main() {
             }
             .validate()
             .expect("input");
-            ipam::allocate(&app, PoolRef::Path(pool.id), input)
+            app.ipam
+                .allocate(PoolRef::Path(pool.id), input)
                 .await
                 .expect("allocate");
         }

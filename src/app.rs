@@ -52,10 +52,11 @@ pub struct App {
     pub wireguard: crate::wireguard::Service,
     /// The live VRP table for route origin validation.
     pub rpki: Arc<crate::rpki::Rpki>,
-    /// One prefix allocator per IPv6 pool, changed only on the database thread.
-    pub pools: crate::ipam::Pools,
-    /// The BGP speaker: one task per session.
-    pub bgp: Arc<crate::bgp::Speaker>,
+    /// IPv6 prefix pools, allocations, whitelists.
+    pub ipam: crate::ipam::Service,
+    /// BGP sessions and announcements; the speaker (one task per session) follows them
+    /// through its `bgp::Reconciler` on the bus.
+    pub bgp: crate::bgp::Service,
     /// The log store: audit entries, engine events, exports, the live feed.
     pub logs: Arc<crate::logs::Logs>,
     /// The metrics collector's latest sample, history and alerts.
@@ -102,6 +103,12 @@ impl App {
             config.run_dir().join("exports"),
             format!("{}/logs/export/download", crate::api::PREFIX),
         ));
+        let speaker = Arc::new(crate::bgp::Speaker::default());
+        bus.add_applier(Arc::new(crate::bgp::Reconciler::new(
+            store.clone(),
+            speaker.clone(),
+            config.bgp.clone(),
+        )));
         // WebSocket payloads go stale with the changes of their channel.
         let ws_cache = crate::api::ws::Cache::default();
         bus.add_applier(ws_cache.invalidator());
@@ -140,11 +147,23 @@ impl App {
             metrics,
             router: crate::api::routes(),
             started: Instant::now(),
+            ipam: crate::ipam::Service::new(
+                store.clone(),
+                pools.clone(),
+                bus.clone(),
+                rpki.clone(),
+                config.bgp.local_asn,
+            ),
+            bgp: crate::bgp::Service::new(
+                store.clone(),
+                speaker,
+                rpki.clone(),
+                config.bgp.clone(),
+                bus.clone(),
+            ),
             rpki,
             wg,
             wireguard,
-            pools,
-            bgp: Arc::default(),
             logs,
             monitor: Arc::new(crate::monitor::collector::Monitor::new(
                 config.monitoring.interval_secs,
@@ -198,9 +217,6 @@ pub async fn run(
         "log writer",
         app.logs.clone().writer(app.stopping.subscribe()),
     );
-    app.bus
-        .add_applier(Arc::new(BgpExports(Arc::downgrade(&app))));
-    crate::changes::Applier::reconcile_all(&*app.wireguard.reconciler()).await;
     let rpki = &app.config.rpki;
     match (&rpki.vrp_file, &rpki.rtr_server) {
         (Some(f), _) => tasks.spawn(
@@ -213,7 +229,7 @@ pub async fn run(
         ),
         (None, None) => {}
     }
-    tasks.spawn("bgp exports", crate::bgp::exports_task(app.clone()));
+    tasks.spawn("bgp exports", app.bgp.exports_task());
     tasks.spawn(
         "collector",
         crate::monitor::collector::run(app.monitor.clone(), collector_sources(&app)),
@@ -222,9 +238,9 @@ pub async fn run(
         "events",
         crate::monitor::events::run(app.logs.clone(), app.bgp.subscribe()),
     );
-    if let Err(e) = crate::bgp::restore(&app).await {
-        log::warn!("bgp: cannot start the sessions: {e}");
-    }
+    // Every engine on the bus to the database's desired state: WireGuard devices of the
+    // active servers, the BGP sessions and their exports.
+    app.bus.reconcile_all().await;
     let exit = std::sync::Mutex::new(Exit::Stop);
     let stop = async {
         tokio::select! {
@@ -312,50 +328,8 @@ fn collector_sources(app: &Arc<App>) -> crate::monitor::sources::Sources {
         logs: app.logs.clone(),
         settings: app.system.runtime().subscribe(),
         wireguard: app.wg.clone(),
-        bgp: app.bgp.clone(),
-        pools: Arc::new(PoolFigures(Arc::downgrade(app))),
-    }
-}
-
-/// Transitional (issue 13), until the pools have their own service to implement
-/// `PoolStats` on: the pools' figures, read through the `App` (weakly: the collector is
-/// one of its tasks).
-struct PoolFigures(std::sync::Weak<App>);
-
-impl crate::monitor::sources::PoolStats for PoolFigures {
-    fn figures(
-        &self,
-    ) -> crate::sync::BoxFuture<'_, Option<crate::monitor::collector::PoolFigures>> {
-        Box::pin(async move {
-            let app = self.0.upgrade()?;
-            match crate::ipam::monitor(&app).await {
-                Ok(m) => Some(crate::monitor::collector::PoolFigures::of(&m)),
-                Err(e) => {
-                    log::warn!("monitor: cannot read the pools: {}", e.message);
-                    None
-                }
-            }
-        })
-    }
-}
-
-/// Until the BGP exports follow the bus themselves: a prefix delegated to a WireGuard client
-/// and released with it (the client or its server deleted) is no longer announced.
-struct BgpExports(std::sync::Weak<App>);
-
-impl crate::changes::Applier for BgpExports {
-    fn apply<'a>(&'a self, change: &'a crate::changes::Change) -> crate::sync::BoxFuture<'a, ()> {
-        if let (crate::changes::Change::Allocation { .. }, Some(app)) = (change, self.0.upgrade()) {
-            app.bgp.changed();
-        }
-        Box::pin(async {})
-    }
-
-    fn reconcile_all(&self) -> crate::sync::BoxFuture<'_, ()> {
-        if let Some(app) = self.0.upgrade() {
-            app.bgp.changed();
-        }
-        Box::pin(async {})
+        bgp: app.bgp.speaker(),
+        pools: Arc::new(app.ipam.clone()),
     }
 }
 

@@ -1,20 +1,18 @@
 //! `/bgp`: sessions (CRUD, start/stop/reload/restart, batch, received routes),
-//! announcements (CRUD) and `/monitoring/bgp/sessions`. Thin: parse → `crate::bgp` (store +
-//! running speaker) → render.
+//! announcements (CRUD) and `/monitoring/bgp/sessions`. Thin: parse → one [`bgp::Service`]
+//! call (store, then the change published for the speaker to follow) → render.
 
+use super::error::{ApiError, ApiResult};
 use super::query::Page;
 use super::request::Request;
 use super::response::Reply;
 use super::router::{Access, Router};
-use crate::app::App;
 use crate::auth::Permission;
 use crate::bgp::{self, AnnouncementInput, SessionAction, SessionInput};
-use crate::error::{ApiError, ApiResult};
 use crate::h;
 use crate::store::bgp::AnnouncementFilter;
 use hyper::Method;
 use serde::Serialize;
-use std::sync::Arc;
 
 pub fn routes(r: &mut Router) {
     use Access::Require;
@@ -26,7 +24,7 @@ pub fn routes(r: &mut Router) {
         s,
         Require(Read),
         "bgp.sessions.list",
-        h!(list_sessions),
+        h!(app.bgp => list_sessions),
     )
     .query_params(&["page", "size"]);
     r.add(
@@ -34,7 +32,7 @@ pub fn routes(r: &mut Router) {
         s,
         Require(W),
         "bgp.sessions.create",
-        h!(create_session),
+        h!(app.bgp => create_session),
     );
     let one = "/bgp/sessions/{id}";
     r.add(
@@ -42,77 +40,77 @@ pub fn routes(r: &mut Router) {
         one,
         Require(Read),
         "bgp.sessions.get",
-        h!(get_session),
+        h!(app.bgp => get_session),
     );
     r.add(
         M::PUT,
         one,
         Require(W),
         "bgp.sessions.update",
-        h!(update_session),
+        h!(app.bgp => update_session),
     );
     r.add(
         M::PATCH,
         one,
         Require(W),
         "bgp.sessions.update",
-        h!(update_session),
+        h!(app.bgp => update_session),
     );
     r.add(
         M::DELETE,
         one,
         Require(W),
         "bgp.sessions.delete",
-        h!(delete_session),
+        h!(app.bgp => delete_session),
     );
     r.add(
         M::POST,
         "/bgp/sessions/{id}/start",
         Require(W),
         "bgp.sessions.start",
-        h!(start),
+        h!(app.bgp => start),
     );
     r.add(
         M::POST,
         "/bgp/sessions/{id}/stop",
         Require(W),
         "bgp.sessions.stop",
-        h!(stop),
+        h!(app.bgp => stop),
     );
     r.add(
         M::POST,
         "/bgp/sessions/{id}/reload",
         Require(W),
         "bgp.sessions.reload",
-        h!(reload),
+        h!(app.bgp => reload),
     );
     r.add(
         M::POST,
         "/bgp/sessions/{id}/restart",
         Require(W),
         "bgp.sessions.restart",
-        h!(restart),
+        h!(app.bgp => restart),
     );
     r.add(
         M::POST,
         "/bgp/sessions/batch/reload",
         Require(W),
         "bgp.sessions.batch_reload",
-        h!(batch_reload),
+        h!(app.bgp => batch_reload),
     );
     r.add(
         M::POST,
         "/bgp/sessions/batch/restart",
         Require(W),
         "bgp.sessions.batch_restart",
-        h!(batch_restart),
+        h!(app.bgp => batch_restart),
     );
     r.add(
         M::GET,
         "/bgp/sessions/{id}/routes",
         Require(Read),
         "bgp.sessions.routes",
-        h!(received_routes),
+        h!(app.bgp => received_routes),
     )
     .query_params(&["page", "size"]);
     let a = "/bgp/announcements";
@@ -121,7 +119,7 @@ pub fn routes(r: &mut Router) {
         a,
         Require(Read),
         "bgp.announcements.list",
-        h!(list_announcements),
+        h!(app.bgp => list_announcements),
     )
     .query_params(&["page", "size", "session_id", "enabled"]);
     r.add(
@@ -129,7 +127,7 @@ pub fn routes(r: &mut Router) {
         a,
         Require(W),
         "bgp.announcements.create",
-        h!(create_announcement),
+        h!(app.bgp => create_announcement),
     );
     let one = "/bgp/announcements/{id}";
     r.add(
@@ -137,110 +135,119 @@ pub fn routes(r: &mut Router) {
         one,
         Require(Read),
         "bgp.announcements.get",
-        h!(get_announcement),
+        h!(app.bgp => get_announcement),
     );
     r.add(
         M::PUT,
         one,
         Require(W),
         "bgp.announcements.update",
-        h!(update_announcement),
+        h!(app.bgp => update_announcement),
     );
     r.add(
         M::PATCH,
         one,
         Require(W),
         "bgp.announcements.update",
-        h!(update_announcement),
+        h!(app.bgp => update_announcement),
     );
     r.add(
         M::DELETE,
         one,
         Require(W),
         "bgp.announcements.delete",
-        h!(delete_announcement),
+        h!(app.bgp => delete_announcement),
     );
     r.add(
         M::GET,
         "/monitoring/bgp/sessions",
         Require(MonitoringRead),
         "monitoring.bgp.sessions",
-        h!(monitor_sessions),
+        h!(app.bgp => monitor_sessions),
     );
 }
 
 // ---- sessions ----
 
-async fn list_sessions(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn list_sessions(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
-    let (views, total) = bgp::list_sessions(&app, page).await?;
+    let (views, total) = bgp.list_sessions(page).await?;
     Ok(Reply::ok(page.render("sessions", views, total)))
 }
 
-async fn create_session(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn create_session(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
     let input: SessionInput = req.json().await?;
-    let view = bgp::create_session(&app, input).await?;
+    let view = bgp.create_session(input).await?;
     req.audit_target = Some(format!("bgp/sessions/{}", view.id));
     Ok(Reply::created(view, "BGP session created"))
 }
 
-async fn get_session(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    Ok(Reply::ok(bgp::get_session(&app, req.id("id")?).await?))
+async fn get_session(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(bgp.get_session(req.id("id")?).await?))
 }
 
-async fn update_session(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn update_session(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     req.audit_target = Some(format!("bgp/sessions/{id}"));
     let input: SessionInput = req.json().await?;
-    let view = bgp::update_session(&app, id, input).await?;
+    let view = bgp.update_session(id, input).await?;
     Ok(Reply::ok_with(view, "BGP session updated"))
 }
 
-async fn delete_session(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn delete_session(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     req.audit_target = Some(format!("bgp/sessions/{id}"));
-    let n = bgp::delete_session(&app, id).await?;
+    let n = bgp.delete_session(id).await?;
     Ok(Reply::message(&format!(
         "BGP session deleted ({n} announcements restricted to it deleted)"
     )))
 }
 
-async fn action(app: &App, req: &mut Request, action: SessionAction) -> ApiResult<Reply> {
+async fn action(bgp: &bgp::Service, req: &mut Request, action: SessionAction) -> ApiResult<Reply> {
     let id = req.id("id")?;
     req.audit_target = Some(format!("bgp/sessions/{id}"));
-    let view = bgp::session_action(app, id, action).await?;
+    let view = bgp.session_action(id, action).await?;
     Ok(Reply::ok_with(
         view,
         &format!("BGP session {}: {}", action.as_str(), "requested"),
     ))
 }
 
-async fn start(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    action(&app, req, SessionAction::Start).await
+async fn start(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
+    action(bgp, req, SessionAction::Start).await
 }
 
-async fn stop(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    action(&app, req, SessionAction::Stop).await
+async fn stop(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
+    action(bgp, req, SessionAction::Stop).await
 }
 
-async fn reload(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    action(&app, req, SessionAction::Reload).await
+async fn reload(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
+    action(bgp, req, SessionAction::Reload).await
 }
 
-async fn restart(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    action(&app, req, SessionAction::Restart).await
+async fn restart(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
+    action(bgp, req, SessionAction::Restart).await
+}
+
+/// One entry of a batch answer.
+#[derive(Debug, Serialize)]
+struct BatchResult {
+    id: i64,
+    success: bool,
+    status: Option<&'static str>,
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
 struct BatchReply {
-    results: Vec<bgp::BatchResult>,
+    results: Vec<BatchResult>,
     succeeded: usize,
     failed: usize,
 }
 
 /// The body is an array of session ids (numbers, or numeric strings as the seeds send).
-async fn batch(app: &App, req: &mut Request, action: SessionAction) -> ApiResult<Reply> {
+async fn batch(bgp: &bgp::Service, req: &mut Request, action: SessionAction) -> ApiResult<Reply> {
     let body: Vec<serde_json::Value> = req.json_array().await?;
     if body.len() > 256 {
         return Err(ApiError::validation(
@@ -260,7 +267,25 @@ async fn batch(app: &App, req: &mut Request, action: SessionAction) -> ApiResult
                 })
         })
         .collect::<ApiResult<Vec<i64>>>()?;
-    let results = bgp::batch(app, ids, action).await;
+    let results: Vec<BatchResult> = bgp
+        .batch(ids, action)
+        .await
+        .into_iter()
+        .map(|(id, r)| match r {
+            Ok(v) => BatchResult {
+                id,
+                success: true,
+                status: Some(v.live.status),
+                error: None,
+            },
+            Err(e) => BatchResult {
+                id,
+                success: false,
+                status: None,
+                error: Some(ApiError::from(e).message),
+            },
+        })
+        .collect();
     let succeeded = results.iter().filter(|r| r.success).count();
     Ok(Reply::ok(BatchReply {
         failed: results.len() - succeeded,
@@ -269,61 +294,61 @@ async fn batch(app: &App, req: &mut Request, action: SessionAction) -> ApiResult
     }))
 }
 
-async fn batch_reload(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    batch(&app, req, SessionAction::Reload).await
+async fn batch_reload(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
+    batch(bgp, req, SessionAction::Reload).await
 }
 
-async fn batch_restart(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    batch(&app, req, SessionAction::Restart).await
+async fn batch_restart(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
+    batch(bgp, req, SessionAction::Restart).await
 }
 
-async fn received_routes(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn received_routes(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
-    let (routes, total) = bgp::received_routes(&app, id, page).await?;
+    let (routes, total) = bgp.received_routes(id, page).await?;
     Ok(Reply::ok(page.render("routes", routes, total)))
 }
 
-async fn monitor_sessions(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
-    Ok(Reply::ok(bgp::monitor(&app).await?))
+async fn monitor_sessions(bgp: &bgp::Service, _: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(bgp.monitor().await?))
 }
 
 // ---- announcements ----
 
-async fn list_announcements(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn list_announcements(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
     let filter = AnnouncementFilter {
         session_id: q.take_parsed("session_id", "a session id")?,
         enabled: q.take_parsed("enabled", "true or false")?,
     };
-    let (views, total) = bgp::list_announcements(&app, filter, page).await?;
+    let (views, total) = bgp.list_announcements(filter, page).await?;
     Ok(Reply::ok(page.render("announcements", views, total)))
 }
 
-async fn create_announcement(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn create_announcement(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
     let input: AnnouncementInput = req.json().await?;
-    let view = bgp::create_announcement(&app, input).await?;
+    let view = bgp.create_announcement(input).await?;
     req.audit_target = Some(format!("bgp/announcements/{}", view.id));
     Ok(Reply::created(view, "BGP announcement created"))
 }
 
-async fn get_announcement(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    Ok(Reply::ok(bgp::get_announcement(&app, req.id("id")?).await?))
+async fn get_announcement(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(bgp.get_announcement(req.id("id")?).await?))
 }
 
-async fn update_announcement(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn update_announcement(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     req.audit_target = Some(format!("bgp/announcements/{id}"));
     let input: AnnouncementInput = req.json().await?;
-    let view = bgp::update_announcement(&app, id, input).await?;
+    let view = bgp.update_announcement(id, input).await?;
     Ok(Reply::ok_with(view, "BGP announcement updated"))
 }
 
-async fn delete_announcement(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn delete_announcement(bgp: &bgp::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     req.audit_target = Some(format!("bgp/announcements/{id}"));
-    bgp::delete_announcement(&app, id).await?;
+    bgp.delete_announcement(id).await?;
     Ok(Reply::message("BGP announcement deleted"))
 }

@@ -290,6 +290,34 @@ impl From<crate::wireguard::Error> for ApiError {
     }
 }
 
+impl From<crate::ipam::Error> for ApiError {
+    fn from(e: crate::ipam::Error) -> Self {
+        use crate::ipam::Error;
+        match e {
+            Error::NotFound(what) => ApiError::not_found(what),
+            Error::Invalid(e) => e.into(),
+            Error::Conflict { field, message } => ApiError::conflict(field, message),
+            Error::Unavailable(message) => ApiError::unavailable(message),
+            // Logged where it was found.
+            Error::Internal(_) => ApiError::internal(),
+            Error::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::bgp::Error> for ApiError {
+    fn from(e: crate::bgp::Error) -> Self {
+        use crate::bgp::Error;
+        match e {
+            Error::NotFound(what) => ApiError::not_found(what),
+            Error::Invalid(e) => e.into(),
+            Error::Unavailable(message) => ApiError::unavailable(message),
+            Error::Internal(_) => ApiError::internal(),
+            Error::Store(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +386,85 @@ mod tests {
         assert_eq!(
             answer(Error::from(StoreError::Closed)).0,
             ErrorCode::Unavailable
+        );
+    }
+
+    fn parts(e: ApiError) -> (StatusCode, &'static str, String, Option<String>) {
+        (
+            e.status(),
+            e.code.as_str(),
+            e.message,
+            e.details.map(|d| d.field),
+        )
+    }
+
+    #[test]
+    fn pool_errors_answer_as_the_api_always_did() {
+        use crate::ipam::Error;
+        let conflict = ApiError::from(Error::conflict("prefix", "overlaps"));
+        assert_eq!(
+            parts(conflict),
+            (
+                StatusCode::CONFLICT,
+                "RESOURCE_CONFLICT",
+                "overlaps".into(),
+                Some("prefix".into())
+            )
+        );
+        let invalid = ApiError::from(Error::invalid("prefix_length", "too short"));
+        assert_eq!(
+            parts(invalid.clone()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "VALIDATION_ERROR",
+                "too short".into(),
+                Some("prefix_length".into())
+            )
+        );
+        assert_eq!(
+            invalid.details.map(|d| d.message).as_deref(),
+            Some("too short")
+        );
+        assert_eq!(
+            parts(ApiError::from(Error::NotFound("pool"))),
+            (
+                StatusCode::NOT_FOUND,
+                "RESOURCE_NOT_FOUND",
+                "pool not found".into(),
+                None
+            )
+        );
+        assert_eq!(
+            ApiError::from(Error::from(StoreError::NotFound("allocation"))).message,
+            "allocation not found"
+        );
+        assert_eq!(
+            parts(ApiError::from(Error::Unavailable("no RPKI data".into()))),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                "no RPKI data".into(),
+                None
+            )
+        );
+        assert_eq!(
+            parts(ApiError::from(Error::Internal(
+                "pool 3 has no allocator".into()
+            ))),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "internal error".into(),
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn bgp_errors_answer_as_the_api_always_did() {
+        assert_eq!(
+            parts(ApiError::from(crate::bgp::Error::NotFound("session"))).2,
+            "session not found"
         );
     }
 }

@@ -1,23 +1,20 @@
 //! `/ipv6`: prefix pools (CRUD), allocations (allocate, release, list), pool whitelists,
-//! and `/monitoring/ipv6/pools`. Thin: parse → `crate::ipam` (store + allocators, one
-//! database closure per operation) → apply route changes of WireGuard clients to the
-//! running devices through `wireguard::live` → render.
+//! and `/monitoring/ipv6/pools`. Thin: parse → one [`ipam::Service`] call (store +
+//! allocators in one database closure, then the change published) → render.
 
+use super::error::{ApiError, ApiResult};
 use super::query::{Page, PageMeta};
 use super::request::Request;
 use super::response::Reply;
 use super::router::{Access, Router};
-use crate::app::App;
 use crate::auth::Permission;
-use crate::error::{ApiError, ApiResult};
 use crate::h;
 use crate::ipam::{
-    self as pools, AllocationFilter, AllocationRequest, AllocationView, ClientChange, NewPool,
-    NewWhitelistEntry, PoolChanges, PoolRef, PoolView, WhitelistView,
+    self, AllocationFilter, AllocationRequest, AllocationView, NewPool, NewWhitelistEntry,
+    PoolChanges, PoolRef, PoolView, WhitelistView,
 };
 use hyper::Method;
 use serde::Serialize;
-use std::sync::Arc;
 
 pub fn routes(r: &mut Router) {
     use Access::Require;
@@ -28,7 +25,7 @@ pub fn routes(r: &mut Router) {
         "/ipv6/pools",
         Require(Read),
         "ipv6.pools.list",
-        h!(list_pools),
+        h!(app.ipam => list_pools),
     )
     .query_params(&["page", "size"]);
     r.add(
@@ -36,35 +33,35 @@ pub fn routes(r: &mut Router) {
         "/ipv6/pools",
         Require(W),
         "ipv6.pools.create",
-        h!(create_pool),
+        h!(app.ipam => create_pool),
     );
     r.add(
         M::GET,
         "/ipv6/pools/{id}",
         Require(Read),
         "ipv6.pools.get",
-        h!(get_pool),
+        h!(app.ipam => get_pool),
     );
     r.add(
         M::PUT,
         "/ipv6/pools/{id}",
         Require(W),
         "ipv6.pools.update",
-        h!(update_pool),
+        h!(app.ipam => update_pool),
     );
     r.add(
         M::PATCH,
         "/ipv6/pools/{id}",
         Require(W),
         "ipv6.pools.update",
-        h!(update_pool),
+        h!(app.ipam => update_pool),
     );
     r.add(
         M::DELETE,
         "/ipv6/pools/{id}",
         Require(W),
         "ipv6.pools.delete",
-        h!(delete_pool),
+        h!(app.ipam => delete_pool),
     )
     .query_params(&["force"]);
     r.add(
@@ -72,28 +69,28 @@ pub fn routes(r: &mut Router) {
         "/ipv6/pools/{id}/allocate",
         Require(W),
         "ipv6.allocations.create",
-        h!(allocate_in_pool),
+        h!(app.ipam => allocate_in_pool),
     );
     r.add(
         M::POST,
         "/ipv6/pools/{id}/validate-rpki",
         Require(Read),
         "ipv6.pools.validate_rpki",
-        h!(validate_rpki),
+        h!(app.ipam => validate_rpki),
     );
     r.add(
         M::POST,
         "/ipv6/pools/{id}/release/{allocation_id}",
         Require(W),
         "ipv6.allocations.release",
-        h!(release),
+        h!(app.ipam => release),
     );
     r.add(
         M::GET,
         "/ipv6/allocations",
         Require(Read),
         "ipv6.allocations.list",
-        h!(list_allocations),
+        h!(app.ipam => list_allocations),
     )
     .query_params(&["page", "size", "pool_id", "client_id", "client_name"]);
     r.add(
@@ -101,35 +98,35 @@ pub fn routes(r: &mut Router) {
         "/ipv6/allocations",
         Require(W),
         "ipv6.allocations.create",
-        h!(allocate),
+        h!(app.ipam => allocate),
     );
     r.add(
         M::GET,
         "/ipv6/pools/{id}/whitelist",
         Require(Read),
         "ipv6.whitelist.list",
-        h!(list_whitelist),
+        h!(app.ipam => list_whitelist),
     );
     r.add(
         M::POST,
         "/ipv6/pools/{id}/whitelist",
         Require(W),
         "ipv6.whitelist.add",
-        h!(add_whitelist),
+        h!(app.ipam => add_whitelist),
     );
     r.add(
         M::DELETE,
         "/ipv6/pools/{id}/whitelist/{entry_id}",
         Require(W),
         "ipv6.whitelist.remove",
-        h!(remove_whitelist),
+        h!(app.ipam => remove_whitelist),
     );
     r.add(
         M::GET,
         "/monitoring/ipv6/pools",
         Require(MonitoringRead),
         "monitoring.ipv6.pools",
-        h!(monitor_pools),
+        h!(app.ipam => monitor_pools),
     );
 }
 
@@ -143,79 +140,62 @@ struct PoolList {
 
 // ---- pools ----
 
-async fn list_pools(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn list_pools(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
-    let (pools, total) = pools::list_pools(&app, page).await?;
+    let (views, total) = pools.list_pools(page).await?;
     Ok(Reply::ok(PoolList {
-        pools,
+        pools: views,
         pagination: page.meta(total),
     }))
 }
 
-async fn create_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn create_pool(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let input: NewPool = req.json().await?;
-    let view = pools::create_pool(&app, input).await?;
-    app.bgp.changed();
+    let view = pools.create_pool(input).await?;
     req.audit_target = Some(format!("ipv6/pools/{}", view.id));
     Ok(Reply::created(view, "pool created"))
 }
 
-async fn get_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    Ok(Reply::ok(pools::get_pool(&app, req.id("id")?).await?))
+async fn get_pool(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(pools.get_pool(req.id("id")?).await?))
 }
 
-async fn update_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn update_pool(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     req.audit_target = Some(format!("ipv6/pools/{id}"));
     let changes: PoolChanges = req.json().await?;
-    let view = pools::update_pool(&app, id, changes).await?;
-    app.bgp.changed();
+    let view = pools.update_pool(id, changes).await?;
     Ok(Reply::ok_with(view, "pool updated"))
 }
 
-async fn delete_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn delete_pool(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     req.audit_target = Some(format!("ipv6/pools/{id}"));
     let mut q = req.query()?;
     let force = q.take_parsed("force", "true or false")?.unwrap_or(false);
-    let (released, changes) = pools::delete_pool(&app, id, force).await?;
-    app.bgp.changed();
-    sync_clients(&app, &changes).await?;
+    let released = pools.delete_pool(id, force).await?;
     Ok(Reply::message(&format!(
         "pool deleted ({released} allocations released)"
     )))
 }
 
-async fn monitor_pools(app: Arc<App>, _: &mut Request) -> ApiResult<Reply> {
-    Ok(Reply::ok(pools::monitor(&app).await?))
+async fn monitor_pools(pools: &ipam::Service, _: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(pools.monitor().await?))
 }
 
 // ---- allocations ----
 
-/// Routes of WireGuard clients that changed: published, so their running devices follow.
-async fn sync_clients(app: &App, changes: &[ClientChange]) -> ApiResult<()> {
-    let changes = changes
-        .iter()
-        .map(|(_, new)| crate::changes::Change::Client {
-            server_id: new.server_id,
-            id: new.id,
-            op: crate::changes::Op::Changed,
-        });
-    app.bus.publish_all(changes.collect::<Vec<_>>()).await;
-    Ok(())
-}
-
-async fn allocate(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn allocate(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let mut body: AllocationRequest = req.json().await?;
     let pool_id = body
         .pool_id
         .take()
         .ok_or_else(|| ApiError::validation("pool_id", "pool_id is required"))?;
-    allocate_from(&app, req, PoolRef::Body(pool_id), body).await
+    allocate_from(pools, req, PoolRef::Body(pool_id), body).await
 }
 
-async fn allocate_in_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn allocate_in_pool(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     req.audit_target = Some(format!("ipv6/pools/{id}"));
     let mut body: AllocationRequest = req.json().await?;
@@ -225,20 +205,18 @@ async fn allocate_in_pool(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> 
             "pool_id differs from the pool in the path",
         ));
     }
-    allocate_from(&app, req, PoolRef::Path(id), body).await
+    allocate_from(pools, req, PoolRef::Path(id), body).await
 }
 
 async fn allocate_from(
-    app: &App,
+    pools: &ipam::Service,
     req: &mut Request,
     pool: PoolRef,
     body: AllocationRequest,
 ) -> ApiResult<Reply> {
     let input = body.validate()?;
-    let done = pools::allocate(app, pool, input).await?;
-    app.bgp.changed();
+    let done = pools.allocate(pool, input).await?;
     req.audit_target = Some(format!("ipv6/allocations/{}", done.allocation.id));
-    sync_clients(app, done.client.as_slice()).await?;
     let view = AllocationView::new(done.allocation, "active");
     Ok(if done.created {
         Reply::created(view, "prefix allocated")
@@ -247,20 +225,18 @@ async fn allocate_from(
     })
 }
 
-async fn release(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn release(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let pool_id = req.id("id")?;
     let allocation_id = req.id("allocation_id")?;
     req.audit_target = Some(format!("ipv6/allocations/{allocation_id}"));
-    let (a, change) = pools::release(&app, pool_id, allocation_id).await?;
-    app.bgp.changed();
-    sync_clients(&app, change.as_slice()).await?;
+    let a = pools.release(pool_id, allocation_id).await?;
     Ok(Reply::ok_with(
         AllocationView::new(a, "released"),
         "prefix released",
     ))
 }
 
-async fn list_allocations(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn list_allocations(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
     let page = Page::from_query(&mut q)?;
     let filter = AllocationFilter {
@@ -268,11 +244,15 @@ async fn list_allocations(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> 
         client_id: q.take_parsed("client_id", "a client id")?,
         client_name: q.take("client_name"),
     };
-    render_allocations(&app, filter, page).await
+    render_allocations(pools, filter, page).await
 }
 
-async fn render_allocations(app: &App, filter: AllocationFilter, page: Page) -> ApiResult<Reply> {
-    let (rows, total) = pools::list_allocations(app, filter, page).await?;
+async fn render_allocations(
+    pools: &ipam::Service,
+    filter: AllocationFilter,
+    page: Page,
+) -> ApiResult<Reply> {
+    let (rows, total) = pools.list_allocations(filter, page).await?;
     let views: Vec<AllocationView> = rows
         .into_iter()
         .map(|a| AllocationView::new(a, "active"))
@@ -288,8 +268,8 @@ struct WhitelistList {
     total: usize,
 }
 
-async fn list_whitelist(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
-    let rows = pools::whitelist(&app, req.id("id")?).await?;
+async fn list_whitelist(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
+    let rows = pools.whitelist(req.id("id")?).await?;
     let whitelist: Vec<WhitelistView> = rows.into_iter().map(Into::into).collect();
     Ok(Reply::ok(WhitelistList {
         total: whitelist.len(),
@@ -297,30 +277,28 @@ async fn list_whitelist(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
     }))
 }
 
-async fn add_whitelist(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn add_whitelist(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     req.audit_target = Some(format!("ipv6/pools/{id}/whitelist"));
     let input: NewWhitelistEntry = req.json().await?;
-    let row = pools::add_whitelist(&app, id, input).await?;
+    let row = pools.add_whitelist(id, input).await?;
     Ok(Reply::created(
         WhitelistView::from(row),
         "whitelist entry added",
     ))
 }
 
-async fn remove_whitelist(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn remove_whitelist(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     req.audit_target = Some(format!("ipv6/pools/{id}/whitelist"));
     let entry = req.id("entry_id")?;
-    pools::remove_whitelist(&app, id, entry).await?;
+    pools.remove_whitelist(id, entry).await?;
     Ok(Reply::message("whitelist entry removed"))
 }
 
-async fn validate_rpki(app: Arc<App>, req: &mut Request) -> ApiResult<Reply> {
+async fn validate_rpki(pools: &ipam::Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     // An empty body validates the pool's own prefix with the local AS.
     let body: crate::ipam::rpki::ValidateRequest = req.json_or_default().await?;
-    Ok(Reply::ok(
-        crate::ipam::rpki::validate(&app, id, body).await?,
-    ))
+    Ok(Reply::ok(pools.validate_rpki(id, body).await?))
 }

@@ -8,19 +8,24 @@
 //! [`withheld`] for its own AS, so a route invalid for one session's origin is left out on
 //! that session only. [`wire_path`] and [`origin_on`] say what a session sends.
 //!
-//! [`plan`] is pure; [`build`] reads the database and the live VRP table and is run by the
-//! speaker whenever something that feeds it changes.
+//! [`plan`] is pure; [`build`] reads the database and the live VRP table; [`run`] is the
+//! task that rebuilds the set whenever something that feeds it changes (the speaker's
+//! dirty mark, set by the BGP applier after a committed change, or a new VRP table) and
+//! hands it to the sessions. The rebuild stays off the request path: a write marks, this
+//! task reads once for a burst of writes.
 
 use super::model::{parse_communities, parse_path, Community};
-use crate::app::App;
+use super::speaker::Speaker;
 use crate::bgp::originations::Origination;
-use crate::error::ApiResult;
 use crate::rpki::vrp::VrpTable;
+use crate::rpki::Rpki;
 use crate::store::bgp::{self as q, AnnouncementRow};
+use crate::store::{Store, StoreResult};
 use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One route to originate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -118,13 +123,33 @@ pub fn plan(announcements: &[AnnouncementRow], originations: &[Origination]) -> 
 }
 
 /// The current export set, from the database and the live VRP table.
-pub async fn build(app: &App) -> ApiResult<ExportSet> {
-    let announcements = app.store.call(|c| q::all_announcements(c)).await?;
-    let originations = crate::bgp::originations::originations(app).await?;
+pub async fn build(store: &Store, rpki: &Rpki) -> StoreResult<ExportSet> {
+    let announcements = store.call(|c| q::all_announcements(c)).await?;
+    let originations = crate::bgp::originations::originations(store).await?;
     Ok(ExportSet {
         routes: plan(&announcements, &originations),
-        vrps: app.rpki.loaded().then(|| app.rpki.table()),
+        vrps: rpki.loaded().then(|| rpki.table()),
     })
+}
+
+/// Rebuilds the export set whenever the speaker is marked dirty ([`Speaker::changed`]) or
+/// the RPKI table changes (debounced: a burst of changes is one rebuild), and every minute
+/// as a backstop; each new set goes to every session. Runs until the service stops.
+pub async fn run(store: Store, speaker: Arc<Speaker>, rpki: Arc<Rpki>) {
+    let dirty = speaker.dirty();
+    let updated = rpki.updated();
+    loop {
+        tokio::select! {
+            _ = dirty.notified() => {}
+            _ = updated.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        match build(&store, &rpki).await {
+            Ok(e) => speaker.publish(e),
+            Err(e) => log::warn!("bgp: cannot build the export set: {e}"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,11 +11,25 @@
 //!   (UPDATE → Adj-RIB-In changes, treat-as-withdraw, the prefix limit), `adj_rib_out`
 //!   (what the peer should have from us → UPDATE bytes), `stop` (which Cease ends it).
 //! - `speaker`, `session`, `net`: the I/O — one task per peer, listeners, TCP-MD5 sockets.
+//! - [`reconcile`]: the [`Reconciler`], the speaker's applier on the change bus: a
+//!   session's task follows its row, and a change to what we originate marks the export
+//!   set dirty for [`exports::run`] to rebuild.
+//! - [`error`]: [`Error`], what the operations fail with (`api::error` maps it).
 //!
-//! This file is the domain the API calls: configuration in the database, applied to the
-//! running speaker after each change.
+//! This file is [`Service`], the domain the API calls: configuration in the database;
+//! each write commits, then publishes its [`Change`] and the reconciler brings the
+//! running speaker to match.
+//!
+//! ```text
+//!  handler ─► bgp::Service ─► Store::write ─► commit ─► Bus::publish(Change::BgpSession / Announcement)
+//!                                                          └─► Reconciler ─► Speaker::configure / remove
+//!  ipam::Service ─► … ─► Bus::publish(Change::Pool / Allocation) ─► Reconciler ─► Speaker::changed
+//!                                       exports::run (task) ◄── dirty ┘  (debounced; + new VRP tables)
+//!                                              └─► Speaker::publish(ExportSet) ─► every session's Adj-RIB-Out
+//! ```
 
 mod adj_rib_out;
+pub mod error;
 pub mod exports;
 pub mod fsm;
 mod inbound;
@@ -24,23 +38,27 @@ mod net;
 mod open;
 pub mod originations;
 pub mod packet;
+pub mod reconcile;
 pub mod rib;
 mod session;
 pub mod speaker;
 mod stop;
 pub mod view;
 
+pub use error::{Error, Result};
 pub use model::{AnnouncementInput, SessionInput};
+pub use reconcile::Reconciler;
 pub use speaker::{Command, Speaker};
 pub use view::{AnnouncementView, SessionMonitor, SessionView};
 
-use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::changes::{Bus, Change, Op};
+use crate::config::BgpConfig;
 use crate::input::Page;
+use crate::rpki::Rpki;
 use crate::store::bgp::{self as q, AnnouncementFilter, AnnouncementRow, SessionRow};
-use crate::store::StoreError;
+use crate::store::Store;
 use serde::Serialize;
-use speaker::SessionConfig;
+use speaker::{SessionConfig, SessionLive, StateChange};
 use std::sync::Arc;
 use std::time::Duration;
 use view::{AnnouncementState, LiveView, SessionRpki};
@@ -48,29 +66,25 @@ use view::{AnnouncementState, LiveView, SessionRpki};
 /// Seconds between connection attempts to a peer that does not answer.
 pub const CONNECT_RETRY: Duration = Duration::from_secs(30);
 
-/// Runs `f` on the database thread; its domain errors pass through.
-async fn db<R, F>(app: &App, f: F) -> ApiResult<R>
-where
-    R: Send + 'static,
-    F: FnOnce(&mut rusqlite::Connection) -> ApiResult<R> + Send + 'static,
-{
-    app.store.call(move |c| Ok(f(c))).await?
+/// BGP sessions and announcements: their rows, the running speaker's view of them, and
+/// what follows a change.
+#[derive(Clone)]
+pub struct Service {
+    store: Store,
+    speaker: Arc<Speaker>,
+    /// The live VRP table announcements are checked against.
+    rpki: Arc<Rpki>,
+    config: BgpConfig,
+    bus: Bus,
 }
 
-fn session_or_404(c: &rusqlite::Connection, id: i64) -> ApiResult<SessionRow> {
-    Ok(q::get_session(c, id)?.ok_or(StoreError::NotFound("session"))?)
+fn session_or_404(c: &rusqlite::Connection, id: i64) -> Result<SessionRow> {
+    q::get_session(c, id)?.ok_or(Error::NotFound("session"))
 }
 
-/// The AS a session speaks as: its own, else the config's.
-fn local_as(app: &App, row: &SessionRow) -> Option<u32> {
-    row.f
-        .local_as
-        .or(Some(app.config.bgp.local_asn).filter(|&a| a != 0))
-}
-
-fn require_local_as(local_asn: u32, f: &crate::store::bgp::SessionFields) -> ApiResult<()> {
+fn require_local_as(local_asn: u32, f: &crate::store::bgp::SessionFields) -> Result<()> {
     if f.local_as.is_none() && local_asn == 0 {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "local_as",
             "local_as is required (the config has no [bgp] local_asn)",
         ));
@@ -78,112 +92,380 @@ fn require_local_as(local_asn: u32, f: &crate::store::bgp::SessionFields) -> Api
     Ok(())
 }
 
-fn config_of(app: &App, row: &SessionRow) -> Option<SessionConfig> {
+/// What the speaker runs `row` with: its own AS, else the config's; `None` without either.
+pub fn config_of(bgp: &BgpConfig, row: &SessionRow) -> Option<SessionConfig> {
     Some(SessionConfig {
         id: row.id,
         f: row.f.clone(),
-        local_as: local_as(app, row)?,
-        router_id: app.config.bgp.router_id,
-        connect_retry: Duration::from_secs(app.config.bgp.connect_retry_secs.max(1)),
+        local_as: row.f.local_as.or(Some(bgp.local_asn).filter(|&a| a != 0))?,
+        router_id: bgp.router_id,
+        connect_retry: Duration::from_secs(bgp.connect_retry_secs.max(1)),
     })
 }
 
-/// Makes the speaker run `row` as configured.
-fn apply(app: &App, row: &SessionRow) {
-    match config_of(app, row) {
-        Some(cfg) => app.bgp.configure(cfg),
-        None => app.bgp.remove(row.id),
-    }
-}
-
-fn view(app: &App, row: SessionRow) -> SessionView {
-    let live = app.bgp.live(row.id);
-    SessionView::new(
-        row,
-        app.config.bgp.local_asn,
-        live.as_ref(),
-        crate::time::now(),
-    )
-}
-
-/// Starts every configured session (at service start).
-pub async fn restore(app: &App) -> Result<(), String> {
-    let rows = db(app, |c| Ok(q::all_sessions(c)?))
-        .await
-        .map_err(|e| e.to_string())?;
-    for row in &rows {
-        apply(app, row);
-    }
-    app.bgp.changed();
-    Ok(())
-}
-
-/// Rebuilds the export set whenever [`Speaker::changed`] is signalled or the RPKI table
-/// changes (debounced), and every minute as a backstop.
-pub async fn exports_task(app: Arc<App>) {
-    let dirty = app.bgp.dirty();
-    let rpki = app.rpki.updated();
-    loop {
-        tokio::select! {
-            _ = dirty.notified() => {}
-            _ = rpki.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        match exports::build(&app).await {
-            Ok(e) => app.bgp.publish(e),
-            Err(e) => log::warn!("bgp: cannot build the export set: {}", e.message),
+impl Service {
+    pub fn new(
+        store: Store,
+        speaker: Arc<Speaker>,
+        rpki: Arc<Rpki>,
+        config: BgpConfig,
+        bus: Bus,
+    ) -> Self {
+        Service {
+            store,
+            speaker,
+            rpki,
+            config,
+            bus,
         }
     }
-}
 
-// ---- sessions ----
-
-pub async fn create_session(app: &App, input: SessionInput) -> ApiResult<SessionView> {
-    let f = input.create()?;
-    require_local_as(app.config.bgp.local_asn, &f)?;
-    let now = crate::time::now();
-    let row = db(app, move |c| Ok(q::insert_session(c, &f, now)?)).await?;
-    apply(app, &row);
-    Ok(view(app, row))
-}
-
-pub async fn get_session(app: &App, id: i64) -> ApiResult<SessionView> {
-    let row = db(app, move |c| session_or_404(c, id)).await?;
-    Ok(view(app, row))
-}
-
-pub async fn list_sessions(app: &App, page: Page) -> ApiResult<(Vec<SessionView>, u64)> {
-    let (rows, total) = db(app, move |c| {
-        Ok(q::list_sessions(c, page.size, page.offset())?)
-    })
-    .await?;
-    Ok((rows.into_iter().map(|r| view(app, r)).collect(), total))
-}
-
-pub async fn update_session(app: &App, id: i64, input: SessionInput) -> ApiResult<SessionView> {
-    let now = crate::time::now();
-    let local_asn = app.config.bgp.local_asn;
-    let row = db(app, move |c| {
-        let cur = session_or_404(c, id)?;
-        let f = input.apply(&cur.f)?;
-        require_local_as(local_asn, &f)?;
-        Ok(q::update_session(c, id, &f, now)?)
-    })
-    .await?;
-    apply(app, &row);
-    Ok(view(app, row))
-}
-
-/// Deletes a session (Cease / Peer De-configured to the peer) and the announcements
-/// restricted to it.
-pub async fn delete_session(app: &App, id: i64) -> ApiResult<u64> {
-    let n = db(app, move |c| Ok(q::delete_session(c, id)?)).await?;
-    app.bgp.remove(id);
-    if n > 0 {
-        app.bgp.changed();
+    fn view(&self, row: SessionRow) -> SessionView {
+        let live = self.speaker.live(row.id);
+        SessionView::new(
+            row,
+            self.config.local_asn,
+            live.as_ref(),
+            crate::time::now(),
+        )
     }
-    Ok(n)
+
+    // ---- the running speaker, for monitoring and start/stop ----
+
+    /// Every configured session with its live state, by id.
+    pub fn overview(&self) -> Vec<SessionLive> {
+        self.speaker.overview()
+    }
+
+    /// State changes of every session from now on (event log, WebSocket).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<StateChange> {
+        self.speaker.subscribe()
+    }
+
+    /// The task that rebuilds the export set ([`exports::run`]); `app::run` owns it.
+    pub fn exports_task(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        exports::run(self.store.clone(), self.speaker.clone(), self.rpki.clone())
+    }
+
+    /// The running speaker, for the metrics collector (`monitor::sources::BgpStats`).
+    pub fn speaker(&self) -> Arc<Speaker> {
+        self.speaker.clone()
+    }
+
+    /// Stops every session with a Cease (service shutdown).
+    pub async fn shutdown(&self) {
+        self.speaker.shutdown().await;
+    }
+
+    // ---- sessions ----
+
+    pub async fn create_session(&self, input: SessionInput) -> Result<SessionView> {
+        let f = input.create()?;
+        require_local_as(self.config.local_asn, &f)?;
+        let now = crate::time::now();
+        let row = self
+            .store
+            .run(move |c| Ok::<_, Error>(q::insert_session(c, &f, now)?))
+            .await?;
+        self.bus
+            .publish(Change::BgpSession {
+                id: row.id,
+                op: Op::Added,
+            })
+            .await;
+        Ok(self.view(row))
+    }
+
+    pub async fn get_session(&self, id: i64) -> Result<SessionView> {
+        let row = self.store.run(move |c| session_or_404(c, id)).await?;
+        Ok(self.view(row))
+    }
+
+    pub async fn list_sessions(&self, page: Page) -> Result<(Vec<SessionView>, u64)> {
+        let (rows, total) = self
+            .store
+            .run(move |c| Ok::<_, Error>(q::list_sessions(c, page.size, page.offset())?))
+            .await?;
+        Ok((rows.into_iter().map(|r| self.view(r)).collect(), total))
+    }
+
+    pub async fn update_session(&self, id: i64, input: SessionInput) -> Result<SessionView> {
+        let now = crate::time::now();
+        let local_asn = self.config.local_asn;
+        let row = self
+            .store
+            .write(move |tx| {
+                let cur = session_or_404(tx, id)?;
+                let f = input.apply(&cur.f)?;
+                require_local_as(local_asn, &f)?;
+                Ok::<_, Error>(q::update_session(tx, id, &f, now)?)
+            })
+            .await?;
+        self.bus
+            .publish(Change::BgpSession {
+                id,
+                op: Op::Changed,
+            })
+            .await;
+        Ok(self.view(row))
+    }
+
+    /// Deletes a session (Cease / Peer De-configured to the peer) and the announcements
+    /// restricted to it; returns how many of those there were.
+    pub async fn delete_session(&self, id: i64) -> Result<u64> {
+        let n = self
+            .store
+            .write(move |tx| Ok::<_, Error>(q::delete_session(tx, id)?))
+            .await?;
+        // The reconciler ends the task and, the session's announcements being gone with
+        // it, rebuilds the exports.
+        self.bus
+            .publish(Change::BgpSession {
+                id,
+                op: Op::Removed,
+            })
+            .await;
+        Ok(n)
+    }
+
+    /// Start and stop also persist `enabled`, so a restart of the service keeps them.
+    pub async fn session_action(&self, id: i64, action: SessionAction) -> Result<SessionView> {
+        let now = crate::time::now();
+        let (row, changed) = self
+            .store
+            .write(move |tx| {
+                let mut row = session_or_404(tx, id)?;
+                let enabled = match action {
+                    SessionAction::Start | SessionAction::Restart => true,
+                    SessionAction::Stop => false,
+                    SessionAction::Reload => row.f.enabled,
+                };
+                let changed = enabled != row.f.enabled;
+                if changed {
+                    row.f.enabled = enabled;
+                    row = q::update_session(tx, id, &row.f, now)?;
+                }
+                Ok::<_, Error>((row, changed))
+            })
+            .await?;
+        let done = self.drive(&row, action);
+        // After the command: the reconciler then finds the task as configured already.
+        if changed {
+            self.bus
+                .publish(Change::BgpSession {
+                    id,
+                    op: Op::Changed,
+                })
+                .await;
+        }
+        done?;
+        Ok(self.view(row))
+    }
+
+    /// An operator's action on the running session, whose failure the caller must see.
+    fn drive(&self, row: &SessionRow, action: SessionAction) -> Result<()> {
+        let Some(cfg) = config_of(&self.config, row) else {
+            return Err(Error::invalid(
+                "local_as",
+                "the session has no local_as and the config no [bgp] local_asn",
+            ));
+        };
+        let cmd = match action {
+            SessionAction::Start => Command::Start,
+            SessionAction::Stop => Command::Stop("stopped by the operator".into()),
+            SessionAction::Restart => Command::Restart("restarted by the operator".into()),
+            SessionAction::Reload => Command::Refresh,
+        };
+        // The command goes first, so the peer reads why (the new `enabled` that follows is
+        // then already in effect); a session without a task gets one that starts as
+        // `enabled` says.
+        if self.speaker.live(row.id).is_some() && !self.speaker.command(row.id, cmd) {
+            return Err(Error::Unavailable(
+                "the session is busy; try again in a moment".into(),
+            ));
+        }
+        self.speaker.configure(cfg);
+        Ok(())
+    }
+
+    /// The action on each session, in order: its view or why it failed.
+    pub async fn batch(
+        &self,
+        ids: Vec<i64>,
+        action: SessionAction,
+    ) -> Vec<(i64, Result<SessionView>)> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push((id, self.session_action(id, action).await));
+        }
+        out
+    }
+
+    pub async fn monitor(&self) -> Result<Vec<SessionMonitor>> {
+        let rows = self
+            .store
+            .run(|c| Ok::<_, Error>(q::all_sessions(c)?))
+            .await?;
+        let now = crate::time::now();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let live = self.speaker.live(r.id);
+                SessionMonitor {
+                    session_id: r.id,
+                    name: r.f.name,
+                    neighbor: r.f.neighbor.to_string(),
+                    remote_as: r.f.remote_as,
+                    enabled: r.f.enabled,
+                    live: LiveView::new(live.as_ref(), now),
+                }
+            })
+            .collect())
+    }
+
+    /// One page of the routes a session received.
+    pub async fn received_routes(&self, id: i64, page: Page) -> Result<(Vec<ReceivedRoute>, u64)> {
+        self.store.run(move |c| session_or_404(c, id)).await?;
+        let Some(shared) = self.speaker.shared(id) else {
+            return Ok((Vec::new(), 0));
+        };
+        let (routes, total) = {
+            let rib = crate::sync::lock(&shared.rib);
+            let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+            (rib.page(offset, page.size as usize), rib.len() as u64)
+        };
+        let table = self.rpki.loaded().then(|| self.rpki.table());
+        let out = routes
+            .into_iter()
+            .map(|(prefix, a)| {
+                let (rpki, rpki_reason) = match &table {
+                    Some(t) => {
+                        let s = t.validate(prefix, a.origin_as.unwrap_or(0)).state;
+                        (Some(s.as_str()), s.reason())
+                    }
+                    None => (None, None),
+                };
+                ReceivedRoute {
+                    prefix: prefix.to_string(),
+                    next_hop: a.next_hop.map(|h| h.to_string()),
+                    as_path: model::render_path(&a.as_path),
+                    origin: a.origin.map(|o| match o {
+                        0 => "igp",
+                        1 => "egp",
+                        _ => "incomplete",
+                    }),
+                    med: a.med,
+                    local_pref: a.local_pref,
+                    community: render_received_communities(&a.communities, &a.large_communities),
+                    rpki,
+                    rpki_reason,
+                }
+            })
+            .collect();
+        Ok((out, total))
+    }
+
+    // ---- announcements ----
+
+    /// The announcement with its RPKI verdict for `[bgp] local_asn` and, per session it
+    /// goes to, for the origin that session sends (what the session decides with).
+    fn announcement_view(&self, row: AnnouncementRow) -> AnnouncementView {
+        let local_asn = self.config.local_asn;
+        let table = self.rpki.loaded().then(|| self.rpki.table());
+        let vrps = table.as_deref();
+        let path = model::parse_path(&row.f.as_path).unwrap_or_default();
+        let prefix = row.f.prefix;
+        let (rpki, rpki_reason) = exports::verdict_on(prefix, &path, local_asn, vrps);
+        let sessions = self
+            .speaker
+            .targets(&prefix, row.f.session_id)
+            .into_iter()
+            .map(|t| {
+                let (rpki, rpki_reason) = exports::verdict_on(prefix, &path, t.local_as, vrps);
+                SessionRpki {
+                    session_id: t.session_id,
+                    origin_as: exports::origin_on(&path, t.local_as),
+                    rpki,
+                    rpki_reason,
+                    sent: t.sent,
+                }
+            })
+            .collect();
+        let st = AnnouncementState {
+            rpki,
+            rpki_reason,
+            sessions,
+        };
+        AnnouncementView::new(row, local_asn, st)
+    }
+
+    async fn announced(&self, id: i64, op: Op) {
+        self.bus.publish(Change::Announcement { id, op }).await;
+    }
+
+    pub async fn create_announcement(&self, input: AnnouncementInput) -> Result<AnnouncementView> {
+        let f = input.create()?;
+        let now = crate::time::now();
+        let row = self
+            .store
+            .write(move |tx| {
+                check_session_ref(tx, f.session_id)?;
+                Ok::<_, Error>(q::insert_announcement(tx, &f, now)?)
+            })
+            .await?;
+        self.announced(row.id, Op::Added).await;
+        Ok(self.announcement_view(row))
+    }
+
+    pub async fn get_announcement(&self, id: i64) -> Result<AnnouncementView> {
+        let row = self.store.run(move |c| announcement_or_404(c, id)).await?;
+        Ok(self.announcement_view(row))
+    }
+
+    pub async fn list_announcements(
+        &self,
+        filter: AnnouncementFilter,
+        page: Page,
+    ) -> Result<(Vec<AnnouncementView>, u64)> {
+        let (rows, total) = self
+            .store
+            .run(move |c| {
+                Ok::<_, Error>(q::list_announcements(c, &filter, page.size, page.offset())?)
+            })
+            .await?;
+        let views = rows
+            .into_iter()
+            .map(|r| self.announcement_view(r))
+            .collect();
+        Ok((views, total))
+    }
+
+    pub async fn update_announcement(
+        &self,
+        id: i64,
+        input: AnnouncementInput,
+    ) -> Result<AnnouncementView> {
+        let now = crate::time::now();
+        let row = self
+            .store
+            .write(move |tx| {
+                let cur = announcement_or_404(tx, id)?;
+                let f = input.apply(&cur.f)?;
+                check_session_ref(tx, f.session_id)?;
+                Ok::<_, Error>(q::update_announcement(tx, id, &f, now)?)
+            })
+            .await?;
+        self.announced(id, Op::Changed).await;
+        Ok(self.announcement_view(row))
+    }
+
+    pub async fn delete_announcement(&self, id: i64) -> Result<()> {
+        self.store
+            .run(move |c| Ok::<_, Error>(q::delete_announcement(c, id)?))
+            .await?;
+        self.announced(id, Op::Removed).await;
+        Ok(())
+    }
 }
 
 /// `start`, `stop`, `reload`, `restart` of one session.
@@ -206,96 +488,6 @@ impl SessionAction {
     }
 }
 
-/// Start and stop also persist `enabled`, so a restart of the service keeps them.
-pub async fn session_action(app: &App, id: i64, action: SessionAction) -> ApiResult<SessionView> {
-    let now = crate::time::now();
-    let row = db(app, move |c| {
-        let mut row = session_or_404(c, id)?;
-        let enabled = match action {
-            SessionAction::Start | SessionAction::Restart => true,
-            SessionAction::Stop => false,
-            SessionAction::Reload => row.f.enabled,
-        };
-        if enabled != row.f.enabled {
-            row.f.enabled = enabled;
-            row = q::update_session(c, id, &row.f, now)?;
-        }
-        Ok(row)
-    })
-    .await?;
-    let Some(cfg) = config_of(app, &row) else {
-        return Err(ApiError::validation(
-            "local_as",
-            "the session has no local_as and the config no [bgp] local_asn",
-        ));
-    };
-    let cmd = match action {
-        SessionAction::Start => Command::Start,
-        SessionAction::Stop => Command::Stop("stopped by the operator".into()),
-        SessionAction::Restart => Command::Restart("restarted by the operator".into()),
-        SessionAction::Reload => Command::Refresh,
-    };
-    // The command goes first, so the peer reads why (the new `enabled` that follows is
-    // then already in effect); a session without a task gets one that starts as `enabled`
-    // says.
-    if app.bgp.live(id).is_some() && !app.bgp.command(id, cmd) {
-        return Err(ApiError::unavailable(
-            "the session is busy; try again in a moment",
-        ));
-    }
-    app.bgp.configure(cfg);
-    Ok(view(app, row))
-}
-
-/// One entry of a batch answer.
-#[derive(Debug, Serialize)]
-pub struct BatchResult {
-    pub id: i64,
-    pub success: bool,
-    pub status: Option<&'static str>,
-    pub error: Option<String>,
-}
-
-pub async fn batch(app: &App, ids: Vec<i64>, action: SessionAction) -> Vec<BatchResult> {
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(match session_action(app, id, action).await {
-            Ok(v) => BatchResult {
-                id,
-                success: true,
-                status: Some(v.live.status),
-                error: None,
-            },
-            Err(e) => BatchResult {
-                id,
-                success: false,
-                status: None,
-                error: Some(e.message),
-            },
-        });
-    }
-    out
-}
-
-pub async fn monitor(app: &App) -> ApiResult<Vec<SessionMonitor>> {
-    let rows = db(app, |c| Ok(q::all_sessions(c)?)).await?;
-    let now = crate::time::now();
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let live = app.bgp.live(r.id);
-            SessionMonitor {
-                session_id: r.id,
-                name: r.f.name,
-                neighbor: r.f.neighbor.to_string(),
-                remote_as: r.f.remote_as,
-                enabled: r.f.enabled,
-                live: LiveView::new(live.as_ref(), now),
-            }
-        })
-        .collect())
-}
-
 /// A route received from a peer, as listed.
 #[derive(Debug, Serialize)]
 pub struct ReceivedRoute {
@@ -312,52 +504,6 @@ pub struct ReceivedRoute {
     pub rpki_reason: Option<&'static str>,
 }
 
-/// One page of the routes a session received.
-pub async fn received_routes(
-    app: &App,
-    id: i64,
-    page: Page,
-) -> ApiResult<(Vec<ReceivedRoute>, u64)> {
-    db(app, move |c| session_or_404(c, id)).await?;
-    let Some(shared) = app.bgp.shared(id) else {
-        return Ok((Vec::new(), 0));
-    };
-    let (routes, total) = {
-        let rib = crate::sync::lock(&shared.rib);
-        let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
-        (rib.page(offset, page.size as usize), rib.len() as u64)
-    };
-    let table = app.rpki.loaded().then(|| app.rpki.table());
-    let out = routes
-        .into_iter()
-        .map(|(prefix, a)| {
-            let (rpki, rpki_reason) = match &table {
-                Some(t) => {
-                    let s = t.validate(prefix, a.origin_as.unwrap_or(0)).state;
-                    (Some(s.as_str()), s.reason())
-                }
-                None => (None, None),
-            };
-            ReceivedRoute {
-                prefix: prefix.to_string(),
-                next_hop: a.next_hop.map(|h| h.to_string()),
-                as_path: model::render_path(&a.as_path),
-                origin: a.origin.map(|o| match o {
-                    0 => "igp",
-                    1 => "egp",
-                    _ => "incomplete",
-                }),
-                med: a.med,
-                local_pref: a.local_pref,
-                community: render_received_communities(&a.communities, &a.large_communities),
-                rpki,
-                rpki_reason,
-            }
-        })
-        .collect();
-    Ok((out, total))
-}
-
 fn render_received_communities(std: &[u32], large: &[[u32; 3]]) -> String {
     let cs: Vec<model::Community> = std
         .iter()
@@ -367,112 +513,18 @@ fn render_received_communities(std: &[u32], large: &[[u32; 3]]) -> String {
     model::render_communities(&cs)
 }
 
-// ---- announcements ----
-
-fn announcement_or_404(c: &rusqlite::Connection, id: i64) -> ApiResult<AnnouncementRow> {
-    Ok(q::get_announcement(c, id)?.ok_or(StoreError::NotFound("announcement"))?)
+fn announcement_or_404(c: &rusqlite::Connection, id: i64) -> Result<AnnouncementRow> {
+    q::get_announcement(c, id)?.ok_or(Error::NotFound("announcement"))
 }
 
-fn check_session_ref(c: &rusqlite::Connection, session_id: Option<i64>) -> ApiResult<()> {
+fn check_session_ref(c: &rusqlite::Connection, session_id: Option<i64>) -> Result<()> {
     if let Some(id) = session_id {
         if q::get_session(c, id)?.is_none() {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 "session_id",
                 format!("there is no BGP session with id {id}"),
             ));
         }
     }
-    Ok(())
-}
-
-/// The announcement with its RPKI verdict for `[bgp] local_asn` and, per session it goes
-/// to, for the origin that session sends (what the session decides with).
-fn announcement_view(app: &App, row: AnnouncementRow) -> AnnouncementView {
-    let table = app.rpki.loaded().then(|| app.rpki.table());
-    let vrps = table.as_deref();
-    let path = model::parse_path(&row.f.as_path).unwrap_or_default();
-    let prefix = row.f.prefix;
-    let (rpki, rpki_reason) = exports::verdict_on(prefix, &path, app.config.bgp.local_asn, vrps);
-    let sessions = app
-        .bgp
-        .targets(&prefix, row.f.session_id)
-        .into_iter()
-        .map(|t| {
-            let (rpki, rpki_reason) = exports::verdict_on(prefix, &path, t.local_as, vrps);
-            SessionRpki {
-                session_id: t.session_id,
-                origin_as: exports::origin_on(&path, t.local_as),
-                rpki,
-                rpki_reason,
-                sent: t.sent,
-            }
-        })
-        .collect();
-    let st = AnnouncementState {
-        rpki,
-        rpki_reason,
-        sessions,
-    };
-    AnnouncementView::new(row, app.config.bgp.local_asn, st)
-}
-
-pub async fn create_announcement(
-    app: &App,
-    input: AnnouncementInput,
-) -> ApiResult<AnnouncementView> {
-    let f = input.create()?;
-    let now = crate::time::now();
-    let row = db(app, move |c| {
-        check_session_ref(c, f.session_id)?;
-        Ok(q::insert_announcement(c, &f, now)?)
-    })
-    .await?;
-    app.bgp.changed();
-    Ok(announcement_view(app, row))
-}
-
-pub async fn get_announcement(app: &App, id: i64) -> ApiResult<AnnouncementView> {
-    let row = db(app, move |c| announcement_or_404(c, id)).await?;
-    Ok(announcement_view(app, row))
-}
-
-pub async fn list_announcements(
-    app: &App,
-    filter: AnnouncementFilter,
-    page: Page,
-) -> ApiResult<(Vec<AnnouncementView>, u64)> {
-    let (rows, total) = db(app, move |c| {
-        Ok(q::list_announcements(c, &filter, page.size, page.offset())?)
-    })
-    .await?;
-    let views = rows
-        .into_iter()
-        .map(|r| announcement_view(app, r))
-        .collect();
-    Ok((views, total))
-}
-
-pub async fn update_announcement(
-    app: &App,
-    id: i64,
-    input: AnnouncementInput,
-) -> ApiResult<AnnouncementView> {
-    let now = crate::time::now();
-    let row = db(app, move |c| {
-        let cur = announcement_or_404(c, id)?;
-        let f = input.apply(&cur.f)?;
-        check_session_ref(c, f.session_id)?;
-        Ok(q::update_announcement(c, id, &f, now)?)
-    })
-    .await?;
-    app.bgp.changed();
-    Ok(announcement_view(app, row))
-}
-
-pub async fn delete_announcement(app: &App, id: i64) -> ApiResult<()> {
-    app.store
-        .call(move |c| q::delete_announcement(c, id))
-        .await?;
-    app.bgp.changed();
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! validation into store fields, and the typed AS path and communities of an announcement.
 //! No I/O; `super` runs it inside database closures.
 
-use crate::error::{ApiError, ApiResult};
+use super::error::{Error, Result};
 use crate::store::bgp::{AnnouncementFields, SessionFields};
 use crate::wireguard::validate_description;
 use ipnet::IpNet;
@@ -52,12 +52,12 @@ pub struct SessionInput {
 
 impl SessionInput {
     /// A new session: the required fields, defaults for the rest.
-    pub fn create(self) -> ApiResult<SessionFields> {
+    pub fn create(self) -> Result<SessionFields> {
         let required = |v: bool, field: &str| {
             if v {
                 Ok(())
             } else {
-                Err(ApiError::validation(field, format!("{field} is required")))
+                Err(Error::invalid(field, format!("{field} is required")))
             }
         };
         required(self.name.is_some(), "name")?;
@@ -83,7 +83,7 @@ impl SessionInput {
     }
 
     /// `current` with these changes applied, validated.
-    pub fn apply(self, current: &SessionFields) -> ApiResult<SessionFields> {
+    pub fn apply(self, current: &SessionFields) -> Result<SessionFields> {
         let mut f = current.clone();
         if let Some(n) = self.name {
             f.name = printable("name", &n)?;
@@ -136,16 +136,16 @@ impl SessionInput {
 }
 
 /// Rules across fields.
-fn check_session(f: &SessionFields) -> ApiResult<()> {
+fn check_session(f: &SessionFields) -> Result<()> {
     if let Some(local) = f.local_address {
         if local.is_ipv4() != f.neighbor.is_ipv4() {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 "local_address",
                 "local_address must be of the neighbor's address family",
             ));
         }
         if local == f.neighbor {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 "neighbor",
                 "neighbor must not be our own local_address",
             ));
@@ -155,10 +155,10 @@ fn check_session(f: &SessionFields) -> ApiResult<()> {
 }
 
 /// 1–64 printable characters, trimmed.
-fn printable(field: &str, s: &str) -> ApiResult<String> {
+fn printable(field: &str, s: &str) -> Result<String> {
     let s = s.trim();
     if !(1..=64).contains(&s.chars().count()) || s.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             field,
             format!("{field} must be 1-64 printable characters"),
         ));
@@ -167,13 +167,13 @@ fn printable(field: &str, s: &str) -> ApiResult<String> {
 }
 
 /// A unicast address a BGP peer can have.
-fn address(field: &str, s: &str) -> ApiResult<IpAddr> {
+fn address(field: &str, s: &str) -> Result<IpAddr> {
     let ip: IpAddr = s
         .trim()
         .parse()
-        .map_err(|_| ApiError::validation(field, format!("{field} {s:?} is not an IP address")))?;
+        .map_err(|_| Error::invalid(field, format!("{field} {s:?} is not an IP address")))?;
     if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             field,
             format!("{field} {ip} is not a unicast address"),
         ));
@@ -181,10 +181,10 @@ fn address(field: &str, s: &str) -> ApiResult<IpAddr> {
     Ok(ip)
 }
 
-fn next_hop_v6(s: &str) -> ApiResult<Ipv6Addr> {
+fn next_hop_v6(s: &str) -> Result<Ipv6Addr> {
     match address("next_hop_ipv6", s)? {
         IpAddr::V6(a) => Ok(a),
-        IpAddr::V4(_) => Err(ApiError::validation(
+        IpAddr::V4(_) => Err(Error::invalid(
             "next_hop_ipv6",
             "next_hop_ipv6 must be an IPv6 address",
         )),
@@ -192,9 +192,9 @@ fn next_hop_v6(s: &str) -> ApiResult<Ipv6Addr> {
 }
 
 /// 1–4294967295 (4-octet ASNs, RFC 6793); 0 is reserved (RFC 7607).
-fn asn(field: &str, a: u32) -> ApiResult<u32> {
+fn asn(field: &str, a: u32) -> Result<u32> {
     if a == 0 {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             field,
             format!("{field} must be 1-4294967295 (AS 0 is reserved)"),
         ));
@@ -203,9 +203,9 @@ fn asn(field: &str, a: u32) -> ApiResult<u32> {
 }
 
 /// RFC 4271 §4.2: 0 (no keepalives) or at least 3 seconds.
-fn hold_time(h: u16) -> ApiResult<u16> {
+fn hold_time(h: u16) -> Result<u16> {
     if h == 1 || h == 2 {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "hold_time",
             "hold_time must be 0 or 3-65535 seconds",
         ));
@@ -213,23 +213,20 @@ fn hold_time(h: u16) -> ApiResult<u16> {
     Ok(h)
 }
 
-fn port(field: &str, p: u16) -> ApiResult<u16> {
+fn port(field: &str, p: u16) -> Result<u16> {
     if p == 0 {
-        return Err(ApiError::validation(
-            field,
-            format!("{field} must be 1-65535"),
-        ));
+        return Err(Error::invalid(field, format!("{field} must be 1-65535")));
     }
     Ok(p)
 }
 
 /// A TCP-MD5 key: 1–80 bytes; empty or null = no password.
-fn password(p: Option<String>) -> ApiResult<Option<String>> {
+fn password(p: Option<String>) -> Result<Option<String>> {
     let Some(p) = p.filter(|p| !p.is_empty()) else {
         return Ok(None);
     };
     if p.len() > MAX_PASSWORD_LEN || p.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "password",
             format!("password must be 1-{MAX_PASSWORD_LEN} bytes without control characters"),
         ));
@@ -263,9 +260,9 @@ pub struct AnnouncementInput {
 }
 
 impl AnnouncementInput {
-    pub fn create(self) -> ApiResult<AnnouncementFields> {
+    pub fn create(self) -> Result<AnnouncementFields> {
         if self.prefix.is_none() {
-            return Err(ApiError::validation("prefix", "prefix is required"));
+            return Err(Error::invalid("prefix", "prefix is required"));
         }
         let base = AnnouncementFields {
             session_id: None,
@@ -280,7 +277,7 @@ impl AnnouncementInput {
         self.apply(&base)
     }
 
-    pub fn apply(self, current: &AnnouncementFields) -> ApiResult<AnnouncementFields> {
+    pub fn apply(self, current: &AnnouncementFields) -> Result<AnnouncementFields> {
         let mut f = current.clone();
         if let Some(p) = self.prefix {
             f.prefix = prefix("prefix", &p)?;
@@ -314,7 +311,7 @@ impl AnnouncementInput {
         }
         if let Some(nh) = f.next_hop {
             if nh.is_ipv4() != matches!(f.prefix, IpNet::V4(_)) {
-                return Err(ApiError::validation(
+                return Err(Error::invalid(
                     "next_hop",
                     "next_hop must be of the prefix's address family",
                 ));
@@ -325,18 +322,22 @@ impl AnnouncementInput {
 }
 
 /// A prefix with its host bits zero, IPv4 or IPv6.
-pub fn prefix(field: &str, s: &str) -> ApiResult<IpNet> {
+pub fn prefix(field: &str, s: &str) -> Result<IpNet> {
     let net: IpNet = s.trim().parse().map_err(|_| {
-        ApiError::validation(
+        Error::invalid(
             field,
             format!("{field} {s:?} is not a prefix like 2001:db8::/48 or 192.0.2.0/24"),
         )
     })?;
-    crate::ipam::model::without_host_bits(field, net, net.trunc())
+    Ok(crate::ipam::model::without_host_bits(
+        field,
+        net,
+        net.trunc(),
+    )?)
 }
 
 /// `"65010 65020"` (spaces or commas) → ASNs, at most [`MAX_PATH`].
-pub fn parse_path(s: &str) -> ApiResult<Vec<u32>> {
+pub fn parse_path(s: &str) -> Result<Vec<u32>> {
     let path = s
         .split([' ', ',', '\t'])
         .filter(|t| !t.is_empty())
@@ -347,15 +348,15 @@ pub fn parse_path(s: &str) -> ApiResult<Vec<u32>> {
                 .unwrap_or(t);
             match t.parse::<u32>() {
                 Ok(a) if a > 0 => Ok(a),
-                _ => Err(ApiError::validation(
+                _ => Err(Error::invalid(
                     "as_path",
                     format!("as_path: {t:?} is not an AS number 1-4294967295"),
                 )),
             }
         })
-        .collect::<ApiResult<Vec<u32>>>()?;
+        .collect::<Result<Vec<u32>>>()?;
     if path.len() > MAX_PATH {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "as_path",
             format!("as_path has more than {MAX_PATH} ASNs"),
         ));
@@ -372,7 +373,7 @@ pub fn render_path(path: &[u32]) -> String {
 
 /// The path with `origin` as its last AS: a path ending elsewhere conflicts; an empty
 /// path becomes `[origin]` (we announce for that AS); `None` keeps the path.
-fn with_origin(path: &[u32], origin: Option<u32>) -> ApiResult<String> {
+fn with_origin(path: &[u32], origin: Option<u32>) -> Result<String> {
     let Some(origin) = origin else {
         return Ok(render_path(path));
     };
@@ -380,7 +381,7 @@ fn with_origin(path: &[u32], origin: Option<u32>) -> ApiResult<String> {
     match path.last() {
         None => Ok(origin.to_string()),
         Some(&last) if last == origin => Ok(render_path(path)),
-        Some(&last) => Err(ApiError::validation(
+        Some(&last) => Err(Error::invalid(
             "asn",
             format!("asn {origin} is not the origin of as_path (which ends in {last})"),
         )),
@@ -402,9 +403,9 @@ const WELL_KNOWN: &[(&str, u32)] = &[
 ];
 
 /// `"65000:100 65000:1:2 no-export"` (spaces or commas) → communities.
-pub fn parse_communities(s: &str) -> ApiResult<Vec<Community>> {
+pub fn parse_communities(s: &str) -> Result<Vec<Community>> {
     let bad = |t: &str| {
-        ApiError::validation(
+        Error::invalid(
             "community",
             format!(
                 "community: {t:?} is neither ASN:VALUE (16-bit each), \
@@ -432,9 +433,9 @@ pub fn parse_communities(s: &str) -> ApiResult<Vec<Community>> {
                 _ => Err(bad(t)),
             }
         })
-        .collect::<ApiResult<Vec<Community>>>()?;
+        .collect::<Result<Vec<Community>>>()?;
     if out.len() > MAX_COMMUNITIES {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "community",
             format!("at most {MAX_COMMUNITIES} communities"),
         ));
@@ -468,12 +469,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn session(v: serde_json::Value) -> ApiResult<SessionFields> {
+    fn session(v: serde_json::Value) -> Result<SessionFields> {
         serde_json::from_value::<SessionInput>(v).unwrap().create()
     }
 
-    fn field(r: ApiResult<impl std::fmt::Debug>) -> String {
-        r.unwrap_err().details.map(|d| d.field).unwrap_or_default()
+    fn field(r: Result<impl std::fmt::Debug>) -> String {
+        match r.unwrap_err() {
+            Error::Invalid(i) => i.field,
+            _ => String::new(),
+        }
     }
 
     #[test]
@@ -543,7 +547,7 @@ mod tests {
         assert_eq!(clear.apply(&cur).unwrap().password, None);
     }
 
-    fn ann(v: serde_json::Value) -> ApiResult<AnnouncementFields> {
+    fn ann(v: serde_json::Value) -> Result<AnnouncementFields> {
         serde_json::from_value::<AnnouncementInput>(v)
             .unwrap()
             .create()

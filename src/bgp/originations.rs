@@ -4,10 +4,9 @@
 //! (`crate::bgp::exports::withheld`): sessions may speak as different ASes. The BGP side
 //! reads [`originations`]; the decision of what to list is the pure [`plan`].
 
-use crate::app::App;
-use crate::error::ApiResult;
 use crate::ipam::{PoolRow, PoolStatus};
 use crate::store::ipam as q;
+use crate::store::{Store, StoreResult};
 use ipnet::Ipv6Net;
 
 /// Where an origination comes from.
@@ -54,9 +53,8 @@ pub fn plan(pools: &[PoolRow], allocations: &[(i64, i64, Ipv6Net)]) -> Vec<Origi
 }
 
 /// The current originations, read from the database.
-pub async fn originations(app: &App) -> ApiResult<Vec<Origination>> {
-    let (pools, allocations) = app
-        .store
+pub async fn originations(store: &Store) -> StoreResult<Vec<Origination>> {
+    let (pools, allocations) = store
         .call(|c| Ok((q::all_pools(c)?, q::announced_allocations(c)?)))
         .await?;
     Ok(plan(&pools, &allocations))

@@ -2,15 +2,15 @@
 //! connections, and the export set every session announces from.
 //!
 //! ```text
-//!  API handlers ──configure/command──► Speaker ──mpsc (bounded)──► session task (one per peer)
-//!       │                                │                           │  FSM + socket + timers
-//!       └──changed()──► exports task ──watch<Arc<ExportSet>>─────────┤  Adj-RIB-In / Adj-RIB-Out
-//!                       (DB + pools + VRPs)                          │  RPKI per session
-//!  listener task (one per local addr:port) ──accept──► Incoming ─────┘
+//!  bgp::Reconciler (bus) ─configure/remove─► Speaker ──mpsc (bounded)──► session task (one per peer)
+//!  bgp::Service (operator action) ─command─►  │                            │  FSM + socket + timers
+//!  bgp::Reconciler ─changed()─► exports::run ──watch<Arc<ExportSet>>─────────┤  Adj-RIB-In / Adj-RIB-Out
+//!                               (DB + pools + VRPs)                         │  RPKI per session
+//!  listener task (one per local addr:port) ──accept──► Incoming ────────────┘
 //! ```
-//! Session tasks publish their live state into [`Shared`], which the API reads; they never
-//! block on the API and the API never waits for them (commands are fire-and-forget into a
-//! bounded queue). Memory: per session a fixed set of buffers plus its Adj-RIB-In, which
+//! Session tasks publish their live state into [`Shared`], which `bgp::Service` reads; they
+//! never block on the API and the API never waits for them (commands are fire-and-forget
+//! into a bounded queue). Memory: per session a fixed set of buffers plus its Adj-RIB-In, which
 //! the prefix limit bounds.
 
 use super::exports::ExportSet;
@@ -284,7 +284,8 @@ impl Speaker {
         out
     }
 
-    /// Something that feeds the export set changed (announcements, pools, RPKI data).
+    /// Something that feeds the export set changed (announcements, pools, RPKI data): the
+    /// exports task (`exports::run`) rebuilds it.
     pub fn changed(&self) {
         self.dirty.notify_one();
     }

@@ -3,7 +3,8 @@
 //! reads to a client. No I/O; `super` runs it inside database closures.
 
 use super::alloc::{AllocError, Allocator};
-use crate::error::{ApiError, ApiResult};
+use super::error::{Error, Result};
+use crate::error::Invalid;
 use crate::store::ipam::{PoolFields, PoolRow, PoolStatus, WhitelistRow};
 use crate::store::wireguard::{Routed, ServerRow};
 use crate::wireguard::{overlaps, validate_description};
@@ -77,7 +78,7 @@ pub struct NewWhitelistEntry {
 // ---- field validation ----
 
 /// An IPv6 prefix with its host bits zero, e.g. `2001:db8::/48`.
-pub fn parse_prefix(field: &str, s: &str) -> ApiResult<Ipv6Net> {
+pub fn parse_prefix(field: &str, s: &str) -> Result<Ipv6Net> {
     let t = s.trim();
     let net: Ipv6Net = t.parse().map_err(|_| {
         let why = if t.parse::<IpNet>().is_ok() {
@@ -85,19 +86,20 @@ pub fn parse_prefix(field: &str, s: &str) -> ApiResult<Ipv6Net> {
         } else {
             "is not a prefix like 2001:db8::/48"
         };
-        ApiError::validation(field, format!("{field} {s:?} {why}"))
+        Error::invalid(field, format!("{field} {s:?} {why}"))
     })?;
-    without_host_bits(field, net, net.trunc())
+    Ok(without_host_bits(field, net, net.trunc())?)
 }
 
-/// `net` if it equals its truncation `trunc`, else a 422 suggesting `trunc`.
+/// `net` if it equals its truncation `trunc`, else bad input suggesting `trunc` (BGP's
+/// prefixes follow the same rule).
 pub fn without_host_bits<N: PartialEq + std::fmt::Display>(
     field: &str,
     net: N,
     trunc: N,
-) -> ApiResult<N> {
+) -> std::result::Result<N, Invalid> {
     if net != trunc {
-        return Err(ApiError::validation(
+        return Err(Invalid::new(
             field,
             format!("{field} {net} has host bits set (did you mean {trunc}?)"),
         ));
@@ -105,10 +107,10 @@ pub fn without_host_bits<N: PartialEq + std::fmt::Display>(
     Ok(net)
 }
 
-fn pool_prefix(s: &str) -> ApiResult<Ipv6Net> {
+fn pool_prefix(s: &str) -> Result<Ipv6Net> {
     let net = parse_prefix("prefix", s)?;
     if net.prefix_len() < MIN_POOL_LENGTH {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "prefix",
             format!("prefix must be /{MIN_POOL_LENGTH} or longer"),
         ));
@@ -116,15 +118,15 @@ fn pool_prefix(s: &str) -> ApiResult<Ipv6Net> {
     Ok(net)
 }
 
-pub fn validate_pool_name(s: &str) -> ApiResult<String> {
+pub fn validate_pool_name(s: &str) -> Result<String> {
     printable("name", s)
 }
 
 /// 1–64 printable characters, trimmed.
-fn printable(field: &str, s: &str) -> ApiResult<String> {
+fn printable(field: &str, s: &str) -> Result<String> {
     let s = s.trim();
     if !(1..=64).contains(&s.chars().count()) || s.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             field,
             format!("{field} must be 1-64 printable characters"),
         ));
@@ -132,9 +134,9 @@ fn printable(field: &str, s: &str) -> ApiResult<String> {
     Ok(s.to_string())
 }
 
-fn status(s: &str) -> ApiResult<PoolStatus> {
+fn status(s: &str) -> Result<PoolStatus> {
     s.parse()
-        .map_err(|_| ApiError::validation("status", "status must be active or disabled"))
+        .map_err(|_| Error::invalid("status", "status must be active or disabled"))
 }
 
 /// The size a pool hands out when none is given: a /64 (the standard LAN), or single /128
@@ -167,7 +169,7 @@ impl Sizes {
     /// From what a request gave: a missing `unit` is [`default_length`] moved into the
     /// given range, a missing bound is `unit`, bounds come in either order. Every length
     /// must be within `pool_len..=128`, and `lo ≤ unit ≤ hi`.
-    pub fn new(pool_len: u8, unit: Option<u8>, a: Option<u8>, b: Option<u8>) -> ApiResult<Sizes> {
+    pub fn new(pool_len: u8, unit: Option<u8>, a: Option<u8>, b: Option<u8>) -> Result<Sizes> {
         for (field, v) in [
             ("prefix_length", unit),
             ("min_prefix_length", a),
@@ -175,13 +177,13 @@ impl Sizes {
         ] {
             match v {
                 Some(v) if v > 128 => {
-                    return Err(ApiError::validation(
+                    return Err(Error::invalid(
                         field,
                         format!("{field} must be at most 128"),
                     ))
                 }
                 Some(v) if v < pool_len => {
-                    return Err(ApiError::validation(
+                    return Err(Error::invalid(
                         field,
                         format!("{field} /{v} is shorter than the pool's /{pool_len}"),
                     ))
@@ -199,7 +201,7 @@ impl Sizes {
         let (a, b) = (a.unwrap_or(unit), b.unwrap_or(unit));
         let (lo, hi) = (a.min(b), a.max(b));
         if !(lo..=hi).contains(&unit) {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 "prefix_length",
                 format!("prefix_length /{unit} is outside the range /{lo}–/{hi}"),
             ));
@@ -209,7 +211,7 @@ impl Sizes {
 }
 
 impl NewPool {
-    pub fn validate(self) -> ApiResult<PoolFields> {
+    pub fn validate(self) -> Result<PoolFields> {
         let name = validate_pool_name(&self.name)?;
         let prefix = pool_prefix(&self.prefix)?;
         let s = Sizes::new(
@@ -240,10 +242,10 @@ impl PoolChanges {
     /// `current` with these changes applied, validated. Bounds not given keep their
     /// current value, except that a pool handing out one size only (`lo = hi = unit`)
     /// follows a new `prefix_length`.
-    pub fn apply(self, current: &PoolRow) -> ApiResult<PoolFields> {
+    pub fn apply(self, current: &PoolRow) -> Result<PoolFields> {
         if let Some(p) = &self.prefix {
             if parse_prefix("prefix", p)? != current.prefix {
-                return Err(ApiError::validation(
+                return Err(Error::invalid(
                     "prefix",
                     "prefix cannot change; create a new pool",
                 ));
@@ -304,9 +306,9 @@ pub struct AllocationInput {
 }
 
 impl AllocationRequest {
-    pub fn validate(self) -> ApiResult<AllocationInput> {
+    pub fn validate(self) -> Result<AllocationInput> {
         if self.client_id.is_some_and(|id| id <= 0) {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 "client_id",
                 "client_id must be a positive integer",
             ));
@@ -317,7 +319,7 @@ impl AllocationRequest {
             .map(|n| printable("client_name", &n))
             .transpose()?;
         if self.client_id.is_none() && client_name.is_none() {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 "client_name",
                 "client_name or client_id is required",
             ));
@@ -329,7 +331,7 @@ impl AllocationRequest {
             .transpose()?;
         if let (Some(p), Some(l)) = (prefix, self.prefix_length) {
             if p.prefix_len() != l {
-                return Err(ApiError::validation(
+                return Err(Error::invalid(
                     "prefix_length",
                     format!("prefix_length /{l} does not match prefix {p}"),
                 ));
@@ -349,7 +351,7 @@ impl AllocationRequest {
 impl AllocationInput {
     /// The length this request asks of `pool`: the given prefix's, the given length, or
     /// the pool's default; 422 outside the pool's range.
-    pub fn length(&self, pool: &PoolRow) -> ApiResult<u8> {
+    pub fn length(&self, pool: &PoolRow) -> Result<u8> {
         let (len, field) = match (self.prefix, self.prefix_length) {
             (Some(p), _) => (p.prefix_len(), "prefix"),
             (None, Some(l)) => (l, "prefix_length"),
@@ -357,7 +359,7 @@ impl AllocationInput {
         };
         let (lo, hi) = (pool.min_prefix_length, pool.max_prefix_length);
         if !(lo..=hi).contains(&len) {
-            return Err(ApiError::validation(
+            return Err(Error::invalid(
                 field,
                 format!(
                     "/{len} is outside the sizes pool {:?} hands out (/{lo}–/{hi})",
@@ -372,12 +374,12 @@ impl AllocationInput {
 // ---- rules against loaded rows ----
 
 /// A pool name is unique (case-insensitive); `self_id` is the pool's own id on update.
-pub fn check_pool_name(name: &str, self_id: Option<i64>, pools: &[PoolRow]) -> ApiResult<()> {
+pub fn check_pool_name(name: &str, self_id: Option<i64>, pools: &[PoolRow]) -> Result<()> {
     match pools
         .iter()
         .find(|p| Some(p.id) != self_id && p.name.eq_ignore_ascii_case(name))
     {
-        Some(p) => Err(ApiError::conflict(
+        Some(p) => Err(Error::conflict(
             "name",
             format!("a pool named {:?} already exists", p.name),
         )),
@@ -392,10 +394,10 @@ pub fn check_pool_space(
     pools: &[PoolRow],
     servers: &[ServerRow],
     routed: &[Routed],
-) -> ApiResult<()> {
+) -> Result<()> {
     let mine = IpNet::V6(prefix);
     if let Some(p) = pools.iter().find(|p| overlaps(&IpNet::V6(p.prefix), &mine)) {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "prefix",
             format!("{prefix} overlaps pool {:?} ({})", p.name, p.prefix),
         ));
@@ -406,7 +408,7 @@ pub fn check_pool_space(
             .map(|n| (s, n.trunc()))
     });
     if let Some((s, net)) = server {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "prefix",
             format!(
                 "{prefix} overlaps the subnet {net} of WireGuard server {:?}",
@@ -421,7 +423,7 @@ pub fn check_pool_space(
             .map(|p| (r, p))
     });
     if let Some((r, p)) = client {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "prefix",
             format!(
                 "{prefix} overlaps {p} routed to WireGuard client {:?}",
@@ -437,9 +439,9 @@ pub fn check_whitelist_entry(
     pool: &PoolRow,
     prefix: Ipv6Net,
     entries: &[WhitelistRow],
-) -> ApiResult<()> {
+) -> Result<()> {
     if !pool.prefix.contains(&prefix) {
-        return Err(ApiError::validation(
+        return Err(Error::invalid(
             "prefix",
             format!(
                 "{prefix} is not inside pool {:?} ({})",
@@ -452,13 +454,13 @@ pub fn check_whitelist_entry(
         .iter()
         .find(|e| overlaps(&IpNet::V6(e.prefix), &mine))
     {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "prefix",
             format!("{prefix} overlaps whitelist entry {}", e.prefix),
         ));
     }
     if entries.len() >= MAX_WHITELIST {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "prefix",
             format!("a pool has at most {MAX_WHITELIST} whitelist entries"),
         ));
@@ -481,7 +483,7 @@ pub fn rebuild(
     pool: &PoolRow,
     regions: &[Ipv6Net],
     allocated: impl IntoIterator<Item = Ipv6Net>,
-) -> Result<Allocator, Ipv6Net> {
+) -> std::result::Result<Allocator, Ipv6Net> {
     let s = Sizes::of(pool);
     let mut a = Allocator::new(regions, s.unit, s.lo, s.hi);
     for p in allocated {
@@ -492,29 +494,30 @@ pub fn rebuild(
 
 /// An allocator refusal as the client sees it. `field` names what the request asked for
 /// (`prefix` or `prefix_length`); `whitelisted`: the pool has a whitelist.
-pub fn alloc_error(e: AllocError, pool: &PoolRow, field: &str, whitelisted: bool) -> ApiError {
+pub fn alloc_error(e: AllocError, pool: &PoolRow, field: &str, whitelisted: bool) -> Error {
     let name = &pool.name;
     match e {
-        AllocError::Length { .. } => ApiError::validation(field, format!("{e} ({name:?})")),
-        AllocError::Outside(p) if whitelisted => ApiError::validation(
+        AllocError::Length { .. } => Error::invalid(field, format!("{e} ({name:?})")),
+        AllocError::Outside(p) if whitelisted => Error::invalid(
             "prefix",
             format!("{p} is outside the whitelist of pool {name:?}"),
         ),
-        AllocError::Outside(p) => ApiError::validation(
+        AllocError::Outside(p) => Error::invalid(
             "prefix",
             format!("{p} is not inside pool {name:?} ({})", pool.prefix),
         ),
-        AllocError::Taken(p) => ApiError::conflict(
+        AllocError::Taken(p) => Error::conflict(
             "prefix",
             format!("{p} overlaps a prefix already allocated from pool {name:?}"),
         ),
-        AllocError::Exhausted { length } => ApiError::conflict(
+        AllocError::Exhausted { length } => Error::conflict(
             "pool_id",
             format!("no free /{length} left in pool {name:?}"),
         ),
         AllocError::NotAllocated(p) => {
-            log::error!("pool {name:?}: {p} was expected to be allocated");
-            ApiError::internal()
+            let e = format!("pool {name:?}: {p} was expected to be allocated");
+            log::error!("{e}");
+            Error::Internal(e)
         }
     }
 }
@@ -522,22 +525,17 @@ pub fn alloc_error(e: AllocError, pool: &PoolRow, field: &str, whitelisted: bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
+    use crate::ipam::error::tests::{code, ErrorCode};
 
     fn net(s: &str) -> Ipv6Net {
         s.parse().expect("net")
     }
 
-    fn err<T: std::fmt::Debug>(r: ApiResult<T>) -> (ErrorCode, String, String) {
-        let e = r.unwrap_err();
-        (
-            e.code,
-            e.details.map(|d| d.field).unwrap_or_default(),
-            e.message,
-        )
+    fn err<T: std::fmt::Debug>(r: Result<T>) -> (ErrorCode, String, String) {
+        code(r.unwrap_err())
     }
 
-    fn field<T: std::fmt::Debug>(r: ApiResult<T>) -> String {
+    fn field<T: std::fmt::Debug>(r: Result<T>) -> String {
         err(r).1
     }
 
@@ -793,7 +791,7 @@ mod tests {
         assert_eq!((code, f.as_str()), (ErrorCode::Conflict, "prefix"));
         assert!(m.contains("\"site\""), "{m}");
         assert_eq!(
-            check_pool_name("A", None, &pools).unwrap_err().code,
+            err(check_pool_name("A", None, &pools)).0,
             ErrorCode::Conflict
         );
         check_pool_name("A", Some(1), &pools).expect("its own name");
@@ -842,15 +840,16 @@ mod tests {
             "prefix_length",
             false,
         );
+        let (code_of_e, _, message) = code(e);
         assert_eq!(
-            (e.code, e.message.as_str()),
+            (code_of_e, message.as_str()),
             (ErrorCode::Conflict, "no free /64 left in pool \"lan\"")
         );
         let p = net("2001:db9::/64");
-        let e = alloc_error(AllocError::Outside(p), &pool, "prefix", true);
-        assert_eq!(e.code, ErrorCode::Validation);
-        assert!(e.message.contains("whitelist"), "{}", e.message);
+        let (c, _, message) = code(alloc_error(AllocError::Outside(p), &pool, "prefix", true));
+        assert_eq!(c, ErrorCode::Validation);
+        assert!(message.contains("whitelist"), "{message}");
         let e = alloc_error(AllocError::Taken(p), &pool, "prefix", false);
-        assert_eq!(e.code, ErrorCode::Conflict);
+        assert_eq!(code(e).0, ErrorCode::Conflict);
     }
 }

@@ -2,9 +2,8 @@
 //! (default: the pool itself) as announced by an AS (default: `bgp.local_asn`), against the
 //! live VRP table.
 
+use super::error::{Error, Result};
 use super::model::parse_prefix;
-use crate::app::App;
-use crate::error::{ApiError, ApiResult};
 use crate::rpki::vrp::{State, Validation};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -49,41 +48,41 @@ pub fn verdict(prefix: IpNet, origin: u32, v: Validation, vrp_count: usize) -> R
     }
 }
 
-pub async fn validate(app: &App, pool_id: i64, req: ValidateRequest) -> ApiResult<RpkiVerdict> {
-    let pool = super::get_pool(app, pool_id).await?;
-    let pool_prefix = parse_prefix("prefix", &pool.prefix)?;
-    let prefix = match req.prefix {
-        None => pool_prefix,
-        Some(p) => {
-            let p = parse_prefix("prefix", &p)?;
-            if !pool_prefix.contains(&p) {
-                return Err(ApiError::validation(
-                    "prefix",
-                    format!("{p} is not inside pool {pool_prefix}"),
-                ));
+impl super::Service {
+    /// The verdict on a prefix of pool `pool_id` (default: the pool's own) for an origin
+    /// AS (default: `[bgp] local_asn`), from the live VRP table.
+    pub async fn validate_rpki(&self, pool_id: i64, req: ValidateRequest) -> Result<RpkiVerdict> {
+        let pool = self.get_pool(pool_id).await?;
+        let pool_prefix = parse_prefix("prefix", &pool.prefix)?;
+        let prefix = match req.prefix {
+            None => pool_prefix,
+            Some(p) => {
+                let p = parse_prefix("prefix", &p)?;
+                if !pool_prefix.contains(&p) {
+                    return Err(Error::invalid(
+                        "prefix",
+                        format!("{p} is not inside pool {pool_prefix}"),
+                    ));
+                }
+                p
             }
-            p
-        }
-    };
-    let origin = match req
-        .asn
-        .or(Some(app.config.bgp.local_asn).filter(|a| *a != 0))
-    {
-        Some(a) => a,
-        None => {
-            return Err(ApiError::validation(
+        };
+        let Some(origin) = req.asn.or(Some(self.local_asn).filter(|a| *a != 0)) else {
+            return Err(Error::invalid(
                 "asn",
                 "no origin AS: send \"asn\" or set bgp.local_asn in the configuration",
-            ))
+            ));
+        };
+        if !self.rpki.loaded() {
+            return Err(Error::Unavailable(match self.rpki.info().last_error {
+                Some(e) => format!("no RPKI data: {e}"),
+                None => {
+                    "no RPKI data loaded (configure rpki.vrp_file or rpki.rtr_server)".to_string()
+                }
+            }));
         }
-    };
-    if !app.rpki.loaded() {
-        return Err(ApiError::unavailable(match app.rpki.info().last_error {
-            Some(e) => format!("no RPKI data: {e}"),
-            None => "no RPKI data loaded (configure rpki.vrp_file or rpki.rtr_server)".to_string(),
-        }));
+        let table = self.rpki.table();
+        let v = table.validate(IpNet::V6(prefix), origin);
+        Ok(verdict(IpNet::V6(prefix), origin, v, table.len()))
     }
-    let table = app.rpki.table();
-    let v = table.validate(IpNet::V6(prefix), origin);
-    Ok(verdict(IpNet::V6(prefix), origin, v, table.len()))
 }

@@ -1,12 +1,13 @@
-//! The in-memory allocators, one per pool, shared through [`App`](crate::app::App). Only
+//! The in-memory allocators, one per pool, shared by the pools' service and the WireGuard
+//! operations that release a deleted client's prefixes. Only
 //! closures running on the database thread change them (see the parent module for why that
 //! makes allocation race-free); the mutex is there so the map can be shared at all, and is
 //! never held across an `.await`.
 
 use super::alloc::Allocator;
+use super::error::{Error, Result};
 use super::model::{regions, Sizes};
 use super::view::Counts;
-use crate::error::{ApiError, ApiResult};
 use crate::store::ipam as q;
 use crate::store::{Store, StoreResult};
 use ipnet::Ipv6Net;
@@ -39,7 +40,7 @@ impl Released {
 impl Pools {
     /// Rebuilds every pool's allocator from the tables (at start-up): its whitelist (or the
     /// pool) as the space, then every stored allocation taken out of it.
-    pub async fn load(store: &Store) -> Result<Pools, String> {
+    pub async fn load(store: &Store) -> std::result::Result<Pools, String> {
         let map = store
             .call(load_in)
             .await
@@ -87,13 +88,14 @@ impl Pools {
 pub(super) fn with_allocator<R>(
     map: &mut HashMap<i64, Allocator>,
     pool_id: i64,
-    f: impl FnOnce(&mut Allocator) -> ApiResult<R>,
-) -> ApiResult<R> {
+    f: impl FnOnce(&mut Allocator) -> Result<R>,
+) -> Result<R> {
     match map.get_mut(&pool_id) {
         Some(a) => f(a),
         None => {
-            log::error!("IPv6 pool {pool_id} has no allocator");
-            Err(ApiError::internal())
+            let e = format!("IPv6 pool {pool_id} has no allocator");
+            log::error!("{e}");
+            Err(Error::Internal(e))
         }
     }
 }

@@ -3,7 +3,7 @@
 //! (`tests/ipv6_api.rs`) cover the rest through the binary.
 
 use super::*;
-use crate::error::ErrorCode;
+use crate::ipam::error::tests::{code, ErrorCode};
 use crate::store::wireguard::{ClientFields, ClientRow, ServerFields};
 use ipnet::IpNet;
 
@@ -15,13 +15,8 @@ fn net(s: &str) -> Ipv6Net {
     s.parse().expect("net")
 }
 
-fn err<T: std::fmt::Debug>(r: ApiResult<T>) -> (ErrorCode, String, String) {
-    let e = r.unwrap_err();
-    (
-        e.code,
-        e.details.map(|d| d.field).unwrap_or_default(),
-        e.message,
-    )
+fn err<T: std::fmt::Debug>(r: Result<T>) -> (ErrorCode, String, String) {
+    code(r.unwrap_err())
 }
 
 fn new_pool(name: &str, prefix: &str) -> NewPool {
@@ -32,7 +27,7 @@ fn new_pool(name: &str, prefix: &str) -> NewPool {
     }
 }
 
-fn add_pool(c: &mut Connection, pools: &Pools, input: NewPool) -> ApiResult<PoolView> {
+fn add_pool(c: &mut Connection, pools: &Pools, input: NewPool) -> Result<PoolView> {
     create_pool_in(c, pools, input, 1)
 }
 
@@ -47,12 +42,7 @@ fn by_name(name: &str) -> AllocationInput {
     }
 }
 
-fn give(
-    c: &mut Connection,
-    pools: &Pools,
-    pool: i64,
-    input: AllocationInput,
-) -> ApiResult<Allocated> {
+fn give(c: &mut Connection, pools: &Pools, pool: i64, input: AllocationInput) -> Result<Allocated> {
     allocate_in(c, pools, PoolRef::Path(pool), input, 2)
 }
 
@@ -298,4 +288,94 @@ fn announced_allocations_come_from_announcing_pools_only() {
         prefixes,
         vec![net("2001:db8:100::/48"), net("2001:db8:100::/64")]
     );
+}
+
+/// Records what the bus publishes.
+#[derive(Default)]
+struct Published(std::sync::Mutex<Vec<Change>>);
+
+impl crate::changes::Applier for Published {
+    fn apply<'a>(&'a self, change: &'a Change) -> crate::sync::BoxFuture<'a, ()> {
+        Box::pin(async move { crate::sync::lock(&self.0).push(change.clone()) })
+    }
+    fn reconcile_all(&self) -> crate::sync::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+#[tokio::test]
+async fn the_service_publishes_what_it_committed_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("db"), &dir.path().join("logs")).expect("store");
+    let bus = Bus::default();
+    let seen = Arc::new(Published::default());
+    bus.add_applier(seen.clone());
+    let svc = Service::new(store.clone(), Pools::default(), bus, Arc::default(), 0);
+    let taken = |seen: &Published| std::mem::take(&mut *crate::sync::lock(&seen.0));
+
+    let pool = svc
+        .create_pool(new_pool("p", "2001:db8::/63"))
+        .await
+        .expect("pool");
+    assert_eq!(
+        taken(&seen),
+        [Change::Pool {
+            id: pool.id,
+            op: Op::Added
+        }]
+    );
+    let (server, client) = store
+        .call(|c| {
+            let s = wg_server(c, "fd00::1/64");
+            Ok((s, wg_client(c, s, "site", &[])))
+        })
+        .await
+        .expect("wireguard rows");
+    let mut input = by_name("site");
+    input.client_id = Some(client.id);
+    let a = svc
+        .allocate(PoolRef::Path(pool.id), input.clone())
+        .await
+        .expect("allocate");
+    let id = a.allocation.id;
+    let routed = Some((server, client.id));
+    let added = Change::Allocation {
+        pool_id: pool.id,
+        id,
+        client: routed,
+        op: Op::Added,
+    };
+    assert_eq!(taken(&seen), [added]);
+    // Asking again changes nothing; a refusal commits nothing: neither is published.
+    svc.allocate(PoolRef::Path(pool.id), input)
+        .await
+        .expect("idempotent");
+    svc.update_pool(
+        pool.id,
+        PoolChanges {
+            prefix_length: Some(60),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect_err("sizes are fixed while allocations are held");
+    assert_eq!(taken(&seen), []);
+    svc.delete_pool(pool.id, true).await.expect("forced");
+    let removed = Change::Allocation {
+        pool_id: pool.id,
+        id,
+        client: routed,
+        op: Op::Removed,
+    };
+    assert_eq!(
+        taken(&seen),
+        [
+            removed,
+            Change::Pool {
+                id: pool.id,
+                op: Op::Removed
+            }
+        ]
+    );
+    store.close().await;
 }

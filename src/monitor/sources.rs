@@ -2,8 +2,8 @@
 //! ([`WireguardStats`], [`BgpStats`], [`PoolStats`]) and the handles of the service's own
 //! figures ([`Sources`]). `app.rs` registers the engines; the collector never sees `App`.
 //!
-//! The WireGuard engine and the BGP speaker implement their trait here, on their own types
-//! (their figures are the collector's vocabulary, not the engines').
+//! The WireGuard engine, the BGP speaker and the pools' service implement their trait here,
+//! on their own types (their figures are the collector's vocabulary, not the engines').
 
 use super::collector::{BgpFigures, PoolFigures, WireguardFigures};
 use super::latency::Latencies;
@@ -106,6 +106,20 @@ impl WireguardStats for Engine {
 impl BgpStats for Speaker {
     fn sessions(&self) -> Vec<SessionLive> {
         self.overview()
+    }
+}
+
+impl PoolStats for crate::ipam::Service {
+    fn figures(&self) -> BoxFuture<'_, Option<PoolFigures>> {
+        Box::pin(async move {
+            match self.monitor().await {
+                Ok(m) => Some(PoolFigures::of(&m)),
+                Err(e) => {
+                    log::warn!("monitor: cannot read the pools: {e}");
+                    None
+                }
+            }
+        })
     }
 }
 

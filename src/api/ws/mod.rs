@@ -716,7 +716,7 @@ async fn push(app: &App, ws: &mut Ws, subs: &Subs, c: Channel) -> Result<(), Gon
 }
 
 async fn pool_status(app: &App) -> Vec<Value> {
-    match crate::ipam::monitor(app).await {
+    match app.ipam.monitor().await {
         Ok(m) => m
             .pools
             .into_iter()
