@@ -28,7 +28,3 @@ impl fmt::Display for Invalid {
 }
 
 impl std::error::Error for Invalid {}
-
-// Transitional (issue 13): domains not yet moved to their own error enums still name the API
-// error through here. `tests/layers.rs` lists who still does.
-pub use crate::api::error::{ApiError, ApiResult, Details, ErrorCode};

@@ -52,10 +52,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 /// Names domain code must not use (outside comments).
 const API_NAMES: &[&str] = &["ApiError", "ApiResult", "App"];
 
-/// Files that still break a rule while issue 13 moves them over; each entry must still
-/// break one (a stale entry fails the test), so this list only shrinks.
-const TRANSITIONAL: &[&str] = &["error.rs"];
-
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|(_, ms)| ms.contains(&module))
 }
@@ -185,20 +181,7 @@ fn violations() -> BTreeMap<String, Vec<String>> {
 
 #[test]
 fn modules_name_only_their_own_layer_or_below() {
-    let found = violations();
-    let mut report = Vec::new();
-    for (file, lines) in &found {
-        if !TRANSITIONAL.contains(&file.as_str()) {
-            report.extend(lines.iter().cloned());
-        }
-    }
-    for file in TRANSITIONAL {
-        if !found.contains_key(*file) {
-            report.push(format!(
-                "{file} follows the rules now: remove it from TRANSITIONAL"
-            ));
-        }
-    }
+    let report: Vec<String> = violations().into_values().flatten().collect();
     assert!(report.is_empty(), "{}", report.join("\n"));
 }
 

@@ -3,8 +3,8 @@
 use super::request::Request;
 use super::response::Reply;
 use super::router::{Access, Router};
+use crate::api::error::ApiResult;
 use crate::auth::login;
-use crate::error::ApiResult;
 use crate::users::UserView;
 use crate::{h, users};
 use hyper::Method;

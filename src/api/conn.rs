@@ -6,7 +6,7 @@
 //!   with an empty body; this I/O wrapper swaps that answer for the contract's envelope.
 
 use super::response::error_bytes;
-use crate::error::{ApiError, ErrorCode};
+use crate::api::error::{ApiError, ErrorCode};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io;

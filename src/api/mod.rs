@@ -31,8 +31,8 @@ pub mod users;
 pub mod wireguard;
 pub mod ws;
 
+use crate::api::error::{ApiError, ErrorCode};
 use crate::app::App;
-use crate::error::{ApiError, ErrorCode};
 use crate::store::logs::{self as logq, LogEntry};
 use conn::{EnvelopeParseErrors, PerAddress};
 use hyper::body::Incoming;

@@ -7,8 +7,8 @@
 use super::request::Request;
 use super::response::Reply;
 use super::router::{Access, Router};
+use crate::api::error::{ApiError, ApiResult};
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
 use crate::h;
 use bytes::Bytes;
 use hyper::header::ACCEPT_ENCODING;

@@ -4,7 +4,7 @@
 //! unknown JSON field, so a typo such as `?sise=50` is not silently ignored — on every route,
 //! including those that take no parameters. Handlers then take the values by name.
 
-use crate::error::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult};
 use serde::Serialize;
 use std::str::FromStr;
 

@@ -3,8 +3,8 @@
 //! should name as the request's target.
 
 use super::query::Query;
+use crate::api::error::{ApiError, ApiResult, ErrorCode};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult, ErrorCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};

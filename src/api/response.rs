@@ -4,7 +4,7 @@
 //! [`FILE_CHUNK`]-sized reads ([`FileBody`]), so a download costs the same memory however
 //! large the file and however slowly the client reads.
 
-use crate::error::{ApiError, ErrorCode};
+use crate::api::error::{ApiError, ErrorCode};
 use bytes::Bytes;
 use hyper::body::{Frame, SizeHint};
 use hyper::header::{
@@ -178,7 +178,7 @@ struct ErrorBody<'a> {
     code: &'static str,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a crate::error::Details>,
+    details: Option<&'a crate::api::error::Details>,
 }
 
 const JSON: &str = "application/json";

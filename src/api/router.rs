@@ -7,9 +7,9 @@
 
 use super::request::Request;
 use super::response::Reply;
+use crate::api::error::ApiResult;
 use crate::app::App;
 use crate::auth::Permission;
-use crate::error::ApiResult;
 use hyper::Method;
 use std::sync::Arc;
 

@@ -4,9 +4,9 @@
 use super::request::Request;
 use super::response::Reply;
 use super::router::{Access, Router};
+use crate::api::error::{ApiError, ApiResult};
 use crate::app::App;
 use crate::auth::Permission;
-use crate::error::{ApiError, ApiResult};
 use crate::h;
 use crate::monitor::health::{self, HealthCheck, Status};
 use hyper::Method;

@@ -6,8 +6,8 @@ use super::query::Page;
 use super::request::Request;
 use super::response::Reply;
 use super::router::{Access, Router};
+use crate::api::error::{ApiError, ApiResult};
 use crate::auth::Permission;
-use crate::error::{ApiError, ApiResult};
 use crate::h;
 use crate::wireguard::{
     self, ClientChanges, ClientFilter, ClientView, ImportServer, NewClient, NewServer,

@@ -16,12 +16,12 @@
 //! does not read is dropped instead of buffered for; a subscriber that falls behind a
 //! broadcast skips to the newest state. A bad token closes with 1008 (policy violation).
 
+use crate::api::error::ApiError;
 use crate::api::query::Query;
 use crate::api::request::Request;
 use crate::api::response::error_response;
 use crate::app::App;
 use crate::auth::{Permission, Principal};
-use crate::error::ApiError;
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
