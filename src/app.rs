@@ -1,19 +1,30 @@
-//! Start-up and shutdown: everything the service runs, and how it is wired.
+//! Start-up and shutdown: what the service runs, who owns each task, and how it stops.
 //!
 //! ```text
-//!            SIGINT/SIGTERM ──► shutdown future
-//!                                   │
-//!  TcpListener ──accept──► api::serve ──spawn per connection──► hyper http1 ──► api::handle
-//!                                   │                                            │
-//!                                   │  (graceful: stop accepting, drain)         ├─► auth::authenticate
-//!                                   ▼                                            ├─► handler ─► domain ─► Store
-//!                              Store::close  ◄── after the server has drained    └─► audit log (Store)
-//!                                   │
-//!                      ipv6wgm-db thread (the one SQLite connection)
+//!  App::open:  Store (ipv6wgm-db thread) ─► services: auth, users, system, wireguard, ipam,
+//!              bgp, logs, monitor rules — each with its store handle, engine and settings
+//!              bus appliers, in order: bgp::Reconciler, ws cache invalidation,
+//!              wireguard::Reconciler
+//!
+//!  run:  bind ─► App::open ─► system.load (stored settings)
+//!        Tasks (owned here, stopped by `stopping`, joined ≤ 2 s):
+//!          log writer      (drains its queue itself once `stopping` is set)
+//!          rpki files | rpki rtr   (one of them, per config)
+//!          bgp exports     (rebuilds what we originate when the bus marks it dirty)
+//!          collector       (one sample per interval; alerts)
+//!          events          (BGP state changes → event log)
+//!        bus.reconcile_all ─► WireGuard devices of active servers, BGP sessions, exports
+//!        api::serve ── per connection: hyper http1 / WebSocket, until the shutdown future
+//!                      (SIGINT/SIGTERM) or /system/action; graceful: stop accepting, drain
+//!
+//!  stop:  stopping = true ─► WebSockets close 1001, Tasks return at their next await
+//!         bgp shutdown ─► every session sends its Cease and ends
+//!         wireguard stop_all ─► devices down (is_active brings them back at start)
+//!         Tasks joined ─► Store::close (queued jobs finish, the thread is joined)
 //! ```
-//! `App` is the shared state handed (as `Arc<App>`) to every handler. Later components
-//! (WireGuard devices, BGP speaker, RPKI client) are started here too and put their handles
-//! and health checks in `App`.
+//! Device and session tasks are owned by their engines (`wireguard::device::engine`,
+//! `bgp::speaker`) and stop with them. `App` is the composition root handed (as `Arc<App>`)
+//! to the router; handlers get the one service they use (`h!(app.svc => handler)`).
 
 use crate::api::router::Router;
 use crate::auth::token::{self, TokenService};

@@ -2,7 +2,7 @@
 //! not take yet (a full disk), held in memory until it can.
 //!
 //! Logout must never answer "failed" while the token keeps working, nor "done" while it
-//! does. So a revocation is held here first — [`super::authenticate`] refuses held tokens
+//! does. So a revocation is held here first — `auth::Service::authenticate` refuses held tokens
 //! at once — and then saved; if saving fails because the disk is full, it stays held, the
 //! logout succeeds, and saving is tried again (at most every [`RETRY`]) until the disk has
 //! room. Only a restart before then forgets it, which the log says. The list is bounded:
