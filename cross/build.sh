@@ -2,19 +2,20 @@
 # Static, stripped release binaries of ipv6wgm for routers, from a fresh Debian machine.
 #
 #   cross/build.sh [TARGET...]         default: all five targets below
-#   → target/cross/<TARGET>/ipv6wgm, and a size table on stdout
+#   → target/cross/<TARGET>/ipv6wgm, and a size table on stdout (size, budget, headroom);
+#     exits non-zero when a binary is larger than its budget in cross/size-budget
 #
 # Targets and how each is built (see ../shared/EMBEDDED.md for why):
 #   x86_64-unknown-linux-musl        stable std                      zig linker
 #   aarch64-unknown-linux-musl       stable std                      zig linker
 #   armv7-unknown-linux-musleabihf   nightly -Zbuild-std (rust-src)  zig linker
-#   mipsel-unknown-linux-musl        nightly -Zbuild-std (tier 3)    zig linker, non-PIE, coarsetime shim
-#   mips-unknown-linux-musl          nightly -Zbuild-std (tier 3)    zig linker, non-PIE, coarsetime shim
+#   mipsel-unknown-linux-musl        nightly -Zbuild-std (tier 3)    zig linker, non-PIE
+#   mips-unknown-linux-musl          nightly -Zbuild-std (tier 3)    zig linker, non-PIE
 #
 # Installs what it needs itself: rustup targets, a pinned nightly with rust-src, zig (the
 # `ziglang` package from PyPI) and cargo-zigbuild (crates.io). MIPS pitfalls handled here:
-#   - coarsetime (via jwt-simple) uses AtomicU64, absent on 32-bit MIPS: a patched copy of
-#     the downloaded crate is used (cross/patch-coarsetime.sh); Cargo.lock is restored after.
+#   - no 64-bit atomics on 32-bit MIPS: nothing in the dependency tree may need AtomicU64
+#     (the build fails if something does; jwt-simple's coarsetime did, so tokens are ours).
 #   - static-PIE binaries crash at start on MIPS (lld): the final binary is linked non-PIE
 #     (-Crelocation-model=static for the ipv6wgm package only).
 #   - TUN ioctl numbers differ on MIPS: the code uses libc::TUNSETIFF, nothing to do here.
@@ -77,27 +78,36 @@ build() {
   fi
   if is_mips "$t"; then
     args+=(-Zprofile-rustflags --config 'profile.release.package.ipv6wgm.rustflags=["-Crelocation-model=static"]')
-    args+=("$("$ROOT/cross/patch-coarsetime.sh" "$OUT/patched/coarsetime")")
   fi
   log "building $t"
   # RUSTFLAGS from the environment would override the per-target flags above.
-  env -u RUSTFLAGS LIBSQLITE3_FLAGS="$SQLITE_FLAGS" cargo "${toolchain[@]}" zigbuild --release --target "$t" "${args[@]}"
-  # The coarsetime patch rewrote Cargo.lock; the next target starts from the repo's own.
-  cp "$OUT.lock.orig" "$ROOT/Cargo.lock"
+  env -u RUSTFLAGS LIBSQLITE3_FLAGS="$SQLITE_FLAGS" cargo "${toolchain[@]}" zigbuild --locked --release --target "$t" "${args[@]}"
   mkdir -p "$OUT/$t"
   cp "$TARGET_DIR/$t/release/ipv6wgm" "$OUT/$t/ipv6wgm"
 }
 
-# Patching coarsetime rewrites Cargo.lock's entry for it; the repo's lock file stays as it was.
-cp Cargo.lock "$OUT.lock.orig" 2>/dev/null || { mkdir -p "$OUT"; cp Cargo.lock "$OUT.lock.orig"; }
-trap 'cp "$OUT.lock.orig" "$ROOT/Cargo.lock"' EXIT
+# The budget of target $1 in bytes from cross/size-budget, or nothing.
+budget() { awk -v t="$1" '$1 == t { print $2 }' "$ROOT/cross/size-budget"; }
+
 ensure_tools
 for t in $TARGETS; do build "$t"; done
 
-printf '\n%-34s %12s %8s  %s\n' target bytes MiB linkage
+over=()
+printf '\n%-34s %12s %8s %12s %12s  %s\n' target bytes MiB budget headroom linkage
 for t in $TARGETS; do
   f=$OUT/$t/ipv6wgm
   size=$(stat -c %s "$f")
   kind=$(linkage "$f")
-  printf '%-34s %12s %8s  %s\n' "$t" "$size" "$(awk -v b="$size" 'BEGIN {printf "%.2f", b/1048576}')" "${kind:-?}"
+  max=$(budget "$t")
+  room=-
+  if [ -n "$max" ]; then
+    room=$((max - size))
+    [ "$room" -ge 0 ] || over+=("$t")
+  fi
+  printf '%-34s %12s %8s %12s %12s  %s\n' "$t" "$size" "$(awk -v b="$size" 'BEGIN {printf "%.2f", b/1048576}')" \
+    "${max:--}" "$room" "${kind:-?}"
 done
+if [ ${#over[@]} -gt 0 ]; then
+  echo "cross/build.sh: over the size budget (cross/size-budget): ${over[*]}" >&2
+  exit 1
+fi
