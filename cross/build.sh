@@ -19,6 +19,8 @@
 #   - static-PIE binaries crash at start on MIPS (lld): the final binary is linked non-PIE
 #     (-Crelocation-model=static for the ipv6wgm package only).
 #   - TUN ioctl numbers differ on MIPS: the code uses libc::TUNSETIFF, nothing to do here.
+#   - LLVM writes a .pdr section per function on MIPS that strip keeps (~320 KiB): the
+#     linker discards it (cross/mips-discard.ld).
 # SQLite is built without the extensions we do not use (cross/sqlite-flags).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +30,13 @@ ALL="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-mu
 TARGETS=${*:-$ALL}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SQLITE_FLAGS=$(grep -v '^#' "$ROOT/cross/sqlite-flags" | xargs)
+# Size flags of the nightly (build-std) targets, for std and every crate: no unwind tables
+# (panic=abort never unwinds; a panic still prints its message), no file/line/column in
+# panic messages, derived Debug prints names only (nothing the service says is derived
+# Debug of a struct: see BENCHMARKS.md, "Binary size"). The C code (SQLite) drops its
+# unwind tables too. SIZE_FLAGS= SIZE_CFLAGS= in the environment builds without them.
+SIZE_FLAGS=${SIZE_FLAGS-"'-Cforce-unwind-tables=no', '-Zlocation-detail=none', '-Zfmt-debug=shallow'"}
+SIZE_CFLAGS=${SIZE_CFLAGS-"-fno-asynchronous-unwind-tables -fno-unwind-tables"}
 OUT=$ROOT/target/cross
 log() { printf '>>> %s\n' "$*" >&2; }
 
@@ -70,18 +79,20 @@ ensure_tools() {
 }
 
 build() {
-  local t=$1 args=() toolchain=()
+  local t=$1 args=() toolchain=() cflags=()
   if needs_build_std "$t"; then
     toolchain=(+"$NIGHTLY")
     # zig brings the C runtime objects; rustc must not add its own.
-    args+=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size --config "target.$t.rustflags=['-Clink-self-contained=no']")
+    # ${SIZE_FLAGS} (below) only here: they are nightly flags, and std is rebuilt with them.
+    args+=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size --config "target.$t.rustflags=['-Clink-self-contained=no'${SIZE_FLAGS:+, $SIZE_FLAGS}]")
+    cflags=(env "CFLAGS_${t//-/_}=${SIZE_CFLAGS:-}")
   fi
   if is_mips "$t"; then
-    args+=(-Zprofile-rustflags --config 'profile.release.package.ipv6wgm.rustflags=["-Crelocation-model=static"]')
+    args+=(-Zprofile-rustflags --config "profile.release.package.ipv6wgm.rustflags=['-Crelocation-model=static', '-Clink-arg=-Wl,-T,$ROOT/cross/mips-discard.ld']")
   fi
   log "building $t"
   # RUSTFLAGS from the environment would override the per-target flags above.
-  env -u RUSTFLAGS LIBSQLITE3_FLAGS="$SQLITE_FLAGS" cargo "${toolchain[@]}" zigbuild --locked --release --target "$t" "${args[@]}"
+  "${cflags[@]}" env -u RUSTFLAGS LIBSQLITE3_FLAGS="$SQLITE_FLAGS" cargo "${toolchain[@]}" zigbuild --locked --release --target "$t" "${args[@]}"
   mkdir -p "$OUT/$t"
   cp "$TARGET_DIR/$t/release/ipv6wgm" "$OUT/$t/ipv6wgm"
 }
