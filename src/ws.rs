@@ -263,6 +263,8 @@ struct Ws {
     messages: codec::Assembler,
     /// A protocol violation was answered with a close frame: nothing more is read.
     refused: bool,
+    /// A close frame went out: nothing more is written.
+    closed: bool,
 }
 
 impl Ws {
@@ -272,6 +274,7 @@ impl Ws {
             input: Vec::with_capacity(READ_BUFFER),
             messages: codec::Assembler::new(MAX_IN),
             refused: false,
+            closed: false,
         }
     }
 
@@ -327,6 +330,9 @@ impl Ws {
 }
 
 async fn close(ws: &mut Ws, code: u16, reason: &str) {
+    if std::mem::replace(&mut ws.closed, true) {
+        return;
+    }
     let _ = ws
         .send(Opcode::Close, &codec::close_payload(code, reason))
         .await;
