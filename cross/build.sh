@@ -2,22 +2,25 @@
 # Static, stripped release binaries of ipv6wgm for routers, from a fresh Debian machine.
 #
 #   cross/build.sh [TARGET...]         default: all five targets below
-#   → target/cross/<TARGET>/ipv6wgm, and a size table on stdout
+#   → target/cross/<TARGET>/ipv6wgm, and a size table on stdout (size, budget, headroom);
+#     exits non-zero when a binary is larger than its budget in cross/size-budget
 #
 # Targets and how each is built (see ../shared/EMBEDDED.md for why):
 #   x86_64-unknown-linux-musl        stable std                      zig linker
 #   aarch64-unknown-linux-musl       stable std                      zig linker
 #   armv7-unknown-linux-musleabihf   nightly -Zbuild-std (rust-src)  zig linker
-#   mipsel-unknown-linux-musl        nightly -Zbuild-std (tier 3)    zig linker, non-PIE, coarsetime shim
-#   mips-unknown-linux-musl          nightly -Zbuild-std (tier 3)    zig linker, non-PIE, coarsetime shim
+#   mipsel-unknown-linux-musl        nightly -Zbuild-std (tier 3)    zig linker, non-PIE
+#   mips-unknown-linux-musl          nightly -Zbuild-std (tier 3)    zig linker, non-PIE
 #
 # Installs what it needs itself: rustup targets, a pinned nightly with rust-src, zig (the
 # `ziglang` package from PyPI) and cargo-zigbuild (crates.io). MIPS pitfalls handled here:
-#   - coarsetime (via jwt-simple) uses AtomicU64, absent on 32-bit MIPS: a patched copy of
-#     the downloaded crate is used (cross/patch-coarsetime.sh); Cargo.lock is restored after.
+#   - no 64-bit atomics on 32-bit MIPS: nothing in the dependency tree may need AtomicU64
+#     (the build fails if something does; jwt-simple's coarsetime did, so tokens are ours).
 #   - static-PIE binaries crash at start on MIPS (lld): the final binary is linked non-PIE
 #     (-Crelocation-model=static for the ipv6wgm package only).
 #   - TUN ioctl numbers differ on MIPS: the code uses libc::TUNSETIFF, nothing to do here.
+#   - LLVM writes a .pdr section per function on MIPS that strip keeps (~320 KiB): the
+#     linker discards it (cross/mips-discard.ld).
 # SQLite is built without the extensions we do not use (cross/sqlite-flags).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +30,13 @@ ALL="x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-mu
 TARGETS=${*:-$ALL}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SQLITE_FLAGS=$(grep -v '^#' "$ROOT/cross/sqlite-flags" | xargs)
+# Size flags of the nightly (build-std) targets, for std and every crate: no unwind tables
+# (panic=abort never unwinds; a panic still prints its message), no file/line/column in
+# panic messages, derived Debug prints names only (nothing the service says is derived
+# Debug of a struct: see BENCHMARKS.md, "Binary size"). The C code (SQLite) drops its
+# unwind tables too. SIZE_FLAGS= SIZE_CFLAGS= in the environment builds without them.
+SIZE_FLAGS=${SIZE_FLAGS-"'-Cforce-unwind-tables=no', '-Zlocation-detail=none', '-Zfmt-debug=shallow'"}
+SIZE_CFLAGS=${SIZE_CFLAGS-"-fno-asynchronous-unwind-tables -fno-unwind-tables"}
 OUT=$ROOT/target/cross
 log() { printf '>>> %s\n' "$*" >&2; }
 
@@ -69,35 +79,46 @@ ensure_tools() {
 }
 
 build() {
-  local t=$1 args=() toolchain=()
+  local t=$1 args=() toolchain=() cflags=()
   if needs_build_std "$t"; then
     toolchain=(+"$NIGHTLY")
     # zig brings the C runtime objects; rustc must not add its own.
-    args+=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size --config "target.$t.rustflags=['-Clink-self-contained=no']")
+    # ${SIZE_FLAGS} (below) only here: they are nightly flags, and std is rebuilt with them.
+    args+=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size --config "target.$t.rustflags=['-Clink-self-contained=no'${SIZE_FLAGS:+, $SIZE_FLAGS}]")
+    cflags=(env "CFLAGS_${t//-/_}=${SIZE_CFLAGS:-}")
   fi
   if is_mips "$t"; then
-    args+=(-Zprofile-rustflags --config 'profile.release.package.ipv6wgm.rustflags=["-Crelocation-model=static"]')
-    args+=("$("$ROOT/cross/patch-coarsetime.sh" "$OUT/patched/coarsetime")")
+    args+=(-Zprofile-rustflags --config "profile.release.package.ipv6wgm.rustflags=['-Crelocation-model=static', '-Clink-arg=-Wl,-T,$ROOT/cross/mips-discard.ld']")
   fi
   log "building $t"
   # RUSTFLAGS from the environment would override the per-target flags above.
-  env -u RUSTFLAGS LIBSQLITE3_FLAGS="$SQLITE_FLAGS" cargo "${toolchain[@]}" zigbuild --release --target "$t" "${args[@]}"
-  # The coarsetime patch rewrote Cargo.lock; the next target starts from the repo's own.
-  cp "$OUT.lock.orig" "$ROOT/Cargo.lock"
+  "${cflags[@]}" env -u RUSTFLAGS LIBSQLITE3_FLAGS="$SQLITE_FLAGS" cargo "${toolchain[@]}" zigbuild --locked --release --target "$t" "${args[@]}"
   mkdir -p "$OUT/$t"
   cp "$TARGET_DIR/$t/release/ipv6wgm" "$OUT/$t/ipv6wgm"
 }
 
-# Patching coarsetime rewrites Cargo.lock's entry for it; the repo's lock file stays as it was.
-cp Cargo.lock "$OUT.lock.orig" 2>/dev/null || { mkdir -p "$OUT"; cp Cargo.lock "$OUT.lock.orig"; }
-trap 'cp "$OUT.lock.orig" "$ROOT/Cargo.lock"' EXIT
+# The budget of target $1 in bytes from cross/size-budget, or nothing.
+budget() { awk -v t="$1" '$1 == t { print $2 }' "$ROOT/cross/size-budget"; }
+
 ensure_tools
 for t in $TARGETS; do build "$t"; done
 
-printf '\n%-34s %12s %8s  %s\n' target bytes MiB linkage
+over=()
+printf '\n%-34s %12s %8s %12s %12s  %s\n' target bytes MiB budget headroom linkage
 for t in $TARGETS; do
   f=$OUT/$t/ipv6wgm
   size=$(stat -c %s "$f")
   kind=$(linkage "$f")
-  printf '%-34s %12s %8s  %s\n' "$t" "$size" "$(awk -v b="$size" 'BEGIN {printf "%.2f", b/1048576}')" "${kind:-?}"
+  max=$(budget "$t")
+  room=-
+  if [ -n "$max" ]; then
+    room=$((max - size))
+    [ "$room" -ge 0 ] || over+=("$t")
+  fi
+  printf '%-34s %12s %8s %12s %12s  %s\n' "$t" "$size" "$(awk -v b="$size" 'BEGIN {printf "%.2f", b/1048576}')" \
+    "${max:--}" "$room" "${kind:-?}"
 done
+if [ ${#over[@]} -gt 0 ]; then
+  echo "cross/build.sh: over the size budget (cross/size-budget): ${over[*]}" >&2
+  exit 1
+fi

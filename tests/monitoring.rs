@@ -818,3 +818,32 @@ fn websocket_channels_push_state_and_changes() {
     s.signal(libc::SIGTERM);
     assert_eq!(close_code(m), 1001);
 }
+
+#[test]
+fn websocket_frames_ping_close_and_size_cap() {
+    let (s, a) = Server::with_config(FAST);
+    let path = format!("/ws/connect?token={a}&channels=system");
+    let mut w = ws(&s, &path);
+    assert_eq!(next(&mut w)["type"], "connected");
+    // A ping is answered with its payload.
+    w.send(tungstenite::Message::Ping(b"hi"[..].into()))
+        .expect("send");
+    let pong = (0..50).find_map(|_| match w.read().expect("read") {
+        tungstenite::Message::Pong(p) => Some(p),
+        _ => None,
+    });
+    assert_eq!(pong.as_deref(), Some(&b"hi"[..]));
+    // A message over the 16 KiB cap ends the connection with 1009.
+    w.send(tungstenite::Message::text("x".repeat(20_000)))
+        .expect("send");
+    assert_eq!(close_code(w), 1009);
+    // The client's close code is echoed.
+    let mut c = ws(&s, &path);
+    assert_eq!(next(&mut c)["type"], "connected");
+    c.close(Some(tungstenite::protocol::CloseFrame {
+        code: 4000.into(),
+        reason: "done".into(),
+    }))
+    .expect("close");
+    assert_eq!(close_code(c), 4000);
+}

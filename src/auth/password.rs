@@ -4,9 +4,9 @@
 //!
 //! Why PBKDF2 and not Argon2/scrypt: a memory-hard hash wants megabytes per login, which a
 //! 64 MiB router cannot spare under a burst of attempts, and SHA-256 is already in the binary
-//! (jwt-simple), so this costs no extra flash. The iteration count is chosen for a ~500 MHz
-//! MIPS 24Kc: see BENCHMARKS.md for the measured x86 time and the router estimate. Hashing is
-//! CPU-bound: callers run it on the blocking pool, never on an async worker.
+//! (the access tokens' HMAC), so this costs no extra flash. The iteration count is chosen for
+//! a ~500 MHz MIPS 24Kc: see BENCHMARKS.md for the measured x86 time and the router
+//! estimate. Hashing is CPU-bound: callers run it on the blocking pool, never on an async worker.
 
 use ct_codecs::{Base64NoPadding, Decoder, Encoder};
 use hmac_sha256::Hash;

@@ -2,7 +2,7 @@
 //! `/ws/wireguard/status`, `/ws/bgp/status`, `/ws/monitoring/alerts` and
 //! `/ws/{user_id}?connection_type=…` with `subscribe`/`unsubscribe` messages.
 //!
-//! The HTTP upgrade is hyper's; frames are tokio-tungstenite's. Every message is
+//! The HTTP upgrade is hyper's; frames are ours ([`codec`], pure). Every message is
 //! `{"type", "data", "timestamp"}`. A connection gets the current state of its channels at
 //! once, then a message when something changes (a collector sample, a BGP state change, a
 //! WireGuard/BGP/pool change through the API, an alert, a log entry) and at least every
@@ -22,7 +22,7 @@ use crate::api::request::Request;
 use crate::api::response::error_response;
 use crate::app::App;
 use crate::auth::{Permission, Principal};
-use futures_util::{SinkExt, StreamExt};
+use codec::{Message, Opcode, Violation};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
 use hyper::{Response, StatusCode};
@@ -31,11 +31,10 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+
+mod codec;
 
 /// Every channel's state is sent at least this often.
 pub const STEADY: Duration = Duration::from_secs(30);
@@ -252,7 +251,7 @@ pub async fn upgrade(
         slot,
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let accept = codec::accept_key(key.as_bytes());
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
@@ -261,18 +260,7 @@ pub async fn upgrade(
                 return;
             }
         };
-        // tungstenite's defaults reserve 128 KiB per direction per connection; messages
-        // in are small and each one out is written through at once.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(0)
-            .max_write_buffer_size(MAX_OUT)
-            .max_message_size(Some(MAX_IN))
-            .max_frame_size(Some(MAX_IN));
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        run(app, ws, ep, query, caller).await;
+        run(app, Ws::new(upgraded), ep, query, caller).await;
     });
     let mut r = Response::new(crate::api::response::Body::empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -285,19 +273,89 @@ pub async fn upgrade(
     r
 }
 
-type Ws = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+/// One upgraded connection: bytes in through [`codec::decode`] and [`codec::Assembler`],
+/// frames out written through at once (nothing is queued, see the module doc).
+struct Ws {
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    /// Received bytes not yet decoded: at most one frame's worth and a read more.
+    input: Vec<u8>,
+    messages: codec::Assembler,
+    /// A protocol violation was answered with a close frame: nothing more is read.
+    refused: bool,
+    /// A close frame went out: nothing more is written.
+    closed: bool,
+}
 
-async fn close(ws: &mut Ws, code: CloseCode, reason: &str) {
-    // A close frame's reason is at most 123 bytes.
-    let mut end = reason.len().min(120);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
+impl Ws {
+    fn new(upgraded: hyper::upgrade::Upgraded) -> Ws {
+        Ws {
+            io: TokioIo::new(upgraded),
+            input: Vec::with_capacity(READ_BUFFER),
+            messages: codec::Assembler::new(MAX_IN),
+            refused: false,
+            closed: false,
+        }
     }
-    let frame = CloseFrame {
-        code,
-        reason: reason[..end].to_string().into(),
-    };
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.close(Some(frame))).await;
+
+    /// The next message from the client; `None` when the connection is closed or broken.
+    /// A protocol violation is answered with its close code first. Cancel-safe: reading is
+    /// (tokio's `read_buf`), and decoding happens between awaits.
+    async fn next(&mut self) -> Option<Message> {
+        while !self.refused {
+            match codec::decode(&self.input, MAX_IN) {
+                Ok(Some((frame, used))) => {
+                    self.input.drain(..used);
+                    match self.messages.push(frame) {
+                        Ok(Some(m)) => return Some(m),
+                        Ok(None) => continue,
+                        Err(Violation(code)) => return self.refuse(code).await,
+                    }
+                }
+                Ok(None) => {}
+                Err(Violation(code)) => return self.refuse(code).await,
+            }
+            self.input.reserve(READ_BUFFER);
+            match self.io.read_buf(&mut self.input).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+        None
+    }
+
+    async fn refuse(&mut self, code: u16) -> Option<Message> {
+        self.refused = true;
+        close(self, code, "").await;
+        None
+    }
+
+    /// Writes one frame, failing a client that does not take it within [`WRITE_TIMEOUT`]
+    /// or a message larger than [`MAX_OUT`].
+    async fn send(&mut self, opcode: Opcode, payload: &[u8]) -> Result<(), Gone> {
+        if payload.len() > MAX_OUT {
+            return Err(Gone);
+        }
+        let mut frame = Vec::with_capacity(payload.len() + 10);
+        codec::encode(opcode, payload, &mut frame);
+        let write = async {
+            self.io.write_all(&frame).await?;
+            self.io.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Gone),
+        }
+    }
+}
+
+async fn close(ws: &mut Ws, code: u16, reason: &str) {
+    if std::mem::replace(&mut ws.closed, true) {
+        return;
+    }
+    let _ = ws
+        .send(Opcode::Close, &codec::close_payload(code, reason))
+        .await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.io.shutdown()).await;
 }
 
 /// Subscriptions of one connection: channels, and for `bgp_sessions`/`ipv6_pools` the ids
@@ -323,7 +381,7 @@ async fn run(app: Arc<App>, mut ws: Ws, ep: Endpoint, mut query: Query, caller: 
     } = caller;
     if token.is_none() && ep == Endpoint::Connect {
         // The seed's connect parameters as a first message: {"token", "channels"}.
-        if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(AUTH_WAIT, ws.next()).await {
+        if let Ok(Some(Message::Text(t))) = tokio::time::timeout(AUTH_WAIT, ws.next()).await {
             if let Ok(v) = serde_json::from_str::<Value>(&t) {
                 token = v["token"].as_str().map(str::to_string);
                 if let Some(list) = v["channels"].as_array() {
@@ -339,7 +397,7 @@ async fn run(app: Arc<App>, mut ws: Ws, ep: Endpoint, mut query: Query, caller: 
             if principal.is_some() {
                 // From the unauthenticated quota to a real slot.
                 let Ok(real) = app.ws_slots.clone().try_acquire_owned() else {
-                    close(&mut ws, CloseCode::Again, "too many WebSocket connections").await;
+                    close(&mut ws, codec::TRY_AGAIN, "too many WebSocket connections").await;
                     return;
                 };
                 slot = real;
@@ -348,7 +406,7 @@ async fn run(app: Arc<App>, mut ws: Ws, ep: Endpoint, mut query: Query, caller: 
     }
     let _slot = slot;
     let Some(principal) = principal else {
-        close(&mut ws, CloseCode::Policy, "invalid or missing token").await;
+        close(&mut ws, codec::POLICY, "invalid or missing token").await;
         return;
     };
     let mut subs = Subs::default();
@@ -367,7 +425,7 @@ async fn run(app: Arc<App>, mut ws: Ws, ep: Endpoint, mut query: Query, caller: 
                     None => {
                         close(
                             &mut ws,
-                            CloseCode::Invalid,
+                            codec::INVALID_DATA,
                             &format!("unknown channel {c:?}"),
                         )
                         .await;
@@ -381,7 +439,7 @@ async fn run(app: Arc<App>, mut ws: Ws, ep: Endpoint, mut query: Query, caller: 
         }
         Endpoint::User(id) => {
             if *id != principal.user_id {
-                close(&mut ws, CloseCode::Policy, "this is another user's channel").await;
+                close(&mut ws, codec::POLICY, "this is another user's channel").await;
                 return;
             }
             subs.updates = true;
@@ -396,12 +454,7 @@ async fn run(app: Arc<App>, mut ws: Ws, ep: Endpoint, mut query: Query, caller: 
         .iter()
         .find(|c| !principal.role.allows(c.permission()))
     {
-        close(
-            &mut ws,
-            CloseCode::Policy,
-            &format!("no permission for {c:?}"),
-        )
-        .await;
+        close(&mut ws, codec::POLICY, &format!("no permission for {c:?}")).await;
         return;
     }
     if serve(
@@ -414,7 +467,7 @@ async fn run(app: Arc<App>, mut ws: Ws, ep: Endpoint, mut query: Query, caller: 
     .await
     .is_ok()
     {
-        close(&mut ws, CloseCode::Normal, "bye").await;
+        close(&mut ws, codec::NORMAL, "bye").await;
     }
 }
 
@@ -428,10 +481,7 @@ async fn send(ws: &mut Ws, kind: &str, data: Value) -> Result<(), Gone> {
         "timestamp": crate::time::rfc3339(crate::time::now()),
     })
     .to_string();
-    match tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(text))).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(Gone),
-    }
+    ws.send(Opcode::Text, text.as_bytes()).await
 }
 
 async fn serve(
@@ -464,7 +514,7 @@ async fn serve(
                 // A token revoked (logout, password change, user disabled) or expired since
                 // the connection opened ends it.
                 if app.auth.authenticate(token).await.is_err() {
-                    close(ws, CloseCode::Policy, "token no longer valid").await;
+                    close(ws, codec::POLICY, "token no longer valid").await;
                     return Err(Gone);
                 }
                 for c in subs.channels.clone() {
@@ -514,22 +564,20 @@ async fn serve(
                 _ => {}
             },
             _ = async { stopping.wait_for(|s| *s).await.map(|_| ()) } => {
-                close(ws, CloseCode::Away, "the service is stopping").await;
+                close(ws, codec::AWAY, "the service is stopping").await;
                 return Err(Gone);
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > IDLE {
-                    close(ws, CloseCode::Away, "no answer to pings").await;
+                    close(ws, codec::AWAY, "no answer to pings").await;
                     return Err(Gone);
                 }
-                if tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::Ping(Vec::new().into()))).await.map_or(true, |r| r.is_err()) {
-                    return Err(Gone);
-                }
+                ws.send(Opcode::Ping, &[]).await?;
             }
             m = ws.next() => {
                 last_heard = tokio::time::Instant::now();
                 match m {
-                    Some(Ok(Message::Text(t))) => {
+                    Some(Message::Text(t)) => {
                         if let Some(c) = command(&mut subs, who, &t) {
                             match c {
                                 Reply::Send(kind, data) => send(ws, kind, data).await?,
@@ -540,9 +588,14 @@ async fn serve(
                             }
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None => return Err(Gone),
-                    Some(Ok(_)) => {} // pings are answered by tungstenite; pongs and binary ignored
-                    Some(Err(_)) => return Err(Gone),
+                    Some(Message::Ping(p)) => ws.send(Opcode::Pong, &p).await?,
+                    Some(Message::Close(c)) => {
+                        // Echo the client's code (RFC 6455 §5.5.1), then hang up.
+                        close(ws, c.map_or(codec::NORMAL, |(code, _)| code), "").await;
+                        return Err(Gone);
+                    }
+                    None => return Err(Gone),
+                    Some(Message::Pong(_) | Message::Binary(_)) => {}
                 }
             }
         }
