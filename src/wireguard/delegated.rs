@@ -87,7 +87,8 @@ pub(crate) fn unroute(
 }
 
 /// Deletes the allocations of WireGuard clients that are being deleted in `tx`. Apply the
-/// result to `App::pools` after the commit, in the same database closure.
+/// result to the pools' allocators (`ipam::Pools::apply`) after the commit, in the same
+/// database closure.
 pub fn release_for_clients(tx: &Connection, client_ids: &[i64]) -> StoreResult<Released> {
     let rows = q::allocations_of_clients(tx, client_ids)?;
     for r in &rows {
