@@ -40,10 +40,7 @@ impl Reconciler {
     /// Session `id`'s task as its row says (no row: no task).
     async fn session(&self, id: i64) {
         match self.store.call(move |c| q::get_session(c, id)).await {
-            Ok(Some(row)) => match super::config_of(&self.config, &row) {
-                Some(cfg) => self.speaker.configure(cfg),
-                None => self.speaker.remove(id),
-            },
+            Ok(Some(row)) => self.follow(&row),
             Ok(None) => self.speaker.remove(id),
             Err(e) => log::warn!("bgp: cannot read session {id}: {e}"),
         }
@@ -67,10 +64,15 @@ impl Reconciler {
             self.speaker.remove(gone.id);
         }
         for row in &rows {
-            match super::config_of(&self.config, row) {
-                Some(cfg) => self.speaker.configure(cfg),
-                None => self.speaker.remove(row.id),
-            }
+            self.follow(row);
+        }
+    }
+
+    /// The session's task made to match its row (stopped when the row says it should not run).
+    fn follow(&self, row: &q::SessionRow) {
+        match super::config_of(&self.config, row) {
+            Some(cfg) => self.speaker.configure(cfg),
+            None => self.speaker.remove(row.id),
         }
     }
 }

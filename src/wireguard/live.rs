@@ -31,7 +31,7 @@ use crate::wireguard::device::datapath::{PeerConfig, PeerStats, SESSION_LIFETIME
 use crate::wireguard::device::engine::{Engine, PeerSpec, ServerSpec, ServerState};
 use crate::wireguard::device::peer::IDLE_AFTER;
 use crate::wireguard::keys::PublicKey;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -200,11 +200,18 @@ impl Reconciler {
             return;
         };
         a.server = server.clone();
-        let mut ids: BTreeSet<i64> = a.peers.keys().copied().collect();
-        ids.extend(clients.iter().map(|c| c.id));
-        for id in ids {
-            let row = clients.iter().find(|c| c.id == id);
-            self.peer(a, id, row).await;
+        let rows: BTreeMap<i64, &ClientRow> = clients.iter().map(|c| (c.id, c)).collect();
+        let gone: Vec<i64> = a
+            .peers
+            .keys()
+            .filter(|id| !rows.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.peer(a, id, None).await;
+        }
+        for (id, row) in rows {
+            self.peer(a, id, Some(row)).await;
         }
     }
 
