@@ -205,11 +205,12 @@ pub fn get_session(conn: &Connection, id: i64) -> StoreResult<Option<SessionRow>
 
 /// Every session, by id (a router has a handful).
 pub fn all_sessions(conn: &Connection) -> StoreResult<Vec<SessionRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SESSION_COLUMNS} FROM bgp_sessions ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([], session_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    super::table::rows(
+        conn,
+        &format!("SELECT {SESSION_COLUMNS} FROM bgp_sessions ORDER BY id"),
+        [],
+        session_from_row,
+    )
 }
 
 /// One page of sessions and the total.
@@ -276,11 +277,12 @@ pub fn get_announcement(conn: &Connection, id: i64) -> StoreResult<Option<Announ
 
 /// Every announcement, by id: what the speaker exports.
 pub fn all_announcements(conn: &Connection) -> StoreResult<Vec<AnnouncementRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ANNOUNCEMENT_COLUMNS} FROM bgp_announcements ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([], announcement_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    super::table::rows(
+        conn,
+        &format!("SELECT {ANNOUNCEMENT_COLUMNS} FROM bgp_announcements ORDER BY id"),
+        [],
+        announcement_from_row,
+    )
 }
 
 /// One page of announcements matching `filter`, and the total.

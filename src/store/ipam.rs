@@ -212,11 +212,12 @@ pub fn get_pool(conn: &Connection, id: i64) -> StoreResult<Option<PoolRow>> {
 
 /// Every pool, by id (a router has a handful).
 pub fn all_pools(conn: &Connection) -> StoreResult<Vec<PoolRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {POOL_COLUMNS} FROM ipv6_pools ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([], pool_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    super::table::rows(
+        conn,
+        &format!("SELECT {POOL_COLUMNS} FROM ipv6_pools ORDER BY id"),
+        [],
+        pool_from_row,
+    )
 }
 
 /// One page of pools, each with its number of whitelist entries, and the total.
@@ -344,12 +345,15 @@ pub fn linked_allocations_of_pool(
     conn: &Connection,
     pool_id: i64,
 ) -> StoreResult<Vec<AllocationRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ALLOCATION_COLUMNS} FROM ipv6_allocations \
+    super::table::rows(
+        conn,
+        &format!(
+            "SELECT {ALLOCATION_COLUMNS} FROM ipv6_allocations \
          WHERE pool_id = ?1 AND client_id IS NOT NULL ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([pool_id], allocation_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        ),
+        [pool_id],
+        allocation_from_row,
+    )
 }
 
 /// Calls `f(pool_id, prefix)` for every allocation, without collecting them (a pool may
@@ -423,20 +427,22 @@ pub fn delete_allocation(conn: &Connection, id: i64) -> StoreResult<()> {
 // ---- whitelist ----
 
 pub fn whitelist_of(conn: &Connection, pool_id: i64) -> StoreResult<Vec<WhitelistRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {WHITELIST_COLUMNS} FROM ipv6_whitelist WHERE pool_id = ?1 ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([pool_id], whitelist_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    super::table::rows(
+        conn,
+        &format!("SELECT {WHITELIST_COLUMNS} FROM ipv6_whitelist WHERE pool_id = ?1 ORDER BY id"),
+        [pool_id],
+        whitelist_from_row,
+    )
 }
 
 /// Every whitelist entry of every pool (for start-up).
 pub fn all_whitelist(conn: &Connection) -> StoreResult<Vec<WhitelistRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {WHITELIST_COLUMNS} FROM ipv6_whitelist ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([], whitelist_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    super::table::rows(
+        conn,
+        &format!("SELECT {WHITELIST_COLUMNS} FROM ipv6_whitelist ORDER BY id"),
+        [],
+        whitelist_from_row,
+    )
 }
 
 pub fn insert_whitelist(

@@ -65,6 +65,18 @@ pub(crate) fn values<'s>(sets: &'s [Set<'_>]) -> impl Iterator<Item = &'s dyn To
     sets.iter().map(|(_, v)| &**v as &dyn ToSql)
 }
 
+/// Every row `sql` selects, each read by `map`: the one way a query returns a list.
+pub(crate) fn rows<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> super::StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, map)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Inserts one row; returns the number of rows inserted.
 pub(crate) fn insert(conn: &Connection, table: &str, sets: &[Set<'_>]) -> rusqlite::Result<usize> {
     conn.execute(&insert_sql(table, sets), params_from_iter(values(sets)))

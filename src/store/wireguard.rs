@@ -255,20 +255,22 @@ pub fn get_server(conn: &Connection, id: i64) -> StoreResult<Option<ServerRow>> 
 
 /// Every server, by id (a router has a handful).
 pub fn all_servers(conn: &Connection) -> StoreResult<Vec<ServerRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SERVER_COLUMNS} FROM wg_servers ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([], server_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    super::table::rows(
+        conn,
+        &format!("SELECT {SERVER_COLUMNS} FROM wg_servers ORDER BY id"),
+        [],
+        server_from_row,
+    )
 }
 
 /// Servers whose desired state is running.
 pub fn active_servers(conn: &Connection) -> StoreResult<Vec<ServerRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {SERVER_COLUMNS} FROM wg_servers WHERE is_active = 1 ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([], server_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    super::table::rows(
+        conn,
+        &format!("SELECT {SERVER_COLUMNS} FROM wg_servers WHERE is_active = 1 ORDER BY id"),
+        [],
+        server_from_row,
+    )
 }
 
 /// One page of servers, each with its number of clients, and the total.
@@ -366,11 +368,12 @@ pub fn get_client(conn: &Connection, id: i64) -> StoreResult<Option<ClientRow>> 
 }
 
 pub fn clients_of_server(conn: &Connection, server_id: i64) -> StoreResult<Vec<ClientRow>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {CLIENT_COLUMNS} FROM wg_clients WHERE server_id = ?1 ORDER BY id"
-    ))?;
-    let rows = stmt.query_map([server_id], client_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    super::table::rows(
+        conn,
+        &format!("SELECT {CLIENT_COLUMNS} FROM wg_clients WHERE server_id = ?1 ORDER BY id"),
+        [server_id],
+        client_from_row,
+    )
 }
 
 pub fn count_clients(conn: &Connection, server_id: i64) -> StoreResult<u64> {
@@ -509,12 +512,13 @@ pub fn save_last_seen(conn: &mut Connection, seen: &[LastSeen]) -> StoreResult<(
 
 /// Where the clients of `server_id` were last seen (those never seen have no row).
 pub fn last_seen_of_server(conn: &Connection, server_id: i64) -> StoreResult<Vec<LastSeen>> {
-    let mut stmt = conn.prepare_cached(
+    super::table::rows(
+        conn,
         "SELECT s.public_key, s.endpoint, s.handshake_at FROM wg_last_seen s \
          JOIN wg_clients c ON c.public_key = s.public_key WHERE c.server_id = ?1",
-    )?;
-    let rows = stmt.query_map([server_id], last_seen_from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        [server_id],
+        last_seen_from_row,
+    )
 }
 
 /// Where the peer with `public_key` was last seen, if ever.
