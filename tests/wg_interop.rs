@@ -244,16 +244,21 @@ fn traffic_resumes_at_once_after_reenable_and_restarts() {
         s.stderr_text()
     );
 
-    // Before the fix each of these took 10–15 s; with it well under a second. The bound
-    // leaves room for a loaded machine.
-    // All three are measured before the verdict, so a failure reports every figure.
-    let bound = std::time::Duration::from_secs(3);
-    let mut slow = Vec::new();
-    let mut resumed = |what: &str| {
+    // Before the fix each of these took 10–15 s: the client noticed only by its own timers
+    // that the session it held was gone. With it our side starts the handshake as soon as
+    // the peer is back on a device. What is checked is that cause (the client's log shows
+    // a handshake it did not start, and traffic flows again), not a wall-clock bound that
+    // a loaded machine can miss; the times are printed for BENCHMARKS.md. All three are
+    // checked before the verdict, so a failure reports every figure.
+    let mut failed = Vec::new();
+    let mut resumed = |what: &str, wg: &WgGoPeer, initiations_before: usize| {
         let t = netns::time_to_first_reply(&cli_ns, "10.224.0.1", 30);
         eprintln!("traffic resumed after {what}: first reply after {t:?}");
-        if t.is_none_or(|t| t >= bound) {
-            slow.push(format!("{what}: {t:?}"));
+        let ours = wg.initiations_received() > initiations_before;
+        if t.is_none() || !ours {
+            failed.push(format!(
+                "{what}: first reply {t:?}, handshake started by our side: {ours}"
+            ));
         }
     };
 
@@ -271,9 +276,11 @@ fn traffic_resumes_at_once_after_reenable_and_restarts() {
         !netns::ping(&cli_ns, "10.224.0.1", 1, 2),
         "no traffic while disabled"
     );
+    let before = wg.initiations_received();
     patch(true);
-    resumed("re-enabling the client");
+    resumed("re-enabling the client", &wg, before);
 
+    let before = wg.initiations_received();
     for action in ["stop", "start"] {
         let r = s.post(
             &format!("/wireguard/servers/{server_id}/{action}"),
@@ -282,9 +289,10 @@ fn traffic_resumes_at_once_after_reenable_and_restarts() {
         );
         assert_eq!(r.status, 200, "{action}: {:?}", r.body);
     }
-    resumed("restarting the server");
+    resumed("restarting the server", &wg, before);
 
     // A device setting changed on a running server restarts its device in place.
+    let before = wg.initiations_received();
     let r = s.send(
         "PATCH",
         &format!("/wireguard/servers/{server_id}"),
@@ -292,19 +300,16 @@ fn traffic_resumes_at_once_after_reenable_and_restarts() {
         &json!({ "mtu": 1400 }),
     );
     assert_eq!(r.status, 200, "{:?}", r.body);
-    resumed("restarting the server in place (new MTU)");
+    resumed("restarting the server in place (new MTU)", &wg, before);
 
+    let before = wg.initiations_received();
     let dir = s.dir.clone();
     assert!(s.stop().success(), "clean exit");
     let s = Server::start_in_netns(&srv_ns.name, Some(dir));
     let token = s.admin();
     let r = s.get(&format!("/wireguard/servers/{server_id}"), Some(&token));
     assert_eq!(r.data()["status"], "running", "{:?}", r.body);
-    resumed("restarting the service");
-    assert!(
-        slow.is_empty(),
-        "first reply not within {bound:?}: {slow:?}\n{}",
-        wg.log()
-    );
+    resumed("restarting the service", &wg, before);
+    assert!(failed.is_empty(), "{failed:?}\n{}", wg.log());
     drop(wg);
 }

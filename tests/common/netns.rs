@@ -531,8 +531,8 @@ impl WgGoPeer {
     /// defaults `0.0.0.0/0` and `::/0`, which are skipped (no default route is ever taken
     /// over); `routes` (prefixes such as `"10.0.0.0/8"` or `"fd00::/8"`) are added to the
     /// interface instead. `Table = off` skips the AllowedIPs routes, as in wg-quick.
-    /// Set `LOG_LEVEL=verbose` in the test's environment to get wireguard-go's debug log
-    /// into failure messages.
+    /// wireguard-go logs verbosely (handshakes and keepalives, not data packets) into
+    /// [`WgGoPeer::log`]: failure messages show it, and tests read who started a handshake.
     pub fn start(ns: &Netns, conf: &str, routes: &[&str]) -> WgGoPeer {
         let iface = iface_name("wg");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -541,6 +541,7 @@ impl WgGoPeer {
         cmd.arg(&iface)
             // Stay in the foreground: the Child is wireguard-go itself, not a launcher.
             .env("WG_PROCESS_FOREGROUND", "1")
+            .env("LOG_LEVEL", "verbose")
             .stdin(Stdio::null())
             // A file, not a pipe: nobody reads it while the test runs, and a full pipe
             // would block wireguard-go.
@@ -640,6 +641,11 @@ impl WgGoPeer {
     /// wireguard-go's output so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("wireguard-go.log")).unwrap_or_default()
+    }
+
+    /// How many handshakes the other side has started with this peer so far.
+    pub fn initiations_received(&self) -> usize {
+        self.log().matches("Received handshake initiation").count()
     }
 
     /// Runs a command in the peer's namespace; panics (with wireguard-go's log) on failure.
