@@ -3,7 +3,9 @@
 # clients on one running server, side by side with GET /auth/me, in one run, with wrk.
 # The clients are created once through the API (by the first binary); every binary given
 # then starts on a copy of that data directory (the server is active, so it is started at
-# start-up with its 1,000 peers) and is measured the same way. Prints a block for
+# start-up with its 1,000 peers) and is measured the same way: two walks through every page
+# (the first after a start renders each item, the second reads them kept), wrk on /auth/me and
+# on the first page, and the RSS at the end. Prints a block for
 # BENCHMARKS.md.
 #
 #   cargo build --release && bash bench/wg-clients.sh [BINARY...]
@@ -67,6 +69,16 @@ seq "$CLIENTS" | xargs -P 4 -I{} ip netns exec "$NS" curl -s -o /dev/null "$API/
   -d "{\"server_id\":$SID,\"name\":\"c{}\"}"
 stop
 
+# walk: milliseconds to read every page of 100 once, one request after another (the first
+# walk after a start renders every item; the second finds them kept).
+walk() {
+  local p
+  for p in $(seq 1 $(((CLIENTS + 99) / 100))); do
+    in_ns curl -s -o /dev/null -w '%{time_total}\n' "$API/wireguard/clients?size=100&page=$p" \
+      -H "Authorization: Bearer $TOKEN"
+  done | awk '{ s += $1 } END { printf "%.1f", s * 1000 }'
+}
+
 # wrk_line PATH: "req/s p99" of one wrk run.
 wrk_line() {
   local out
@@ -78,16 +90,21 @@ echo "### Client list ($(date -u +%F), $(nproc) cores, $(grep -m1 'model name' /
 echo
 echo "$CLIENTS clients on one running server; \`wrk -t2 -c32 -d${DURATION}s --latency\`, loopback in a network namespace."
 echo
-echo "| binary | bytes | GET /auth/me req/s | p99 | GET /wireguard/clients?size=100 req/s | p99 | non-2xx |"
-echo "|---|---|---|---|---|---|---|"
+echo "Walks: every page of 100 read once in turn, right after the start (first) and again (second)."
+echo
+echo "| binary | bytes | first walk ms | second walk ms | GET /auth/me req/s | p99 | GET /wireguard/clients?size=100 req/s | p99 | non-2xx | RSS after |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for b in "${BINS[@]}"; do
   rm -rf "$DIR/run" && cp -a "$DIR/seed" "$DIR/run"
   start "$b" "$DIR/run"
   st=$(get "/wireguard/servers/$SID" | json 'd["data"]["status"]')
   n=$(get "/wireguard/clients?size=1" | json 'd["data"]["pagination"]["total"]')
   [ "$st" = running ] && [ "$n" = "$CLIENTS" ] || { echo "server $st with $n clients" >&2; exit 1; }
+  first=$(walk)
+  second=$(walk)
   read -r me_rps me_p99 me_bad <<<"$(wrk_line /auth/me)"
   read -r ls_rps ls_p99 ls_bad <<<"$(wrk_line '/wireguard/clients?size=100')"
-  echo "| $b | $(stat -c %s "$b") | $me_rps | $me_p99 | $ls_rps | $ls_p99 | $((${me_bad:-0} + ${ls_bad:-0})) |"
+  rss=$(awk '/^VmRSS/ {print $2 " " $3}' "/proc/$PID/status")
+  echo "| $b | $(stat -c %s "$b") | $first | $second | $me_rps | $me_p99 | $ls_rps | $ls_p99 | $((${me_bad:-0} + ${ls_bad:-0})) | $rss |"
   stop
 done

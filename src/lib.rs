@@ -53,7 +53,8 @@
 //!   - [`wireguard`] — servers and clients as stored: pure rules and views ([`wireguard::model`]),
 //!     writes (`wireguard::write`), the rules pools impose ([`wireguard::pool_rules`]) and
 //!     prefixes delegated into routed prefixes ([`wireguard::delegated`]); keys, wg-quick and QR
-//!     codecs; the [`wireguard::live`] reconciler; and the datapath [`wireguard::device`]
+//!     codecs; the [`wireguard::live`] reconciler; the client list's rendered items, kept per
+//!     version of each row ([`wireguard::listing`]); and the datapath [`wireguard::device`]
 //!     (TUN, the device driving `boringtun::noise::Tunn` per peer, UAPI socket, netlink, the
 //!     engine running one device per started server — it knows nothing of the database).
 //!   - [`ipam`] — IPv6 prefix pools: the pure allocator ([`ipam::alloc`]), pool/whitelist/

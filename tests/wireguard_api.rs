@@ -844,6 +844,69 @@ fn list_clients_filters_by_server_enabled_and_search() {
     r.assert_field_error(422, "VALIDATION_ERROR", "server_id");
 }
 
+/// The list keeps each client's rendered item (`wireguard/listing.rs`): each item is what
+/// `GET /wireguard/clients/{id}` shows, and every kind of write shows in the next list —
+/// an update, a prefix delegated from a pool (written by the pool service), a delete.
+#[test]
+fn the_list_shows_what_get_shows_after_every_write() {
+    let (s, a) = Server::with_admin();
+    let sid = s.wg_server_id(&a, "home", Some("10.0.0.1/24"), Some("fd00::1/64"));
+    let ids: Vec<i64> = ["a", "b", "c"]
+        .iter()
+        .map(|n| id_of(&s.create_client(&a, json!({"server_id": sid, "name": n}))))
+        .collect();
+    let listed = |s: &Server| -> Vec<Value> {
+        let r = s.get("/wireguard/clients?size=100", Some(&a));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.data()["clients"].as_array().expect("clients").clone()
+    };
+    let same_as_get = |s: &Server| {
+        for item in listed(s) {
+            let one = s.get(&format!("/wireguard/clients/{}", id_of(&item)), Some(&a));
+            assert_eq!(&item, one.data());
+        }
+    };
+    same_as_get(&s);
+    let path = format!("/wireguard/clients/{}", ids[0]);
+    let r = s.send(
+        "PATCH",
+        &path,
+        Some(&a),
+        &json!({"name": "renamed", "description": "x\"y"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Twice within one second: the second write must show too.
+    let r = s.send("PATCH", &path, Some(&a), &json!({"enabled": false}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let first = listed(&s).remove(0);
+    assert_eq!(
+        (&first["name"], &first["description"], &first["status"]),
+        (&json!("renamed"), &json!("x\"y"), &json!("disabled"))
+    );
+    same_as_get(&s);
+
+    let pool = s.pool_id(&a, "isp", "2001:db8::/32");
+    let r = s.post(
+        &format!("/ipv6/pools/{pool}/allocate"),
+        Some(&a),
+        &json!({"client_id": ids[1]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let prefix = r.data()["allocated_prefix"].clone();
+    assert_eq!(listed(&s)[1]["routed_prefixes"], json!([prefix]));
+    same_as_get(&s);
+
+    let r = s.call(
+        "DELETE",
+        &format!("/wireguard/clients/{}", ids[2]),
+        Some(&a),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let names: Vec<Value> = listed(&s).iter().map(|c| c["name"].clone()).collect();
+    assert_eq!(names, [json!("renamed"), json!("b")]);
+}
+
 #[test]
 fn disabled_clients_show_disabled_whether_or_not_the_server_runs() {
     let (s, a) = Server::with_admin();

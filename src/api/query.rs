@@ -128,23 +128,65 @@ pub struct Paged<T> {
     meta: PageMeta,
 }
 
+/// `PageMeta` with its keys sorted, as in a JSON map.
+#[derive(Serialize)]
+struct SortedMeta {
+    page: u32,
+    pages: u64,
+    size: u32,
+    total: u64,
+}
+
+impl From<&PageMeta> for SortedMeta {
+    fn from(m: &PageMeta) -> SortedMeta {
+        SortedMeta {
+            page: m.page,
+            pages: m.pages,
+            size: m.size,
+            total: m.total,
+        }
+    }
+}
+
+impl Page {
+    /// [`Page::paged`] with the items already JSON (`items` writes their array), written
+    /// into `out`: byte for byte what `paged` gives for the same items.
+    pub fn write_paged(
+        &self,
+        out: &mut Vec<u8>,
+        key: &'static str,
+        items: impl FnOnce(&mut Vec<u8>),
+        total: u64,
+    ) {
+        let put_items = |out: &mut Vec<u8>| {
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            items(out);
+        };
+        let put_meta = |out: &mut Vec<u8>| {
+            out.extend_from_slice(b"\"pagination\":");
+            let written = serde_json::to_writer(&mut *out, &SortedMeta::from(&self.meta(total)));
+            debug_assert!(written.is_ok(), "numbers always serialise");
+        };
+        out.push(b'{');
+        if key < "pagination" {
+            put_items(out);
+            out.push(b',');
+            put_meta(out);
+        } else {
+            put_meta(out);
+            out.push(b',');
+            put_items(out);
+        }
+        out.push(b'}');
+    }
+}
+
 impl<T: Serialize> Serialize for Paged<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        /// `PageMeta` with its keys sorted, as in a JSON map.
-        #[derive(Serialize)]
-        struct Meta {
-            page: u32,
-            pages: u64,
-            size: u32,
-            total: u64,
-        }
-        let meta = Meta {
-            page: self.meta.page,
-            pages: self.meta.pages,
-            size: self.meta.size,
-            total: self.meta.total,
-        };
+        let meta = SortedMeta::from(&self.meta);
         let mut m = s.serialize_map(Some(2))?;
         if self.key < "pagination" {
             m.serialize_entry(self.key, &self.items)?;
@@ -245,6 +287,14 @@ mod tests {
             assert_eq!(
                 serde_json::to_string(&p.paged(key, items.clone(), 5)).expect("paged"),
                 serde_json::to_string(&p.render(key, items.clone(), 5)).expect("render"),
+            );
+            let mut written = Vec::new();
+            let array = serde_json::to_vec(&items).expect("items");
+            p.write_paged(&mut written, key, |out| out.extend_from_slice(&array), 5);
+            assert_eq!(
+                String::from_utf8(written).expect("utf-8"),
+                serde_json::to_string(&p.paged(key, items.clone(), 5)).expect("paged"),
+                "written with the items already JSON"
             );
         }
     }

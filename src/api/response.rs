@@ -199,6 +199,18 @@ impl Reply {
         Self::envelope(StatusCode::CREATED, data, Some(message))
     }
 
+    /// 200 with `data` written by `data` as JSON we render ourselves (the client list's
+    /// kept items): the same envelope as [`ok`](Self::ok), without serialising `data` again.
+    pub fn ok_json(data: impl FnOnce(&mut Vec<u8>)) -> Reply {
+        let mut body = Vec::with_capacity(4096);
+        body.extend_from_slice(b"{\"success\":true,\"data\":");
+        data(&mut body);
+        body.extend_from_slice(b",\"timestamp\":\"");
+        body.extend_from_slice(crate::time::rfc3339(crate::time::now()).as_bytes());
+        body.extend_from_slice(b"\"}");
+        Reply::raw(StatusCode::OK, body.into(), JSON)
+    }
+
     /// 200 with only a message (`data` is `null`).
     pub fn message(message: &str) -> Reply {
         Self::envelope(StatusCode::OK, (), Some(message))
@@ -393,6 +405,28 @@ mod tests {
         let mut body = Body::File(FileBody::new(f, 10, ()));
         assert_eq!(body.frame().await.map(|f| f.is_ok()), Some(true));
         assert!(body.frame().await.is_some_and(|f| f.is_err()));
+    }
+
+    #[tokio::test]
+    async fn ok_json_is_the_envelope_ok_gives() {
+        async fn text(r: Reply) -> String {
+            let b = r.body.collect().await.expect("body").to_bytes();
+            String::from_utf8(b.to_vec()).expect("utf-8")
+        }
+        let data = serde_json::json!({"clients": [{"a": 1, "b": "x\"y"}], "n": null});
+        let raw = serde_json::to_vec(&data).expect("data");
+        let (ok, written) = (
+            text(Reply::ok(&data)).await,
+            text(Reply::ok_json(|out| out.extend_from_slice(&raw))).await,
+        );
+        let cut = |t: &str| t.split(",\"timestamp\":").next().unwrap_or("").to_string();
+        assert_eq!(cut(&ok), cut(&written));
+        let v: serde_json::Value = serde_json::from_str(&written).expect("json");
+        assert!(
+            v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{v}"
+        );
+        assert_eq!(v.as_object().map(|o| o.len()), Some(3));
     }
 
     #[test]

@@ -284,9 +284,10 @@ async fn list_clients(wg: &Wg, req: &mut Request) -> ApiResult<Reply> {
         enabled: q.take_parsed("enabled", "true or false")?,
         search: q.take("search"),
     };
-    let (views, total) = wg.list_clients(filter, page).await?;
-    let listed: Vec<_> = views.iter().map(ClientView::listed).collect();
-    Ok(Reply::ok(page.paged("clients", listed, total)))
+    let (list, total) = wg.list_clients(filter, page).await?;
+    Ok(Reply::ok_json(|out| {
+        page.write_paged(out, "clients", |out| list.write_json(out), total)
+    }))
 }
 
 async fn create_client(wg: &Wg, req: &mut Request) -> ApiResult<Reply> {

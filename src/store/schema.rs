@@ -427,6 +427,25 @@ const MIGRATIONS: &[&str] = &[
         handshake_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 8: a version for each client row (`rev`): a random number SQLite sets on every insert
+    // and update, so the client list can keep each client's rendered item while the row
+    // keeps its version (`wireguard/listing.rs`) whichever path wrote it. Random, not a
+    // counter: a restored database cannot hand an old version number to new content. The
+    // update trigger's own UPDATE does not fire it again (recursive triggers are off, and
+    // its WHEN says the same).
+    r#"
+    ALTER TABLE wg_clients ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+    UPDATE wg_clients SET rev = random();
+    CREATE TRIGGER wg_clients_rev_on_insert AFTER INSERT ON wg_clients
+    BEGIN
+        UPDATE wg_clients SET rev = random() WHERE id = NEW.id;
+    END;
+    CREATE TRIGGER wg_clients_rev_on_update AFTER UPDATE ON wg_clients
+    WHEN NEW.rev = OLD.rev
+    BEGIN
+        UPDATE wg_clients SET rev = random() WHERE id = NEW.id;
+    END;
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -719,6 +738,9 @@ mod tests {
             let (mut cols, keys, indexes) = shape(&c, table);
             if *table == "users" {
                 cols.retain(|col| !col.starts_with("token_nonce "));
+            }
+            if *table == "wg_clients" {
+                cols.retain(|col| !col.starts_with("rev "));
             }
             assert_eq!((cols, keys, indexes), before[i].clone(), "{table}");
             let seq: i64 = c

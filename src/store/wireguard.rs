@@ -384,15 +384,24 @@ pub fn count_clients(conn: &Connection, server_id: i64) -> StoreResult<u64> {
     )?)
 }
 
-/// One page of clients matching `filter`, and the total. Only the filters given become
-/// conditions, so the plain list counts with SQLite's b-tree count and both statements are
-/// prepared once per shape (the page is the API's hottest list).
-pub fn list_clients(
+/// A client row's version: a random number SQLite sets on every insert and update of the
+/// row (`schema.rs`, migration 8), so that what was rendered from one version is known
+/// current while the row still has it, whichever path wrote the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientVersion {
+    pub id: i64,
+    pub rev: i64,
+}
+
+/// The versions of one page of clients matching `filter` (by id), and the total. Only the
+/// filters given become conditions, so the plain list counts with SQLite's b-tree count and
+/// both statements are prepared once per shape (the page is the API's hottest list).
+pub fn client_page(
     conn: &Connection,
     filter: &ClientFilter,
     limit: u32,
     offset: u64,
-) -> StoreResult<(Vec<ClientRow>, u64)> {
+) -> StoreResult<(Vec<ClientVersion>, u64)> {
     use rusqlite::types::Value;
     let mut conds: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
@@ -424,14 +433,34 @@ pub fn list_clients(
     args.push(Value::Integer(i64::from(limit)));
     args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {CLIENT_COLUMNS} FROM wg_clients{cond} ORDER BY id LIMIT ?{} OFFSET ?{}",
+        "SELECT id, rev FROM wg_clients{cond} ORDER BY id LIMIT ?{} OFFSET ?{}",
         n + 1,
         n + 2
     ))?;
-    let rows = stmt
-        .query_map(rusqlite::params_from_iter(&args), client_from_row)?
+    let page = stmt
+        .query_map(rusqlite::params_from_iter(&args), |r| {
+            Ok(ClientVersion {
+                id: r.get(0)?,
+                rev: r.get(1)?,
+            })
+        })?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((rows, total))
+    Ok((page, total))
+}
+
+/// The clients with these ids that exist (by id), each with its version.
+pub fn clients_with_rev(conn: &Connection, ids: &[i64]) -> StoreResult<Vec<(i64, ClientRow)>> {
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let ids = format!("[{}]", ids.join(","));
+    table::rows(
+        conn,
+        &format!(
+            "SELECT {CLIENT_COLUMNS}, rev FROM wg_clients \
+             WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
+        ),
+        [ids],
+        |r| Ok((r.get(client_col::COUNT)?, client_from_row(r)?)),
+    )
 }
 
 /// Every client that has routed prefixes (any server).
@@ -705,6 +734,32 @@ mod tests {
     }
 
     #[test]
+    fn every_write_of_a_client_gives_it_a_new_version() {
+        let c = db();
+        let s = insert_server(&c, &server("a", "wg0", 1), "p", "q", 1).expect("server");
+        let f = client("phone", "10.0.0.2");
+        let row = insert_client(&c, s.id, &f, "k", None, 1).expect("insert");
+        let rev = |c: &Connection| {
+            let (page, _) = client_page(c, &ClientFilter::default(), 10, 0).expect("page");
+            assert_eq!(page.len(), 1);
+            page[0].rev
+        };
+        let mut seen = vec![rev(&c)];
+        update_client(&c, row.id, &f, 2).expect("same fields");
+        seen.push(rev(&c));
+        c.execute("UPDATE wg_clients SET enabled = 0", [])
+            .expect("any other path");
+        seen.push(rev(&c));
+        let mut unique = seen.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "{seen:?}");
+        let again = clients_with_rev(&c, &[row.id, row.id + 7]).expect("rows");
+        assert_eq!(again.len(), 1, "ids that do not exist are left out");
+        assert_eq!(again[0].0, rev(&c), "reading does not change it");
+    }
+
+    #[test]
     fn list_clients_filters() {
         let c = db();
         let s = insert_server(&c, &server("a", "wg0", 1), "p", "q", 1).expect("server");
@@ -713,7 +768,14 @@ mod tests {
             f.enabled = i != 2;
             insert_client(&c, s.id, &f, &format!("k{i}"), None, 1).expect("insert");
         }
-        let page = |f: ClientFilter| list_clients(&c, &f, 10, 0).expect("list");
+        let page = |f: ClientFilter| {
+            let (page, total) = client_page(&c, &f, 10, 0).expect("page");
+            let ids: Vec<i64> = page.iter().map(|v| v.id).collect();
+            let rows = clients_with_rev(&c, &ids).expect("rows");
+            let revs: Vec<i64> = rows.iter().map(|(rev, _)| *rev).collect();
+            assert_eq!(revs, page.iter().map(|v| v.rev).collect::<Vec<_>>());
+            (rows.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), total)
+        };
         let (rows, total) = page(ClientFilter {
             search: Some("phone".into()),
             ..Default::default()

@@ -479,16 +479,32 @@ pub fn view_with_state(server: ServerRow, clients_count: u64, state: &ServerStat
     )
 }
 
+/// Who a client is on its server's device: what its live fields are read by.
+#[derive(Debug, Clone, Copy)]
+pub struct OnDevice {
+    pub server_id: i64,
+    pub enabled: bool,
+    /// `None` when the stored key does not decode (the client cannot be on the device).
+    pub key: Option<PublicKey>,
+}
+
+impl OnDevice {
+    pub fn of(c: &ClientRow) -> OnDevice {
+        OnDevice {
+            server_id: c.server_id,
+            enabled: c.enabled,
+            key: c.wg_public_key().ok(),
+        }
+    }
+}
+
 /// The live fields of `clients` (of any servers), in their order, from one read of each
-/// running device among their servers. `now` decides which handshakes are recent.
-pub async fn live_of(engine: &Engine, clients: &[ClientRow], now: SystemTime) -> Vec<Live> {
+/// running device among their servers: `disabled`, or `offline` when their server is not
+/// running or they are not on its device. `now` decides which handshakes are recent.
+pub async fn live_of(engine: &Engine, clients: &[OnDevice], now: SystemTime) -> Vec<Live> {
     let now = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let keys: Vec<Option<PublicKey>> = clients
-        .iter()
-        .map(|c| c.enabled.then(|| c.wg_public_key().ok()).flatten())
-        .collect();
     let mut out: Vec<Live> = clients
         .iter()
         .map(|c| match c.enabled {
@@ -499,12 +515,13 @@ pub async fn live_of(engine: &Engine, clients: &[ClientRow], now: SystemTime) ->
             },
         })
         .collect();
+    let on = |c: &OnDevice| c.enabled.then_some(c.key).flatten();
     let servers: BTreeSet<i64> = clients.iter().map(|c| c.server_id).collect();
     for server_id in servers {
         let at: Vec<usize> = (0..clients.len())
-            .filter(|&i| clients[i].server_id == server_id && keys[i].is_some())
+            .filter(|&i| clients[i].server_id == server_id && on(&clients[i]).is_some())
             .collect();
-        let wanted: Vec<PublicKey> = at.iter().filter_map(|&i| keys[i]).collect();
+        let wanted: Vec<PublicKey> = at.iter().filter_map(|&i| on(&clients[i])).collect();
         let Some(stats) = engine.peer_stats(server_id, &wanted).await else {
             continue; // not running: offline
         };

@@ -13,6 +13,7 @@
 //! - [`write`]: each write as one transaction over those rules.
 //! - [`live`]: the reconciler, and the live fields (status, handshake, bytes, endpoint) the
 //!   views show, read from one snapshot of each device per request.
+//! - [`listing`]: the client list, each item rendered once per version of its row.
 //! - [`device`]: the userspace datapath, which knows nothing of the database.
 //!
 //! Explicit actions whose device error the caller must see (`start`) drive the reconciler
@@ -23,6 +24,7 @@ pub mod delegated;
 pub mod device;
 pub mod error;
 pub mod keys;
+pub mod listing;
 pub mod live;
 pub mod model;
 pub mod pool_rules;
@@ -44,6 +46,7 @@ use crate::store::wireguard as q;
 use crate::store::{in_transaction, Store};
 use crate::wireguard::device::engine::{Engine, ServerState};
 use crate::wireguard::keys::{PresharedKey, PrivateKey};
+use listing::{ClientList, Listing};
 use std::sync::Arc;
 use write::Deleted;
 
@@ -57,6 +60,8 @@ pub struct Service {
     /// The IPv6 pools' allocators: deleting a client releases its delegated prefixes.
     pools: Pools,
     reconciler: Arc<Reconciler>,
+    /// The client list's rendered items.
+    listing: Arc<Listing>,
     /// `public_host` of the configuration: where client configs point when a server names
     /// no `endpoint` (else the host the API request was addressed to).
     public_host: Option<String>,
@@ -84,6 +89,7 @@ impl Service {
             bus,
             pools,
             reconciler,
+            listing: Arc::default(),
             public_host,
         }
     }
@@ -318,23 +324,38 @@ impl Service {
     }
 
     /// One page of clients matching `filter`, and the total; their live fields come from
-    /// one read of each running device on the page.
+    /// one read of each running device on the page (see [`listing`]).
     pub async fn list_clients(
         &self,
         filter: ClientFilter,
         page: Page,
-    ) -> Result<(Vec<ClientView>, u64)> {
-        let (rows, total) = self
+    ) -> Result<(ClientList, u64)> {
+        let listing = self.listing.clone();
+        let (versions, kept, rows, total) = self
             .store
-            .call(move |c| q::list_clients(c, &filter, page.size, page.offset()))
+            .call(move |c| {
+                let (versions, total) = q::client_page(c, &filter, page.size, page.offset())?;
+                let kept = listing.kept(&versions);
+                let missing: Vec<i64> = versions
+                    .iter()
+                    .zip(&kept)
+                    .filter(|(_, k)| k.is_none())
+                    .map(|(v, _)| v.id)
+                    .collect();
+                let rows = match missing.is_empty() {
+                    true => Vec::new(),
+                    false => q::clients_with_rev(c, &missing)?,
+                };
+                Ok((versions, kept, rows, total))
+            })
             .await?;
-        let live = live::live_of(&self.engine, &rows, std::time::SystemTime::now()).await;
-        let views = rows
-            .into_iter()
-            .zip(live)
-            .map(|(c, l)| ClientView::new(c, l))
-            .collect();
-        Ok((views, total))
+        let items = self.listing.fill(&versions, kept, rows).map_err(|e| {
+            log::error!("client list: {e}");
+            Error::Internal
+        })?;
+        let on = ClientList::on_device(&items);
+        let live = live::live_of(&self.engine, &on, std::time::SystemTime::now()).await;
+        Ok((ClientList::new(items, live), total))
     }
 
     /// `fallback_host` as for [`Service::create_client`].
@@ -401,7 +422,7 @@ impl Service {
 
     async fn client_view(&self, c: ClientRow) -> ClientView {
         let now = std::time::SystemTime::now();
-        let live = live::live_of(&self.engine, std::slice::from_ref(&c), now).await;
+        let live = live::live_of(&self.engine, &[live::OnDevice::of(&c)], now).await;
         let l = live.into_iter().next().unwrap_or_default();
         ClientView::new(c, l)
     }

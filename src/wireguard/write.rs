@@ -922,7 +922,7 @@ AllowedIPs = 10.8.0.3/32, fd00:8::3/128, 2001:db8:77::/48
             "nothing stored"
         );
         assert_eq!(
-            q::list_clients(c, &ClientFilter::default(), 10, 0)
+            q::client_page(c, &ClientFilter::default(), 10, 0)
                 .expect("l")
                 .1,
             1

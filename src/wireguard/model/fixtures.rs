@@ -81,7 +81,7 @@ pub(super) fn server_row(id: i64, name: &str, v4: Option<&str>, v6: Option<&str>
     }
 }
 
-pub(super) fn client_row(id: i64, name: &str, v4: Option<&str>, v6: Option<&str>) -> ClientRow {
+pub(crate) fn client_row(id: i64, name: &str, v4: Option<&str>, v6: Option<&str>) -> ClientRow {
     let key = PrivateKey::generate();
     ClientRow {
         id,

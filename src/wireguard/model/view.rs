@@ -324,67 +324,6 @@ impl ClientView {
     }
 }
 
-/// A [`ClientView`] in a list: the same fields with their keys in sorted order, as lists
-/// have always shown them (they were built as JSON maps, whose keys sort), serialised
-/// directly, with no map built per item.
-#[derive(Serialize)]
-pub struct ListedClient<'a> {
-    allowed_ips: &'a [String],
-    bytes_received: u64,
-    bytes_sent: u64,
-    config_available: bool,
-    #[serde(serialize_with = "crate::time::ser")]
-    created_at: i64,
-    description: &'a Option<String>,
-    dns_servers: &'a [IpAddr],
-    enabled: bool,
-    endpoint: &'a Option<String>,
-    id: i64,
-    ipv4_address: &'a Option<String>,
-    ipv6_address: &'a Option<String>,
-    #[serde(serialize_with = "crate::time::ser_opt")]
-    last_handshake: Option<i64>,
-    mtu: Option<u16>,
-    name: &'a str,
-    persistent_keepalive: Option<u16>,
-    public_key: &'a str,
-    routed_prefixes: &'a [String],
-    server_id: i64,
-    status: &'static str,
-    #[serde(serialize_with = "crate::time::ser")]
-    updated_at: i64,
-    use_preshared_key: bool,
-}
-
-impl ClientView {
-    pub fn listed(&self) -> ListedClient<'_> {
-        ListedClient {
-            allowed_ips: &self.allowed_ips,
-            bytes_received: self.bytes_received,
-            bytes_sent: self.bytes_sent,
-            config_available: self.config_available,
-            created_at: self.created_at,
-            description: &self.description,
-            dns_servers: &self.dns_servers,
-            enabled: self.enabled,
-            endpoint: &self.endpoint,
-            id: self.id,
-            ipv4_address: &self.ipv4_address,
-            ipv6_address: &self.ipv6_address,
-            last_handshake: self.last_handshake,
-            mtu: self.mtu,
-            name: &self.name,
-            persistent_keepalive: self.persistent_keepalive,
-            public_key: &self.public_key,
-            routed_prefixes: &self.routed_prefixes,
-            server_id: self.server_id,
-            status: self.status,
-            updated_at: self.updated_at,
-            use_preshared_key: self.use_preshared_key,
-        }
-    }
-}
-
 /// The create response: the view plus, once, the secrets the client needs (the seed's
 /// `private_key`, `config`, `qr_code`). The QR code is `qrcode`, as `/qrcode` names it;
 /// `qr_code` is the seed's name for the same image, kept as an alias.
@@ -586,29 +525,5 @@ mod tests {
         assert_eq!(v["last_handshake"], serde_json::Value::Null);
         assert_eq!(v["allowed_ips"][1], "::/0");
         assert!(v.get("private_key").is_none() && v.get("preshared_key").is_none());
-    }
-
-    #[test]
-    fn a_listed_client_is_byte_for_byte_the_json_map_of_its_view() {
-        let mut c = client_row(7, "c", Some("10.0.0.2"), Some("fd00::2"));
-        c.description = Some("phone".into());
-        c.routed_prefixes = vec![net("2001:db8:1::/48")];
-        c.dns_servers = vec![ip("10.0.0.1")];
-        c.mtu = Some(1400);
-        let live = Live {
-            status: "active",
-            last_handshake: Some(1_704_067_300),
-            bytes_received: 10,
-            bytes_sent: 20,
-            endpoint: Some("192.0.2.1:5000".into()),
-        };
-        for (c, live) in [(c.clone(), live), (c, Live::default())] {
-            let view = ClientView::new(c, live);
-            let map = serde_json::to_value(&view).expect("value");
-            assert_eq!(
-                serde_json::to_string(&view.listed()).expect("listed"),
-                serde_json::to_string(&map).expect("map")
-            );
-        }
     }
 }
