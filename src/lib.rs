@@ -106,6 +106,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod bgp;
 pub mod changes;
 pub mod cli;

@@ -34,6 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "domain",
         &[
             "auth",
+            "backup",
             "users",
             "wireguard",
             "ipam",
