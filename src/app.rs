@@ -68,6 +68,8 @@ pub struct App {
     /// BGP sessions and announcements; the speaker (one task per session) follows them
     /// through its `bgp::Reconciler` on the bus.
     pub bgp: crate::bgp::Service,
+    /// Backups of this router: their catalogue and the jobs that make them.
+    pub backup: crate::backup::Service,
     /// The log store: audit entries, engine events, exports, the live feed.
     pub logs: Arc<crate::logs::Logs>,
     /// The metrics collector's latest sample, history and alerts.
@@ -140,6 +142,14 @@ impl App {
             reconciler,
             config.public_host.clone(),
         );
+        let backup = crate::backup::Service::open(
+            &config.backup_dir(),
+            store.clone(),
+            crate::backup::Sources {
+                data_dir: config.data_dir.clone(),
+                config_file: config.origin.config.clone(),
+            },
+        )?;
         let app = App {
             auth: crate::auth::Service::new(store.clone(), tokens, hashing.clone(), &config.auth),
             users: crate::users::Service::new(
@@ -175,6 +185,7 @@ impl App {
             rpki,
             wg,
             wireguard,
+            backup,
             logs,
             monitor: Arc::new(crate::monitor::collector::Monitor::new(
                 config.monitoring.interval_secs,

@@ -18,8 +18,16 @@ pub enum Command {
     GenPsk,
     /// An in-memory WireGuard handshake and data exchange: does the crypto work on this CPU?
     SelfTest,
+    /// Backups over SSH, with the service stopped (it owns the backup directory while it runs).
+    Backup(BackupCommand),
     Help,
     Version,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackupCommand {
+    Create { name: String, kind: String },
+    List,
 }
 
 #[derive(Debug, PartialEq)]
@@ -37,6 +45,11 @@ USAGE:
                                                    set a new password for USER (printed,
                                                    or read from stdin), re-enable the account
                                                    and sign out its sessions
+    ipv6wgm backup create [--name NAME] [--type TYPE]
+                                                   make a backup now (TYPE: full, database,
+                                                   config or files; default full), with the
+                                                   service stopped (else use the API)
+    ipv6wgm backup list                            the backups, newest first
     ipv6wgm genkey | pubkey | genpsk               WireGuard keys, as `wg genkey` etc.
                                                    (pubkey reads a private key on stdin)
     ipv6wgm selftest                               a WireGuard handshake and data exchange in
@@ -63,6 +76,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
     let mut ov = Overrides::default();
     let mut positional = Vec::new();
     let mut from_stdin = false;
+    let (mut name, mut kind) = (None, None);
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -97,6 +111,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
             "--tls-cert" => ov.tls_cert = Some(PathBuf::from(value("--tls-cert")?)),
             "--tls-key" => ov.tls_key = Some(PathBuf::from(value("--tls-key")?)),
             "--password-stdin" => from_stdin = true,
+            "--name" => name = Some(value("--name")?),
+            "--type" => kind = Some(value("--type")?),
             f if f.starts_with('-') => return Err(format!("unknown option {f} (see --help)")),
             _ => positional.push(arg),
         }
@@ -112,8 +128,23 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
         Some("pubkey") if positional.len() == 1 => Command::PubKey,
         Some("genpsk") if positional.len() == 1 => Command::GenPsk,
         Some("selftest") if positional.len() == 1 => Command::SelfTest,
+        Some("backup") => match positional.get(1).map(String::as_str) {
+            Some("create") if positional.len() == 2 => Command::Backup(BackupCommand::Create {
+                name: name.take().unwrap_or_else(|| "Manual backup (CLI)".into()),
+                kind: kind.take().unwrap_or_else(|| "full".into()),
+            }),
+            Some("list") if positional.len() == 2 => Command::Backup(BackupCommand::List),
+            _ => {
+                return Err(
+                    "usage: ipv6wgm backup create [--name NAME] [--type TYPE] | list".into(),
+                )
+            }
+        },
         _ => return Err(format!("unexpected arguments {positional:?} (see --help)")),
     };
+    if name.is_some() || kind.is_some() {
+        return Err("--name and --type belong to `backup create`".into());
+    }
     Ok(Cli {
         command,
         overrides: ov,
@@ -155,6 +186,25 @@ mod tests {
         assert!(p(&["--bogus"]).unwrap_err().contains("--bogus"));
         assert!(p(&["frobnicate"]).is_err());
         assert!(p(&["reset-password"]).is_err());
+        assert_eq!(
+            p(&["backup", "create", "--type", "database", "--name=nightly"])
+                .expect("ok")
+                .command,
+            Command::Backup(BackupCommand::Create {
+                name: "nightly".into(),
+                kind: "database".into()
+            })
+        );
+        assert_eq!(
+            p(&["backup", "list"]).expect("ok").command,
+            Command::Backup(BackupCommand::List)
+        );
+        assert!(p(&["backup"]).is_err());
+        assert!(p(&["backup", "list", "x"]).is_err());
+        assert!(
+            p(&["serve", "--type", "full"]).is_err(),
+            "only for backup create"
+        );
         assert_eq!(p(&["pubkey"]).expect("ok").command, Command::PubKey);
         assert!(p(&["genkey", "x"]).is_err());
     }

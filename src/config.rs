@@ -35,9 +35,18 @@ pub struct Config {
     pub wireguard: WireguardConfig,
     pub rpki: RpkiConfig,
     pub bgp: BgpConfig,
+    pub backup: BackupConfig,
     /// The file and overrides this configuration was loaded from, for a reload.
     #[serde(skip)]
     pub origin: Overrides,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Where backups are kept. Unset: `<data_dir>/backups`. On a router, a USB stick or
+    /// other storage than the small flash the database is on.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -167,6 +176,7 @@ impl Default for Config {
             wireguard: WireguardConfig::default(),
             rpki: RpkiConfig::default(),
             bgp: BgpConfig::default(),
+            backup: BackupConfig::default(),
             origin: Overrides::default(),
         }
     }
@@ -428,6 +438,14 @@ impl Config {
         self.log_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("run"))
+    }
+
+    /// Where backups are kept (`backup.dir`, else `<data_dir>/backups`).
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
     }
 }
 

@@ -38,6 +38,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::PubKey => exit(pubkey()),
+        Command::Backup(b) => match Config::load(&overrides) {
+            Ok(cfg) => exit(backup(cfg, b)),
+            Err(e) => fail(&e),
+        },
         Command::SelfTest => {
             exit(ipv6wgm::wireguard::device::selftest::run().map(|r| println!("{r}")))
         }
@@ -49,6 +53,23 @@ fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
     }
+}
+
+/// `ipv6wgm backup …`: on a runtime of its own, with the service stopped.
+fn backup(cfg: Config, cmd: cli::BackupCommand) -> Result<(), String> {
+    ipv6wgm::logging::init(&cfg.log);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    rt.block_on(async {
+        match cmd {
+            cli::BackupCommand::Create { name, kind } => {
+                ipv6wgm::backup::cli::create(&cfg, &name, &kind).await
+            }
+            cli::BackupCommand::List => ipv6wgm::backup::cli::list(&cfg),
+        }
+    })
 }
 
 fn serve(cfg: Config) -> Result<(), String> {

@@ -229,6 +229,24 @@ impl From<crate::auth::Error> for ApiError {
     }
 }
 
+impl From<crate::backup::Error> for ApiError {
+    fn from(e: crate::backup::Error) -> Self {
+        use crate::backup::Error;
+        match e {
+            Error::NotFound(what) => ApiError::not_found(what),
+            Error::Invalid(e) => e.into(),
+            Error::Busy => ApiError::conflict(
+                "backup",
+                "another backup or restore is running; try again when it is done",
+            ),
+            Error::Refused(m) => ApiError::conflict("backup", m),
+            Error::Stopping => ApiError::unavailable("shutting down"),
+            Error::Internal => ApiError::internal(),
+            Error::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::logs::Error> for ApiError {
     fn from(e: crate::logs::Error) -> Self {
         use crate::logs::Error;

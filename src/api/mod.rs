@@ -13,6 +13,7 @@
 //! - a download streams from disk ([`response::FileBody`]).
 
 pub mod auth;
+pub mod backup;
 pub mod bgp;
 pub mod conn;
 pub mod error;
@@ -75,6 +76,7 @@ pub fn routes() -> Router {
     logs::routes(&mut r);
     monitoring::routes(&mut r);
     system::routes(&mut r);
+    backup::routes(&mut r);
     openapi::routes(&mut r);
     r
 }

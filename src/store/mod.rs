@@ -204,6 +204,21 @@ impl Store {
         self.run(move |c| in_transaction(c, f)).await
     }
 
+    /// A consistent copy of the database (not the log store) written to `dest`, which must
+    /// not exist, and the copy's schema version. `VACUUM INTO` reads one snapshot of the
+    /// database (a live WAL file is never copied) and writes it compacted; writers wait for
+    /// it on the database thread like for any other job.
+    pub async fn snapshot(&self, dest: std::path::PathBuf) -> StoreResult<i64> {
+        self.call(move |c| {
+            let path = dest.to_str().ok_or_else(|| {
+                StoreError::Rule("the backup directory's path is not UTF-8".into())
+            })?;
+            c.execute("VACUUM main INTO ?1", [path])?;
+            Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?)
+        })
+        .await
+    }
+
     /// Lets queued jobs finish, then closes the connection and joins the thread. Called once
     /// at shutdown, after the HTTP server has drained.
     pub async fn close(&self) {

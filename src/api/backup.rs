@@ -1,0 +1,133 @@
+//! `/backup`: the backups of this router — list, create (in the background), one backup,
+//! its download, delete, stats. Thin: parse → [`Service`] → render.
+//!
+//! Who may do what: reading the list is a general read (names, sizes, times); creating
+//! and deleting take `backup:write`; downloading takes `system:write` (admins only), because
+//! an archive holds every password hash and private key of the router.
+
+use super::request::Request;
+use super::response::{FileBody, Reply};
+use super::router::{Access, Router};
+use crate::api::error::{ApiError, ApiResult};
+use crate::auth::Permission::{BackupRead, BackupWrite, SystemWrite};
+use crate::backup::{Kind, NewBackup, Service};
+use crate::h;
+use hyper::Method;
+use serde::Deserialize;
+
+pub fn routes(r: &mut Router) {
+    let read = Access::Require(BackupRead);
+    let write = Access::Require(BackupWrite);
+    r.add(
+        Method::GET,
+        "/backup/backups",
+        read,
+        "backup.list",
+        h!(app.backup => list),
+    );
+    r.add(
+        Method::POST,
+        "/backup/backups/create",
+        write,
+        "backup.create",
+        h!(app.backup => create),
+    )
+    .query_params(&["name", "backup_type", "metadata"]);
+    r.add(
+        Method::GET,
+        "/backup/backups/{id}",
+        read,
+        "backup.get",
+        h!(app.backup => get),
+    );
+    r.add(
+        Method::DELETE,
+        "/backup/backups/{id}",
+        write,
+        "backup.delete",
+        h!(app.backup => delete),
+    );
+    r.add(
+        Method::GET,
+        "/backup/backups/{id}/download",
+        Access::Require(SystemWrite),
+        "backup.download",
+        h!(app.backup => download),
+    );
+    r.add(
+        Method::GET,
+        "/backup/stats",
+        read,
+        "backup.stats",
+        h!(app.backup => stats),
+    );
+}
+
+async fn list(svc: &Service, _req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(svc.list().await?))
+}
+
+/// The seed's body as JSON; each field may come as a query parameter instead (as the seed
+/// shows them), the body winning when both give one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: Option<String>,
+    backup_type: Option<String>,
+    metadata: Option<serde_json::Value>,
+}
+
+async fn create(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
+    let mut q = req.query()?;
+    let body: CreateBody = req.json_or_default().await?;
+    let name = body
+        .name
+        .or_else(|| q.take("name"))
+        .ok_or_else(|| ApiError::validation("name", "name is required"))?;
+    let kind = match body.backup_type.or_else(|| q.take_choice("backup_type")) {
+        None => Kind::Full,
+        Some(t) => Kind::parse(&t).ok_or_else(|| {
+            ApiError::validation(
+                "backup_type",
+                "backup_type must be full, database, config or files",
+            )
+        })?,
+    };
+    let metadata = match body.metadata {
+        Some(m) => Some(m),
+        None => q
+            .take("metadata")
+            .map(|m| {
+                serde_json::from_str(&m)
+                    .map_err(|_| ApiError::validation("metadata", "metadata must be a JSON object"))
+            })
+            .transpose()?,
+    };
+    let view = svc.create(NewBackup::new(&name, kind, metadata)?).await?;
+    req.audit_target = Some(format!("backup/backups/{}", view.id));
+    Ok(Reply::created(view, "backup started"))
+}
+
+async fn get(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(svc.get(req.id("id")?).await?))
+}
+
+async fn delete(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
+    svc.delete(req.id("id")?).await?;
+    Ok(Reply::message("backup deleted"))
+}
+
+/// Streamed from disk: `application/gzip`, or `application/octet-stream` when encrypted.
+async fn download(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
+    let d = svc.download(req.id("id")?).await?;
+    let body = FileBody::new(d.file, d.len, ());
+    let content_type = match d.encrypted {
+        true => "application/octet-stream",
+        false => "application/gzip",
+    };
+    Ok(Reply::file_stream(body, content_type, &d.name).secret())
+}
+
+async fn stats(svc: &Service, _req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(svc.stats().await?))
+}

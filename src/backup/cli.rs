@@ -1,0 +1,78 @@
+//! `ipv6wgm backup …`: backups over SSH. Making one opens the database and the backup
+//! directory as the service would, so it refuses while the service runs (the service owns
+//! the directory; use the API then). Listing only reads the directory and works either way.
+
+use super::catalog::{Catalog, Kind, Status, IN_USE};
+use super::{NewBackup, Service, Sources};
+use crate::config::Config;
+use crate::store::{Store, DB_FILE, LOGS_FILE};
+
+/// `backup create`: makes the backup and waits for it; prints its id, file and checksum.
+pub async fn create(cfg: &Config, name: &str, kind: &str) -> Result<(), String> {
+    let kind = Kind::parse(kind)
+        .ok_or_else(|| format!("unknown backup type {kind:?}: full, database, config or files"))?;
+    let b = NewBackup::new(name, kind, None).map_err(|e| e.to_string())?;
+    let dir = cfg.backup_dir();
+    // The directory first: while the service runs it holds the directory's lock.
+    let svc = Service::open(
+        &dir,
+        Store::open(&cfg.data_dir.join(DB_FILE), &cfg.run_dir().join(LOGS_FILE))?,
+        Sources {
+            data_dir: cfg.data_dir.clone(),
+            config_file: cfg.origin.config.clone(),
+        },
+    )
+    .map_err(|e| match e.contains(IN_USE) {
+        true => "the service is running: make the backup through the API \
+                 (POST /api/v1/backup/backups/create), or stop the service first"
+            .to_string(),
+        false => e,
+    })?;
+    let started = svc.create(b).await.map_err(|e| e.to_string())?;
+    svc.wait_idle().await;
+    let done = svc.get(started.id).await.map_err(|e| e.to_string())?;
+    match done.status {
+        Status::Completed => {
+            println!(
+                "backup {} completed: {} ({} bytes, sha256 {})",
+                done.id,
+                dir.join(&done.file_path).display(),
+                done.size_bytes.unwrap_or(0),
+                done.checksum.as_deref().unwrap_or("")
+            );
+            Ok(())
+        }
+        _ => Err(format!(
+            "backup {} failed: {}",
+            done.id,
+            done.error.as_deref().unwrap_or("unknown error")
+        )),
+    }
+}
+
+/// `backup list`: one line per backup, newest first.
+pub fn list(cfg: &Config) -> Result<(), String> {
+    let dir = cfg.backup_dir();
+    if !dir.is_dir() {
+        println!("no backups ({} does not exist)", dir.display());
+        return Ok(());
+    }
+    let entries = Catalog::read_only(&dir).entries()?;
+    println!(
+        "{:>5}  {:<9}  {:<8}  {:>12}  {:<20}  name",
+        "id", "status", "type", "bytes", "created"
+    );
+    for e in &entries {
+        println!(
+            "{:>5}  {:<9}  {:<8}  {:>12}  {:<20}  {}",
+            e.id,
+            format!("{:?}", e.status).to_lowercase(),
+            e.kind.as_str(),
+            e.size_bytes.map(|s| s.to_string()).unwrap_or_default(),
+            crate::time::rfc3339(e.created_at),
+            e.name
+        );
+    }
+    println!("{} backup(s) in {}", entries.len(), dir.display());
+    Ok(())
+}
