@@ -17,5 +17,9 @@
 //!   every check (manifest first, names from the table above only, regular files only, size
 //!   and count caps, every checksum) — never the tar crate's `unpack`.
 //! - [`crypt`]: the age format with a passphrase, streamed.
-//! - [`schedule`]: when scheduled backups are due (pure, time as a parameter), and which
-//!   backups retention removes.
+//! - [`schedule`]: when scheduled backups are due (pure, time as a parameter; times of day
+//!   in UTC; a slot missed while the router was off runs once at start-up), and
+//!   [`schedule::retention`]: which backups `backup_retention` (a bare number is days) and
+//!   the directory's size cap remove — never the newest completed one.
+
+pub mod schedule;
