@@ -252,62 +252,99 @@ pub struct Prune<Id> {
 /// The backups `policy` removes at `now` (rules in the module doc). Ties in `created_at`
 /// are broken by position in `backups`: later is newer.
 pub fn prune<Id: Clone>(backups: &[Stored<Id>], policy: &Policy, now: i64) -> Prune<Id> {
-    // Positions, newest first.
-    let mut newest: Vec<usize> = (0..backups.len()).collect();
-    newest.sort_by_key(|&i| std::cmp::Reverse((backups[i].created_at, i)));
-    let is = |i: usize, s: Status| backups[i].status == s;
-    let protected = newest.iter().copied().find(|&i| is(i, Status::Completed));
-    let mut delete = vec![false; backups.len()];
-
-    let failed = newest.iter().copied().filter(|&i| is(i, Status::Failed));
-    let max_age = policy.retention.max_age_days;
-    for (rank, i) in failed.enumerate() {
-        let old = max_age.is_some_and(|d| too_old(d, backups[i].created_at, now));
-        delete[i] = rank >= KEEP_FAILED || old;
-    }
-    for pre_restore in [false, true] {
-        let kind = newest
-            .iter()
-            .copied()
-            .filter(|&i| is(i, Status::Completed) && backups[i].pre_restore == pre_restore);
-        for (rank, i) in kind.enumerate() {
-            let keep = policy.retention.keeps(rank, backups[i].created_at, now);
-            delete[i] = !keep && Some(i) != protected;
-        }
-    }
-
-    let mut over_cap_bytes = 0;
-    if let Some(mib) = policy.max_size_mib {
-        let cap = mib.saturating_mul(1 << 20);
-        let mut total: u64 = (0..backups.len())
-            .filter(|&i| !delete[i])
-            .map(|i| backups[i].size_bytes)
-            .fold(0, u64::saturating_add);
-        let oldest = newest.iter().rev().copied();
-        let candidates = oldest
-            .clone()
-            .filter(|&i| is(i, Status::Failed))
-            .chain(oldest.filter(|&i| is(i, Status::Completed) && Some(i) != protected));
-        for i in candidates {
-            if total <= cap {
-                break;
-            }
-            if !delete[i] {
-                delete[i] = true;
-                total = total.saturating_sub(backups[i].size_bytes);
-            }
-        }
-        over_cap_bytes = total.saturating_sub(cap);
-    }
-
+    let mut plan = Plan::new(backups);
+    plan.by_rules(&policy.retention, now);
+    let over_cap_bytes = policy
+        .max_size_mib
+        .map_or(0, |mib| plan.by_size(mib.saturating_mul(1 << 20)));
     Prune {
-        delete: newest
+        delete: plan
+            .newest
             .iter()
             .rev()
-            .filter(|&&i| delete[i])
+            .filter(|&&i| plan.delete[i])
             .map(|&i| backups[i].id.clone())
             .collect(),
         over_cap_bytes,
+    }
+}
+
+/// [`prune`]'s work: backups by position, newest first, and a mark per position.
+struct Plan<'a, Id> {
+    backups: &'a [Stored<Id>],
+    /// Positions, newest first (ties: later in the list is newer).
+    newest: Vec<usize>,
+    /// The newest completed backup, never removed.
+    protected: Option<usize>,
+    delete: Vec<bool>,
+}
+
+impl<'a, Id> Plan<'a, Id> {
+    fn new(backups: &'a [Stored<Id>]) -> Self {
+        let mut newest: Vec<usize> = (0..backups.len()).collect();
+        newest.sort_by_key(|&i| std::cmp::Reverse((backups[i].created_at, i)));
+        let protected = newest
+            .iter()
+            .copied()
+            .find(|&i| backups[i].status == Status::Completed);
+        Plan {
+            backups,
+            newest,
+            protected,
+            delete: vec![false; backups.len()],
+        }
+    }
+
+    /// Positions newest first that `pick` selects.
+    fn select(&self, pick: impl Fn(&Stored<Id>) -> bool) -> Vec<usize> {
+        let b = self.backups;
+        self.newest
+            .iter()
+            .copied()
+            .filter(|&i| pick(&b[i]))
+            .collect()
+    }
+
+    /// Rules 3 and 4: failed ones beyond the few or too old, completed ones no rule keeps.
+    fn by_rules(&mut self, retention: &Retention, now: i64) {
+        let failed = self.select(|b| b.status == Status::Failed);
+        for (rank, i) in failed.into_iter().enumerate() {
+            let created = self.backups[i].created_at;
+            let old = retention
+                .max_age_days
+                .is_some_and(|d| too_old(d, created, now));
+            self.delete[i] = rank >= KEEP_FAILED || old;
+        }
+        for pre_restore in [false, true] {
+            let kind =
+                self.select(|b| b.status == Status::Completed && b.pre_restore == pre_restore);
+            for (rank, i) in kind.into_iter().enumerate() {
+                let keep = retention.keeps(rank, self.backups[i].created_at, now);
+                self.delete[i] = !keep && Some(i) != self.protected;
+            }
+        }
+    }
+
+    /// Rule 5: failed, then completed backups, oldest first, until the rest fits `cap`
+    /// bytes. Returns by how much the rest is still over it.
+    fn by_size(&mut self, cap: u64) -> u64 {
+        let mut total = (0..self.backups.len())
+            .filter(|&i| !self.delete[i])
+            .map(|i| self.backups[i].size_bytes)
+            .fold(0, u64::saturating_add);
+        let failed = self.select(|b| b.status == Status::Failed);
+        let completed = self.select(|b| b.status == Status::Completed);
+        let oldest_failed_first = failed.into_iter().rev().chain(completed.into_iter().rev());
+        for i in oldest_failed_first {
+            if total <= cap {
+                break;
+            }
+            if !self.delete[i] && Some(i) != self.protected {
+                self.delete[i] = true;
+                total = total.saturating_sub(self.backups[i].size_bytes);
+            }
+        }
+        total.saturating_sub(cap)
     }
 }
 
