@@ -17,8 +17,10 @@
 //!   every check (manifest first, names from the table above only, regular files only, size
 //!   and count caps, every checksum) — never the tar crate's `unpack`.
 //! - [`crypt`]: the age format with a passphrase, streamed.
-//! - [`schedule`]: when scheduled backups are due (pure, time as a parameter), and which
-//!   backups retention removes.
+//! - [`schedule`]: when scheduled backups are due (pure, time as a parameter; times of day
+//!   in UTC; a slot missed while the router was off runs once at start-up), and
+//!   [`schedule::retention`]: which backups `backup_retention` (a bare number is days) and
+//!   the directory's size cap remove — never the newest completed one.
 //! - [`catalog`]: the backup directory, which lists its backups itself (no database table:
 //!   a restore must not rewrite the list).
 //!
@@ -33,6 +35,7 @@
 pub mod catalog;
 pub mod cli;
 mod error;
+pub mod schedule;
 
 pub use catalog::{Entry, Kind, Status};
 pub use error::{Error, Result};
