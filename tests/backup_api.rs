@@ -129,9 +129,11 @@ fn a_full_backup_is_a_tarball_gnu_tar_reads_with_its_manifest_first() {
         .expect("clients");
     assert_eq!(clients, 1);
     let admin: i64 = db
-        .query_row("SELECT count(*) FROM users WHERE username = 'admin'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT count(*) FROM users WHERE username = 'admin'",
+            [],
+            |r| r.get(0),
+        )
         .expect("users");
     assert_eq!(admin, 1);
 }
@@ -145,15 +147,27 @@ fn list_stats_roles_validation_and_delete() {
     let create = |token: &str, body: Value| s.post("/backup/backups/create", Some(token), &body);
     create(&viewer, json!({"name": "x"})).assert_error(403, "INSUFFICIENT_PERMISSIONS");
     create(&a, json!({})).assert_field_error(422, "VALIDATION_ERROR", "name");
-    create(&a, json!({"name": "x", "backup_type": "everything"}))
-        .assert_field_error(422, "VALIDATION_ERROR", "backup_type");
-    create(&a, json!({"name": "x", "metadata": [1]}))
-        .assert_field_error(422, "VALIDATION_ERROR", "metadata");
-    create(&a, json!({"name": "x", "colour": "red"}))
-        .assert_field_error(422, "VALIDATION_ERROR", "colour");
+    create(&a, json!({"name": "x", "backup_type": "everything"})).assert_field_error(
+        422,
+        "VALIDATION_ERROR",
+        "backup_type",
+    );
+    create(&a, json!({"name": "x", "metadata": [1]})).assert_field_error(
+        422,
+        "VALIDATION_ERROR",
+        "metadata",
+    );
+    create(&a, json!({"name": "x", "colour": "red"})).assert_field_error(
+        422,
+        "VALIDATION_ERROR",
+        "colour",
+    );
     create(&a, json!({"name": " "})).assert_field_error(422, "VALIDATION_ERROR", "name");
 
-    let r = create(&manager, json!({"name": "db only", "backup_type": "database"}));
+    let r = create(
+        &manager,
+        json!({"name": "db only", "backup_type": "database"}),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     let one = id_of(r.data());
     assert_eq!(finished(&s, &a, one)["status"], "completed");
@@ -182,9 +196,19 @@ fn list_stats_roles_validation_and_delete() {
     // Archives hold every key: only admins download them.
     s.get(&format!("/backup/backups/{one}/download"), Some(&manager))
         .assert_error(403, "INSUFFICIENT_PERMISSIONS");
-    s.call("DELETE", &format!("/backup/backups/{one}"), Some(&viewer), None)
-        .assert_error(403, "INSUFFICIENT_PERMISSIONS");
-    let r = s.call("DELETE", &format!("/backup/backups/{one}"), Some(&manager), None);
+    s.call(
+        "DELETE",
+        &format!("/backup/backups/{one}"),
+        Some(&viewer),
+        None,
+    )
+    .assert_error(403, "INSUFFICIENT_PERMISSIONS");
+    let r = s.call(
+        "DELETE",
+        &format!("/backup/backups/{one}"),
+        Some(&manager),
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     s.get(&format!("/backup/backups/{one}"), Some(&a))
         .assert_error(404, "RESOURCE_NOT_FOUND");
@@ -224,7 +248,10 @@ fn the_cli_backs_up_with_the_service_stopped_and_refuses_while_it_runs() {
 
     let data = s.dir.clone();
     assert!(s.stop().success(), "clean stop");
-    let made = cli(&dir, &["create", "--type", "database", "--name", "before upgrade"]);
+    let made = cli(
+        &dir,
+        &["create", "--type", "database", "--name", "before upgrade"],
+    );
     let out = String::from_utf8_lossy(&made.stdout);
     assert!(
         made.status.success(),
@@ -234,6 +261,9 @@ fn the_cli_backs_up_with_the_service_stopped_and_refuses_while_it_runs() {
     assert!(out.contains("completed"), "{out}");
     let listed = cli(&dir, &["list"]);
     let list = String::from_utf8_lossy(&listed.stdout);
-    assert!(list.contains("before upgrade") && list.contains("database"), "{list}");
+    assert!(
+        list.contains("before upgrade") && list.contains("database"),
+        "{list}"
+    );
     drop(data);
 }

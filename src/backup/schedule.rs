@@ -53,9 +53,9 @@
 //!
 //! Which backups retention removes: [`retention`].
 
+use super::catalog::Kind;
 use crate::error::Invalid;
 use serde::{Deserialize, Serialize, Serializer};
-use std::fmt;
 
 pub mod retention;
 
@@ -70,43 +70,7 @@ pub const MAX_SCHEDULES: usize = 32;
 /// Longest schedule name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 
-// ---- backup types and weekdays ----
-
-/// What a backup holds (the member table in [`super`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BackupType {
-    Full,
-    Database,
-    Config,
-    Files,
-}
-
-impl BackupType {
-    pub const ALL: [BackupType; 4] = [Self::Full, Self::Database, Self::Config, Self::Files];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Full => "full",
-            Self::Database => "database",
-            Self::Config => "config",
-            Self::Files => "files",
-        }
-    }
-
-    /// `"full"`, `"Database"`, … (case ignored, trimmed).
-    pub fn parse(s: &str) -> Option<BackupType> {
-        let s = s.trim();
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(s))
-    }
-}
-
-impl fmt::Display for BackupType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// ---- weekdays ----
 
 /// A day of the week; weeks start on Monday (ISO 8601).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -251,7 +215,7 @@ impl Frequency {
 pub struct Schedule {
     pub name: String,
     pub frequency: Frequency,
-    pub backup_type: BackupType,
+    pub backup_type: Kind,
     pub enabled: bool,
 }
 
@@ -303,7 +267,7 @@ impl ScheduleInput {
             frequency: frequency_of(frequency, self.at.as_deref(), self.weekday.as_deref())?,
             backup_type: match &self.backup_type {
                 Some(t) => backup_type(t)?,
-                None => BackupType::Full,
+                None => Kind::Full,
             },
             enabled: self.enabled.unwrap_or(true),
         })
@@ -391,8 +355,8 @@ fn validate_name(s: &str) -> Result<String, Invalid> {
     Ok(n.to_string())
 }
 
-fn backup_type(s: &str) -> Result<BackupType, Invalid> {
-    BackupType::parse(s).ok_or_else(|| {
+fn backup_type(s: &str) -> Result<Kind, Invalid> {
+    Kind::parse(s).ok_or_else(|| {
         Invalid::new(
             "backup_type",
             format!("backup_type {s:?} is not one of full, database, config, files"),
@@ -553,7 +517,7 @@ mod tests {
         Schedule {
             name: "s".into(),
             frequency,
-            backup_type: BackupType::Full,
+            backup_type: Kind::Full,
             enabled: true,
         }
     }
@@ -788,7 +752,7 @@ mod tests {
                 minute: 30
             }
         );
-        assert_eq!((s.backup_type, s.enabled), (BackupType::Full, true));
+        assert_eq!((s.backup_type, s.enabled), (Kind::Full, true));
         for w in ["sun", "Sunday", " SUN "] {
             let s = schedule(&format!(
                 r#"{{"name":"w","frequency":"Weekly","weekday":"{w}","at":"4:05","backup_type":"Database"}}"#
@@ -798,7 +762,7 @@ mod tests {
                 hour: 4,
                 minute: 5,
             };
-            assert_eq!((s.frequency, s.backup_type), (want, BackupType::Database));
+            assert_eq!((s.frequency, s.backup_type), (want, Kind::Database));
         }
         for (a, minute) in [(":15", 15), ("15", 15), ("5", 5), (":00", 0)] {
             let s = schedule(&format!(
@@ -809,7 +773,7 @@ mod tests {
         // Defaults: midnight UTC (on the hour), a full backup, enabled.
         let s = schedule(r#"{"name":"d","frequency":"daily"}"#);
         assert_eq!(s.frequency, Frequency::Daily { hour: 0, minute: 0 });
-        assert_eq!((s.backup_type, s.enabled), (BackupType::Full, true));
+        assert_eq!((s.backup_type, s.enabled), (Kind::Full, true));
         let s = schedule(r#"{"name":"h","frequency":"hourly","enabled":false}"#);
         assert_eq!(
             (s.frequency, s.enabled),
