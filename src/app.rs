@@ -89,7 +89,7 @@ pub struct App {
 }
 
 pub use crate::store::{DB_FILE, LOGS_FILE};
-pub const KEY_FILE: &str = "jwt.key";
+pub use crate::auth::token::KEY_FILE;
 
 impl App {
     /// Opens the data dir (creating it, the database and the signing key as needed) and

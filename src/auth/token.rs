@@ -228,6 +228,9 @@ impl TokenService {
     }
 }
 
+/// The signing key's file in the data directory.
+pub const KEY_FILE: &str = "jwt.key";
+
 /// Reads the signing key from `path`, creating a random one (mode 0600) on first start.
 pub fn load_or_create_key(path: &Path) -> Result<Vec<u8>, String> {
     match std::fs::read(path) {
