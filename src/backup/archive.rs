@@ -518,11 +518,17 @@ pub fn read<R: Read>(input: R, stage: &Path, limits: &Limits) -> Result<Manifest
         .mode(0o700)
         .create(stage)
         .map_err(|e| ArchiveError::Io(at(stage, e)))?;
-    let result = read_into(input, stage, limits);
+    let result = read_into(input, Some(stage), limits);
     if result.is_err() {
         let _ = fs::remove_dir_all(stage);
     }
     result
+}
+
+/// Every check of [`read`], writing nothing: for `backup verify` and for an upload before it
+/// is kept.
+pub fn verify<R: Read>(input: R, limits: &Limits) -> Result<Manifest, ArchiveError> {
+    read_into(input, None, limits)
 }
 
 /// What went wrong below the tar crate, which only sees an `io::Error`.
@@ -597,7 +603,12 @@ impl<R: Read> Read for Cap<R> {
     }
 }
 
-fn read_into<R: Read>(input: R, stage: &Path, limits: &Limits) -> Result<Manifest, ArchiveError> {
+/// [`read`] into `stage`, or [`verify`] with `None`.
+fn read_into<R: Read>(
+    input: R,
+    stage: Option<&Path>,
+    limits: &Limits,
+) -> Result<Manifest, ArchiveError> {
     let trouble = Rc::new(Trouble::default());
     let cap = inflated_cap(limits);
     let fail = |e: io::Error| trouble.classify(e, cap);
@@ -630,7 +641,7 @@ fn read_into<R: Read>(input: R, stage: &Path, limits: &Limits) -> Result<Manifes
 /// stream.
 fn read_entries<R: Read>(
     tar: &mut tar::Archive<R>,
-    stage: &Path,
+    stage: Option<&Path>,
     limits: &Limits,
     fail: &dyn Fn(io::Error) -> ArchiveError,
 ) -> Result<(Manifest, u64), ArchiveError> {
@@ -703,7 +714,7 @@ fn stage_member<R: Read>(
     mut entry: tar::Entry<'_, R>,
     manifest: &Manifest,
     seen: &mut HashSet<&'static str>,
-    stage: &Path,
+    stage: Option<&Path>,
     fail: &dyn Fn(io::Error) -> ArchiveError,
 ) -> Result<u64, ArchiveError> {
     let name = admit(entry.header().entry_type(), &entry.path_bytes()).map_err(invalid)?;
@@ -724,7 +735,8 @@ fn stage_member<R: Read>(
             amount(listed.size)
         )));
     }
-    let (size, digest) = copy_new(&mut entry, &stage.join(name), fail)?;
+    let to = stage.map(|s| s.join(name));
+    let (size, digest) = copy_new(&mut entry, to.as_deref(), fail)?;
     if size != listed.size {
         return Err(invalid("the archive is cut short (truncated)"));
     }
@@ -736,27 +748,14 @@ fn stage_member<R: Read>(
     Ok(entry_end(&entry))
 }
 
-/// Copies `from` into the new file `path` (its directory made 0700 if missing), hashing.
+/// Copies `from` into the new file `path` (its directory made 0700 if missing), or
+/// nowhere, hashing.
 fn copy_new(
     from: &mut impl Read,
-    path: &Path,
+    path: Option<&Path>,
     fail: &dyn Fn(io::Error) -> ArchiveError,
 ) -> Result<(u64, [u8; 32]), ArchiveError> {
-    if let Some(dir) = path.parent() {
-        match fs::DirBuilder::new().mode(0o700).create(dir) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                return Err(ArchiveError::Io(at(dir, e)))
-            }
-            _ => {}
-        }
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(MODE)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| ArchiveError::Io(at(path, e)))?;
+    let mut file = path.map(create_new).transpose()?;
     let mut data = Hashing::new(from);
     let mut buf = vec![0u8; COPY_BUF];
     loop {
@@ -766,11 +765,34 @@ fn copy_new(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(fail(e)),
         };
-        file.write_all(&buf[..n])
-            .map_err(|e| ArchiveError::Io(at(path, e)))?;
+        if let (Some(file), Some(path)) = (file.as_mut(), path) {
+            file.write_all(&buf[..n])
+                .map_err(|e| ArchiveError::Io(at(path, e)))?;
+        }
     }
-    file.sync_all().map_err(|e| ArchiveError::Io(at(path, e)))?;
+    if let (Some(file), Some(path)) = (file, path) {
+        file.sync_all().map_err(|e| ArchiveError::Io(at(path, e)))?;
+    }
     Ok(data.finish())
+}
+
+/// A new file at `path`, never following or replacing anything there.
+fn create_new(path: &Path) -> Result<File, ArchiveError> {
+    if let Some(dir) = path.parent() {
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(ArchiveError::Io(at(dir, e)))
+            }
+            _ => {}
+        }
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| ArchiveError::Io(at(path, e)))
 }
 
 /// After the last entry: the end marker (one zero block already read by the tar crate, or
@@ -884,18 +906,23 @@ mod tests {
     }
 
     /// `archive` is refused as Invalid with a message containing `expect`, and the stage
-    /// is gone.
+    /// is gone; `verify` refuses it in the same words.
     fn refused_with(archive: &[u8], limits: &Limits, expect: &str) -> String {
         let dir = tempfile::tempdir().expect("tmp");
         let stage = stage_in(&dir);
-        match read(archive, &stage, limits) {
+        let msg = match read(archive, &stage, limits) {
             Err(ArchiveError::Invalid(msg)) => {
                 assert!(msg.contains(expect), "{msg:?} does not say {expect:?}");
                 assert!(!stage.exists(), "stage left behind for {msg}");
                 msg
             }
             other => panic!("expected Invalid({expect}), got {other:?}"),
+        };
+        match verify(archive, limits) {
+            Err(ArchiveError::Invalid(same)) => assert_eq!(same, msg),
+            other => panic!("verify: expected Invalid({msg}), got {other:?}"),
         }
+        msg
     }
 
     fn refused(archive: &[u8], expect: &str) -> String {
@@ -1010,6 +1037,10 @@ mod tests {
         let stage = stage_in(&dir);
         let read_back = read(archive.as_slice(), &stage, &Limits::default()).expect("read");
         assert_eq!(read_back, written);
+        assert_eq!(
+            verify(archive.as_slice(), &Limits::default()).expect("verify"),
+            written
+        );
         let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode(&stage), 0o700);
         for (name, data) in &items {
