@@ -14,8 +14,11 @@
 //! With a passphrase the whole `.tar.gz` is encrypted in the age format (scrypt recipient).
 //!
 //! - [`archive`]: writing an archive, and reading one back into a staging directory with
-//!   every check (manifest first, names from the table above only, regular files only, size
-//!   and count caps, every checksum) — never the tar crate's `unpack`.
+//!   every check (manifest first, names from the table above only — `archive::MEMBERS`,
+//!   the same allowlist as a const — regular files only, size and count caps, every
+//!   checksum, nothing after the end) — never the tar crate's `unpack`. Members are staged
+//!   under their own names (`<stage>/database/ipv6wgm.db`); a bad archive is
+//!   `ArchiveError::Invalid` (a 422), a failing disk or input stream `ArchiveError::Io`.
 //! - [`crypt`]: the age format with a passphrase, streamed.
 //! - [`schedule`]: when scheduled backups are due (pure, time as a parameter; times of day
 //!   in UTC; a slot missed while the router was off runs once at start-up), and
@@ -32,6 +35,7 @@
 //! One backup or restore runs at a time. A backup interrupted by a crash is marked failed at
 //! the next start ([`catalog::Catalog::recover`]).
 
+pub mod archive;
 pub mod catalog;
 pub mod cli;
 mod error;
