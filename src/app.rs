@@ -88,8 +88,8 @@ pub struct App {
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
-pub use crate::store::{DB_FILE, LOGS_FILE};
 pub use crate::auth::token::KEY_FILE;
+pub use crate::store::{DB_FILE, LOGS_FILE};
 
 impl App {
     /// Opens the data dir (creating it, the database and the signing key as needed) and

@@ -171,7 +171,13 @@ fn list_stats_roles_validation_and_delete() {
     assert_eq!(r.status, 201, "{}", r.body);
     let one = id_of(r.data());
     assert_eq!(finished(&s, &a, one)["status"], "completed");
-    let r = create(&a, json!({"name": "config", "backup_type": "config"}));
+    // Started without --config: a config backup would hold nothing.
+    create(&a, json!({"name": "config", "backup_type": "config"})).assert_field_error(
+        422,
+        "VALIDATION_ERROR",
+        "backup_type",
+    );
+    let r = create(&a, json!({"name": "key", "backup_type": "files"}));
     assert_eq!(r.status, 201, "{}", r.body);
     let two = id_of(r.data());
     let cfg = finished(&s, &a, two);

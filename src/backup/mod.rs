@@ -263,6 +263,13 @@ impl Service {
     /// Starts a backup and answers at once with its entry (`running`); the archive is
     /// written in the background. 409 while another backup or restore runs.
     pub async fn create(&self, b: NewBackup) -> Result<BackupView> {
+        if b.kind == Kind::Config && self.sources.config_file.is_none() {
+            return Err(Error::invalid(
+                "backup_type",
+                "this service was started without a configuration file (--config): a config \
+                 backup would hold nothing; its settings are in the database (type database)",
+            ));
+        }
         let guard = self.job.clone().try_lock_owned().map_err(|_| Error::Busy)?;
         let c = self.catalog.clone();
         let entry = blocking(move || {
@@ -398,6 +405,87 @@ fn pack(
     db: &std::path::Path,
     schema_version: i64,
 ) -> std::result::Result<(u64, String), String> {
-    let _ = (catalog, sources, e, db, schema_version);
-    todo!("archive::write")
+    use archive::{Head, Member};
+    let key = sources.data_dir.join(crate::auth::token::KEY_FILE);
+    let mut members = Vec::new();
+    if e.kind.has_database() {
+        members.push(Member {
+            name: archive::DATABASE,
+            path: db,
+        });
+    }
+    if let Some(config) = sources
+        .config_file
+        .as_deref()
+        .filter(|_| e.kind.has_config())
+    {
+        members.push(Member {
+            name: archive::CONFIG,
+            path: config,
+        });
+    }
+    if e.kind.has_files() {
+        members.push(Member {
+            name: archive::JWT_KEY,
+            path: &key,
+        });
+    }
+    let head = Head {
+        kind: e.kind,
+        schema_version,
+        hostname: crate::system::uname().map(|u| u.0).unwrap_or_default(),
+        created_at: e.created_at,
+    };
+    let tmp = catalog.temp_path(e.id, "archive");
+    let file = crate::fsutil::create_private(&tmp)?;
+    let mut out = Hashing::new(std::io::BufWriter::new(file));
+    archive::write(&mut out, head, &members).map_err(|err| err.to_string())?;
+    let (size, checksum) = (out.written, out.hex());
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(|err| format!("cannot write the archive: {}", err.error()))?;
+    file.sync_all()
+        .and_then(|()| std::fs::rename(&tmp, catalog.archive_path(e)))
+        .map_err(|err| format!("cannot write the archive: {err}"))?;
+    Ok((size, checksum))
+}
+
+/// A writer that counts and hashes (SHA-256) what goes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: hmac_sha256::Hash,
+    written: u64,
+}
+
+impl<W> Hashing<W> {
+    fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            hash: hmac_sha256::Hash::new(),
+            written: 0,
+        }
+    }
+
+    fn hex(&self) -> String {
+        self.hash
+            .clone()
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
