@@ -469,7 +469,6 @@ impl<W> Hashing<W> {
 
     fn hex(&self) -> String {
         self.hash
-            .clone()
             .finalize()
             .iter()
             .map(|b| format!("{b:02x}"))
