@@ -44,6 +44,8 @@ use hmac_sha256::Hash;
 use serde::{Deserialize, Deserializer, Serialize};
 use tar::{EntryType, Header};
 
+use super::catalog::Kind;
+
 /// The archive format this code writes and reads (`format` in the manifest).
 pub const FORMAT: u32 = 1;
 /// The first member of every archive.
@@ -65,46 +67,14 @@ const BLOCK: u64 = 512;
 const MODE: u32 = 0o600;
 const COPY_BUF: usize = 64 * 1024;
 
-/// What a backup holds (`type` in the manifest and the API).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// Everything needed to bring the router back: database, configuration, JWT key.
-    Full,
-    /// The database snapshot only.
-    Database,
-    /// The configuration file only.
-    Config,
-    /// The files beside the database (the JWT key).
-    Files,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Full => "full",
-            Kind::Database => "database",
-            Kind::Config => "config",
-            Kind::Files => "files",
-        }
-    }
-
-    /// `"full"` → `Kind::Full`; `None` for anything else.
-    pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::Full, Kind::Database, Kind::Config, Kind::Files]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-    }
-
-    /// The members a backup of this kind may hold (a `config` member only when there is a
-    /// configuration file: which are present is the writer's choice).
-    pub fn members(self) -> &'static [&'static str] {
-        match self {
-            Kind::Full => &MEMBERS,
-            Kind::Database => &[DATABASE],
-            Kind::Config => &[CONFIG],
-            Kind::Files => &[JWT_KEY],
-        }
+/// The members a backup of `kind` may hold (a `config` member only when there is a
+/// configuration file: which are present is the writer's choice).
+pub fn members_of(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Full => &MEMBERS,
+        Kind::Database => &[DATABASE],
+        Kind::Config => &[CONFIG],
+        Kind::Files => &[JWT_KEY],
     }
 }
 
@@ -245,7 +215,7 @@ impl Manifest {
                 shown(m.name.as_bytes())
             ));
         };
-        if !self.kind.members().contains(&name) {
+        if !members_of(self.kind).contains(&name) {
             return Err(format!(
                 "manifest.json lists {name}, which a {} backup does not hold",
                 self.kind.as_str()
@@ -421,7 +391,7 @@ fn write_tar<W: Write>(out: W, manifest: &Manifest, members: &[Member<'_>]) -> i
 fn check_sources(kind: Kind, members: &[Member<'_>]) -> io::Result<()> {
     let mut seen = HashSet::new();
     for m in members {
-        if !kind.members().contains(&m.name) || !seen.insert(m.name) {
+        if !members_of(kind).contains(&m.name) || !seen.insert(m.name) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
@@ -1623,12 +1593,13 @@ mod tests {
     }
 
     #[test]
-    fn kind_names_and_members() {
-        for k in [Kind::Full, Kind::Database, Kind::Config, Kind::Files] {
-            assert_eq!(Kind::parse(k.as_str()), Some(k));
-            assert!(k.members().iter().all(|m| MEMBERS.contains(m)));
+    fn members_of_each_kind_and_shown_names() {
+        for k in Kind::ALL {
+            let of = members_of(k);
+            assert_eq!(of.contains(&DATABASE), k.has_database(), "{k}");
+            assert_eq!(of.contains(&CONFIG), k.has_config(), "{k}");
+            assert_eq!(of.contains(&JWT_KEY), k.has_files(), "{k}");
         }
-        assert_eq!(Kind::parse("everything"), None);
         assert_eq!(shown(b"a\nb"), "a?b");
         assert_eq!(shown(&[b'x'; 150]).chars().count(), 101);
     }
