@@ -125,7 +125,8 @@ pub struct ManifestMember {
 /// Caps on what [`read`] accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Members besides the manifest.
+    /// Members besides the manifest: the manifest may list no more, and every entry must
+    /// be listed once, so the archive holds no more either.
     pub max_members: usize,
     pub max_member_bytes: u64,
     /// All members together, inflated.
