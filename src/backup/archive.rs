@@ -44,8 +44,6 @@ use hmac_sha256::Hash;
 use serde::{Deserialize, Deserializer, Serialize};
 use tar::{EntryType, Header};
 
-use super::catalog::Kind;
-
 /// The archive format this code writes and reads (`format` in the manifest).
 pub const FORMAT: u32 = 1;
 /// The first member of every archive.
@@ -66,6 +64,8 @@ const TRAILER_MAX: u64 = 20 * 1024;
 const BLOCK: u64 = 512;
 const MODE: u32 = 0o600;
 const COPY_BUF: usize = 64 * 1024;
+
+pub use super::catalog::Kind;
 
 /// The members a backup of `kind` may hold (a `config` member only when there is a
 /// configuration file: which are present is the writer's choice).
