@@ -28,6 +28,7 @@ pub enum Command {
 pub enum BackupCommand {
     Create { name: String, kind: String },
     List,
+    Verify { file: PathBuf },
 }
 
 #[derive(Debug, PartialEq)]
@@ -50,6 +51,8 @@ USAGE:
                                                    config or files; default full), with the
                                                    service stopped (else use the API)
     ipv6wgm backup list                            the backups, newest first
+    ipv6wgm backup verify FILE                     check an archive (manifest, names, types,
+                                                   sizes, checksums) without unpacking it
     ipv6wgm genkey | pubkey | genpsk               WireGuard keys, as `wg genkey` etc.
                                                    (pubkey reads a private key on stdin)
     ipv6wgm selftest                               a WireGuard handshake and data exchange in
@@ -117,31 +120,34 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
             _ => positional.push(arg),
         }
     }
-    let command = match positional.first().map(String::as_str) {
-        None | Some("serve") if positional.len() <= 1 && !from_stdin => Command::Serve,
-        Some("reset-password") if positional.len() == 2 => Command::ResetPassword {
-            username: positional[1].clone(),
-            from_stdin,
-        },
-        Some("reset-password") => return Err("usage: ipv6wgm reset-password USER".into()),
-        Some("genkey") if positional.len() == 1 => Command::GenKey,
-        Some("pubkey") if positional.len() == 1 => Command::PubKey,
-        Some("genpsk") if positional.len() == 1 => Command::GenPsk,
-        Some("selftest") if positional.len() == 1 => Command::SelfTest,
-        Some("backup") => match positional.get(1).map(String::as_str) {
-            Some("create") if positional.len() == 2 => Command::Backup(BackupCommand::Create {
-                name: name.take().unwrap_or_else(|| "Manual backup (CLI)".into()),
-                kind: kind.take().unwrap_or_else(|| "full".into()),
-            }),
-            Some("list") if positional.len() == 2 => Command::Backup(BackupCommand::List),
-            _ => {
-                return Err(
-                    "usage: ipv6wgm backup create [--name NAME] [--type TYPE] | list".into(),
-                )
-            }
-        },
-        _ => return Err(format!("unexpected arguments {positional:?} (see --help)")),
-    };
+    let command =
+        match positional.first().map(String::as_str) {
+            None | Some("serve") if positional.len() <= 1 && !from_stdin => Command::Serve,
+            Some("reset-password") if positional.len() == 2 => Command::ResetPassword {
+                username: positional[1].clone(),
+                from_stdin,
+            },
+            Some("reset-password") => return Err("usage: ipv6wgm reset-password USER".into()),
+            Some("genkey") if positional.len() == 1 => Command::GenKey,
+            Some("pubkey") if positional.len() == 1 => Command::PubKey,
+            Some("genpsk") if positional.len() == 1 => Command::GenPsk,
+            Some("selftest") if positional.len() == 1 => Command::SelfTest,
+            Some("backup") => match positional.get(1).map(String::as_str) {
+                Some("create") if positional.len() == 2 => Command::Backup(BackupCommand::Create {
+                    name: name.take().unwrap_or_else(|| "Manual backup (CLI)".into()),
+                    kind: kind.take().unwrap_or_else(|| "full".into()),
+                }),
+                Some("list") if positional.len() == 2 => Command::Backup(BackupCommand::List),
+                Some("verify") if positional.len() == 3 => Command::Backup(BackupCommand::Verify {
+                    file: PathBuf::from(&positional[2]),
+                }),
+                _ => return Err(
+                    "usage: ipv6wgm backup create [--name NAME] [--type TYPE] | list | verify FILE"
+                        .into(),
+                ),
+            },
+            _ => return Err(format!("unexpected arguments {positional:?} (see --help)")),
+        };
     if name.is_some() || kind.is_some() {
         return Err("--name and --type belong to `backup create`".into());
     }
@@ -200,6 +206,15 @@ mod tests {
             Command::Backup(BackupCommand::List)
         );
         assert!(p(&["backup"]).is_err());
+        assert_eq!(
+            p(&["backup", "verify", "/tmp/b.tar.gz"])
+                .expect("ok")
+                .command,
+            Command::Backup(BackupCommand::Verify {
+                file: PathBuf::from("/tmp/b.tar.gz")
+            })
+        );
+        assert!(p(&["backup", "verify"]).is_err());
         assert!(p(&["backup", "list", "x"]).is_err());
         assert!(
             p(&["serve", "--type", "full"]).is_err(),

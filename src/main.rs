@@ -68,6 +68,7 @@ fn backup(cfg: Config, cmd: cli::BackupCommand) -> Result<(), String> {
                 ipv6wgm::backup::cli::create(&cfg, &name, &kind).await
             }
             cli::BackupCommand::List => ipv6wgm::backup::cli::list(&cfg),
+            cli::BackupCommand::Verify { file } => ipv6wgm::backup::cli::verify(&file),
         }
     })
 }

@@ -271,5 +271,32 @@ fn the_cli_backs_up_with_the_service_stopped_and_refuses_while_it_runs() {
         list.contains("before upgrade") && list.contains("database"),
         "{list}"
     );
+
+    // `backup verify` checks an archive; a damaged copy is refused.
+    let archive = std::fs::read_dir(dir.join("backups"))
+        .expect("dir")
+        .map(|d| d.expect("entry").path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("an archive");
+    let verify = |path: &Path| run_bin(&[&"backup", &"verify", &path]);
+    let ok = verify(&archive);
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        said.contains("intact") && said.contains("database/ipv6wgm.db"),
+        "{said}"
+    );
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    let damaged = dir.join("damaged.tar.gz");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let bad = verify(&damaged);
+    assert!(!bad.status.success(), "a damaged archive is refused");
+    assert!(!bad.stderr.is_empty());
     drop(data);
 }

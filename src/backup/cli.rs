@@ -76,3 +76,35 @@ pub fn list(cfg: &Config) -> Result<(), String> {
     println!("{} backup(s) in {}", entries.len(), dir.display());
     Ok(())
 }
+
+/// `backup verify FILE`: every check a restore makes of an archive (manifest, names, entry
+/// types, sizes, checksums, caps), without writing anything; prints what it holds.
+pub fn verify(file: &std::path::Path) -> Result<(), String> {
+    let f =
+        std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let m = super::archive::verify(
+        std::io::BufReader::new(f),
+        &super::archive::Limits::default(),
+    )
+    .map_err(|e| format!("{}: {e}", file.display()))?;
+    println!(
+        "{}: a {} backup of {} made {} (ipv6wgm {}, schema {}), intact:",
+        file.display(),
+        m.kind,
+        if m.hostname.is_empty() {
+            "?"
+        } else {
+            &m.hostname
+        },
+        crate::time::rfc3339(m.created_at),
+        m.app_version,
+        m.schema_version
+    );
+    for member in &m.members {
+        println!(
+            "  {:<22} {:>12} bytes  sha256 {}",
+            member.name, member.size, member.sha256
+        );
+    }
+    Ok(())
+}
