@@ -16,6 +16,9 @@
 //! - [`archive`]: writing an archive, and reading one back into a staging directory with
 //!   every check (manifest first, names from the table above only, regular files only, size
 //!   and count caps, every checksum) — never the tar crate's `unpack`.
-//! - [`crypt`]: the age format with a passphrase, streamed.
+//! - [`crypt`]: the age v1 format with one scrypt (passphrase) stanza, streamed in 64 KiB
+//!   chunks; `age -d` reads what it writes and `age -p` files restore (work factor: see there).
 //! - [`schedule`]: when scheduled backups are due (pure, time as a parameter), and which
 //!   backups retention removes.
+
+pub mod crypt;
