@@ -153,7 +153,8 @@ pub fn decrypt(input: impl Read, out: impl Write, passphrase: &str) -> Result<()
     decrypt_with_cap(input, out, passphrase, MAX_WORK_FACTOR)
 }
 
-/// Decrypts, refusing a stanza whose log2 N is above `max_log_n` (a router sets it from its memory).
+/// Decrypts, refusing a stanza whose log2 N is above `max_log_n` (a router sets it from its
+/// memory: 2^log2 N KiB) or above [`MAX_WORK_FACTOR`].
 pub fn decrypt_with_cap(
     input: impl Read,
     mut out: impl Write,
