@@ -19,7 +19,8 @@
 //!   checksum, nothing after the end) — never the tar crate's `unpack`. Members are staged
 //!   under their own names (`<stage>/database/ipv6wgm.db`); a bad archive is
 //!   `ArchiveError::Invalid` (a 422), a failing disk or input stream `ArchiveError::Io`.
-//! - [`crypt`]: the age format with a passphrase, streamed.
+//! - [`crypt`]: the age v1 format with one scrypt (passphrase) stanza, streamed in 64 KiB
+//!   chunks; `age -d` reads what it writes and `age -p` files restore (work factor: see there).
 //! - [`schedule`]: when scheduled backups are due (pure, time as a parameter; times of day
 //!   in UTC; a slot missed while the router was off runs once at start-up), and
 //!   [`schedule::retention`]: which backups `backup_retention` (a bare number is days) and
@@ -38,6 +39,7 @@
 pub mod archive;
 pub mod catalog;
 pub mod cli;
+pub mod crypt;
 mod error;
 pub mod schedule;
 
