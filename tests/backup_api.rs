@@ -163,6 +163,20 @@ fn list_stats_roles_validation_and_delete() {
         "colour",
     );
     create(&a, json!({"name": " "})).assert_field_error(422, "VALIDATION_ERROR", "name");
+    // A bad query parameter is refused even when the body gives a good value.
+    for (query, field) in [
+        ("name=", "name"),
+        ("backup_type=bogus", "backup_type"),
+        ("metadata=%5B1%5D", "metadata"),
+        ("metadata=nope", "metadata"),
+    ] {
+        s.post(
+            &format!("/backup/backups/create?{query}"),
+            Some(&a),
+            &json!({"name": "ok", "backup_type": "full", "metadata": {}}),
+        )
+        .assert_field_error(422, "VALIDATION_ERROR", field);
+    }
 
     let r = create(
         &manager,
@@ -272,7 +286,7 @@ fn the_cli_backs_up_with_the_service_stopped_and_refuses_while_it_runs() {
         "{list}"
     );
 
-    // `backup verify` checks an archive; a damaged copy is refused.
+    // `backup verify` checks an archive; a damaged (cut) copy is refused.
     let archive = std::fs::read_dir(dir.join("backups"))
         .expect("dir")
         .map(|d| d.expect("entry").path())
@@ -290,13 +304,18 @@ fn the_cli_backs_up_with_the_service_stopped_and_refuses_while_it_runs() {
         said.contains("intact") && said.contains("database/ipv6wgm.db"),
         "{said}"
     );
+    // Cut short. (Not a flipped byte: about one flip in twenty lands where deflate decodes
+    // the same bytes — unused code lengths, header fields — so the content is intact.)
     let mut bytes = std::fs::read(&archive).expect("read");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x40;
+    bytes.truncate(bytes.len() / 2);
     let damaged = dir.join("damaged.tar.gz");
     std::fs::write(&damaged, &bytes).expect("write");
     let bad = verify(&damaged);
-    assert!(!bad.status.success(), "a damaged archive is refused");
+    assert!(
+        !bad.status.success(),
+        "a damaged archive is refused: {}",
+        String::from_utf8_lossy(&bad.stdout)
+    );
     assert!(!bad.stderr.is_empty());
     drop(data);
 }

@@ -68,7 +68,8 @@ async fn list(svc: &Service, _req: &mut Request) -> ApiResult<Reply> {
 }
 
 /// The seed's body as JSON; each field may come as a query parameter instead (as the seed
-/// shows them), the body winning when both give one.
+/// shows them), the body winning when both give one. A value given is checked wherever it
+/// comes from, so a bad query parameter is a 422 even when the body has a good one.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
@@ -77,32 +78,45 @@ struct CreateBody {
     metadata: Option<serde_json::Value>,
 }
 
+fn kind(t: &str) -> ApiResult<Kind> {
+    Kind::parse(t).ok_or_else(|| {
+        ApiError::validation(
+            "backup_type",
+            "backup_type must be full, database, config or files",
+        )
+    })
+}
+
 async fn create(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
     let mut q = req.query()?;
+    let (q_name, q_type, q_metadata) = (
+        q.take_choice("name"),
+        q.take_choice("backup_type"),
+        q.take_choice("metadata"),
+    );
     let body: CreateBody = req.json_or_default().await?;
+    let q_kind = q_type.as_deref().map(kind).transpose()?;
+    let q_metadata = q_metadata
+        .map(|m| match serde_json::from_str::<serde_json::Value>(&m) {
+            Ok(v) if v.is_object() => Ok(v),
+            _ => Err(ApiError::validation(
+                "metadata",
+                "metadata must be a JSON object",
+            )),
+        })
+        .transpose()?;
+    if let Some(n) = &q_name {
+        NewBackup::new(n, Kind::Full, q_metadata.clone())?;
+    }
     let name = body
         .name
-        .or_else(|| q.take("name"))
+        .or(q_name)
         .ok_or_else(|| ApiError::validation("name", "name is required"))?;
-    let kind = match body.backup_type.or_else(|| q.take_choice("backup_type")) {
-        None => Kind::Full,
-        Some(t) => Kind::parse(&t).ok_or_else(|| {
-            ApiError::validation(
-                "backup_type",
-                "backup_type must be full, database, config or files",
-            )
-        })?,
+    let kind = match body.backup_type {
+        Some(t) => kind(&t)?,
+        None => q_kind.unwrap_or(Kind::Full),
     };
-    let metadata = match body.metadata {
-        Some(m) => Some(m),
-        None => q
-            .take("metadata")
-            .map(|m| {
-                serde_json::from_str(&m)
-                    .map_err(|_| ApiError::validation("metadata", "metadata must be a JSON object"))
-            })
-            .transpose()?,
-    };
+    let metadata = body.metadata.or(q_metadata);
     let view = svc.create(NewBackup::new(&name, kind, metadata)?).await?;
     req.audit_target = Some(format!("backup/backups/{}", view.id));
     Ok(Reply::created(view, "backup started"))
