@@ -470,11 +470,7 @@ impl<W> Hashing<W> {
     }
 
     fn hex(&self) -> String {
-        self.hash
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        archive::hex(&self.hash.finalize())
     }
 }
 
