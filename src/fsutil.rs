@@ -48,6 +48,17 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create data dir {}: {e}", dir.display()))
 }
 
+/// Opens `path` off the async workers, with its length: a file about to be streamed out.
+pub async fn open_with_len(path: std::path::PathBuf) -> std::io::Result<(std::fs::File, u64)> {
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok((file, len))
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

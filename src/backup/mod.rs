@@ -381,14 +381,9 @@ impl Service {
             )));
         }
         let path = self.catalog.archive_path(&e);
-        let (file, len) = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(path)?;
-            let len = file.metadata()?.len();
-            Ok::<_, std::io::Error>((file, len))
-        })
-        .await
-        .map_err(|_| Error::Stopping)?
-        .map_err(|_| Error::NotFound("backup archive"))?;
+        let (file, len) = crate::fsutil::open_with_len(path)
+            .await
+            .map_err(|_| Error::NotFound("backup archive"))?;
         Ok(Download {
             file,
             len,

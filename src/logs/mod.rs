@@ -518,14 +518,9 @@ impl Logs {
             .await
             .map_err(|_| Error::Stopping)?;
         let path = self.exports_dir.join(name);
-        let (file, len) = tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(path)?;
-            let len = file.metadata()?.len();
-            Ok::<_, std::io::Error>((file, len))
-        })
-        .await
-        .map_err(|_| Error::Internal)?
-        .map_err(|_| Error::NotFound("export"))?;
+        let (file, len) = crate::fsutil::open_with_len(path)
+            .await
+            .map_err(|_| Error::NotFound("export"))?;
         Ok(Download { file, len, slot })
     }
 }
