@@ -13,6 +13,8 @@
 //!          bgp exports     (rebuilds what we originate when the bus marks it dirty)
 //!          collector       (one sample per interval; alerts)
 //!          events          (BGP state changes → event log)
+//!          backup schedules (sleeps until a schedule is due, starts its backup; a missed
+//!                           slot runs once at start-up — `backup::runner`)
 //!        bus.reconcile_all ─► WireGuard devices of active servers, BGP sessions, exports
 //!        api::serve ── per connection: hyper http1 / WebSocket, until the shutdown future
 //!                      (SIGINT/SIGTERM) or /system/action; graceful: stop accepting, drain
@@ -149,7 +151,14 @@ impl App {
                 data_dir: config.data_dir.clone(),
                 config_file: config.origin.config.clone(),
             },
-        )?;
+        )?
+        .with_automation(
+            config.backup_schedules()?,
+            crate::backup::pruning::PolicySource::new(
+                system.runtime().subscribe(),
+                config.backup.max_size_mb,
+            ),
+        );
         let app = App {
             auth: crate::auth::Service::new(store.clone(), tokens, hashing.clone(), &config.auth),
             users: crate::users::Service::new(
@@ -259,6 +268,10 @@ pub async fn run(
     tasks.spawn(
         "events",
         crate::monitor::events::run(app.logs.clone(), app.bgp.subscribe()),
+    );
+    tasks.spawn(
+        "backup schedules",
+        app.backup.clone().run_schedules(crate::time::now),
     );
     // Every engine on the bus to the database's desired state: WireGuard devices of the
     // active servers, the BGP sessions and their exports.

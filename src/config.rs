@@ -47,7 +47,18 @@ pub struct BackupConfig {
     /// Where backups are kept. Unset: `<data_dir>/backups`. On a router, a USB stick or
     /// other storage than the small flash the database is on.
     pub dir: Option<PathBuf>,
+    /// The starting value of `backup_retention` (`/system/config` changes it live): a bare
+    /// number is days, or `{ keep_last = N, max_age_days = D }` (`backup::schedule::retention`).
+    pub retention: crate::backup::schedule::retention::Retention,
+    /// Cap on the total size of the backups, in MiB (oldest removed first, never the newest
+    /// completed one); 0 = no cap.
+    pub max_size_mb: u64,
+    /// Scheduled backups (`[[backup.schedules]]`, `backup::schedule`); read-only through the API.
+    pub schedules: Vec<crate::backup::schedule::ScheduleInput>,
 }
+
+/// Bound of `backup.max_size_mb` (1 TiB).
+pub const BACKUP_MAX_SIZE_MB: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -423,6 +434,7 @@ impl Config {
         if self.rpki.rtr_server.is_some() && self.rpki.vrp_file.is_some() {
             return Err("set either rpki.vrp_file or rpki.rtr_server, not both".into());
         }
+        self.validate_backup()?;
         if let Some(h) = &self.public_host {
             if !valid_host(h) {
                 return Err(format!(
@@ -431,6 +443,22 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `[backup]`: the size cap's bound and the schedules (each checked, names unique).
+    fn validate_backup(&self) -> Result<(), String> {
+        if self.backup.max_size_mb > BACKUP_MAX_SIZE_MB {
+            return Err(format!(
+                "backup.max_size_mb must be between 0 (no cap) and {BACKUP_MAX_SIZE_MB}"
+            ));
+        }
+        self.backup_schedules().map(|_| ())
+    }
+
+    /// The configuration's backup schedules, validated.
+    pub fn backup_schedules(&self) -> Result<Vec<crate::backup::schedule::Schedule>, String> {
+        crate::backup::schedule::validate_all(self.backup.schedules.clone())
+            .map_err(|e| format!("backup.{}: {}", e.field, e.message))
     }
 
     /// Where high-churn files go (see `log_dir`).

@@ -8,7 +8,11 @@
 //! and on/off, the lifetime of new tokens and the API rate limit. The seed's names are
 //! accepted too: `max_log_size` (MiB) is `max_log_size_mb`, `debug_mode` switches the log
 //! filter between `debug` and `info`; they are stored under the canonical names.
-//! `backup_retention` is refused by name until backups exist.
+//! `backup_retention` (the seed's field) is how long backups are kept, as
+//! [`Retention::from_json`] reads it: a bare number is days (`30`), or `{"keep_last": N}`,
+//! or both rules (`{"keep_last": N, "max_age_days": D}`, kept when either keeps it); its
+//! starting value is `backup.retention` of the file, and the backup service enforces it after
+//! every backup (`backup::pruning`). GET shows it in the same form.
 //!
 //! **API rate limit.** `api_rate_limit` requests per minute per authenticated user (per
 //! source address, IPv6 per /64, when not authenticated), 0 = off (the default); the
@@ -18,6 +22,7 @@
 
 use crate::auth::ratelimit::{ApiLimiter, Caller};
 use crate::auth::token::TokenService;
+use crate::backup::schedule::retention::Retention;
 use crate::changes::{Bus, Change};
 use crate::config::{Config, LOG_ENTRIES, LOG_SIZE_MB, METRICS_INTERVAL, TOKEN_TTL};
 use crate::error::Invalid;
@@ -94,6 +99,8 @@ pub struct Settings {
     pub api_rate_limit: u32,
     /// Whether the collector samples (off: `/monitoring` figures stop updating).
     pub monitoring_enabled: bool,
+    /// How long backups are kept (a bare number is days).
+    pub backup_retention: Retention,
 }
 
 impl Settings {
@@ -106,6 +113,7 @@ impl Settings {
             session_timeout: c.auth.token_ttl_secs,
             api_rate_limit: 0,
             monitoring_enabled: true,
+            backup_retention: c.backup.retention,
         }
     }
 
@@ -146,7 +154,8 @@ pub struct SettingsInput {
     /// The seed's switch for the log filter (`debug` / `info`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub debug_mode: Option<bool>,
-    /// Named by the seed; refused until backups exist.
+    /// Days (a bare number) or `{"keep_last": N, "max_age_days": D}`; checked by
+    /// [`Retention::from_json`] so errors name the inner field.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_retention: Option<serde_json::Value>,
 }
@@ -155,11 +164,9 @@ impl SettingsInput {
     /// The same change in canonical fields only (aliases resolved against `current`), as it
     /// is stored; the first field that cannot be honoured is a 422.
     pub fn canonical(mut self, current: &Settings) -> Result<SettingsInput, Invalid> {
-        if self.backup_retention.is_some() {
-            return Err(Invalid::new(
-                "backup_retention",
-                "backup_retention is not supported yet: backups arrive in a later release",
-            ));
+        if let Some(v) = self.backup_retention.take() {
+            let r = Retention::from_json(&v)?;
+            self.backup_retention = Some(serde_json::to_value(r).unwrap_or(v));
         }
         if let Some(mb) = self.max_log_size.take() {
             if self.max_log_size_mb.is_some_and(|m| m != mb) {
@@ -227,6 +234,9 @@ impl SettingsInput {
         }
         if let Some(on) = self.monitoring_enabled {
             s.monitoring_enabled = on;
+        }
+        if let Some(v) = self.backup_retention {
+            s.backup_retention = Retention::from_json(&v)?;
         }
         Ok(())
     }
@@ -462,8 +472,8 @@ impl Service {
     }
 
     /// The settings as `/system/config` shows them, with the seed's names next to ours
-    /// (`max_log_size` = `max_log_size_mb`, `debug_mode` from the log filter;
-    /// `backup_retention` is null until backups exist).
+    /// (`max_log_size` = `max_log_size_mb`, `debug_mode` from the log filter).
+    /// `backup_retention` is a number (days) or `{"keep_last", "max_age_days"}`.
     pub fn config_view(&self) -> serde_json::Value {
         use serde_json::json;
         let s = self.runtime.get();
@@ -472,7 +482,6 @@ impl Service {
         v["app_version"] = json!(env!("CARGO_PKG_VERSION"));
         v["max_log_size"] = json!(s.max_log_size_mb);
         v["debug_mode"] = json!(s.debug_mode());
-        v["backup_retention"] = serde_json::Value::Null;
         v
     }
 
@@ -678,8 +687,16 @@ mod tests {
         .debug_mode());
         for (v, field) in [
             (
-                serde_json::json!({"backup_retention": 30}),
+                serde_json::json!({"backup_retention": 0}),
                 "backup_retention",
+            ),
+            (
+                serde_json::json!({"backup_retention": {"keep_last": 0}}),
+                "backup_retention.keep_last",
+            ),
+            (
+                serde_json::json!({"backup_retention": {"keep": 2}}),
+                "backup_retention.keep",
             ),
             (
                 serde_json::json!({"max_log_size": 1, "max_log_size_mb": 2}),
@@ -701,6 +718,25 @@ mod tests {
             .apply_to(&b)
             .expect("valid");
         assert_eq!((s.api_rate_limit, s.monitoring_enabled), (60, false));
+        // backup_retention: days or rules, stored in the canonical form it is shown in.
+        let c = input(serde_json::json!({"backup_retention": {"keep_last": 2}}))
+            .canonical(&b)
+            .expect("valid");
+        assert_eq!(
+            serde_json::to_value(&c).expect("json"),
+            serde_json::json!({"backup_retention": {"keep_last": 2}})
+        );
+        let r = c.apply_to(&b).expect("valid").backup_retention;
+        assert_eq!((r.keep_last, r.max_age_days), (Some(2), None));
+        let days = input(serde_json::json!({"backup_retention": {"max_age_days": 7}}))
+            .canonical(&b)
+            .expect("valid");
+        assert_eq!(
+            serde_json::to_value(&days).expect("json"),
+            serde_json::json!({"backup_retention": 7}),
+            "a bare number is days"
+        );
+        assert_eq!(b.backup_retention, Retention::default(), "30 days");
         assert_eq!(
             (b.api_rate_limit, b.monitoring_enabled),
             (0, true),

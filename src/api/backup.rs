@@ -61,6 +61,7 @@ pub fn routes(r: &mut Router) {
         "backup.stats",
         h!(app.backup => stats),
     );
+    super::backup_schedules::routes(r);
 }
 
 async fn list(svc: &Service, _req: &mut Request) -> ApiResult<Reply> {

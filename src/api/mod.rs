@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod backup_schedules;
 pub mod bgp;
 pub mod conn;
 pub mod error;

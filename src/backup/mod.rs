@@ -27,11 +27,20 @@
 //!   the directory's size cap remove — never the newest completed one.
 //! - [`catalog`]: the backup directory, which lists its backups itself (no database table:
 //!   a restore must not rewrite the list).
+//! - [`schedules`]: the schedules in force — the configuration's (`[[backup.schedules]]`,
+//!   read-only) and the API's — and each one's `last_run`, kept in `schedules.json` in the
+//!   backup directory (not the database, so a restore does not rewind them); [`runner`]: the
+//!   task that starts their backups through [`Service::create`] (origin `schedule:<name>`);
+//!   [`pruning`]: retention enforced at the end of every backup job (`backup_retention` from
+//!   `/system/config`, the size cap `backup.max_size_mb`).
 //!
 //! ```text
 //!  api::backup ─► Service::create ─► catalog: entry "running" ─► task: Store::snapshot
 //!                                        (VACUUM INTO) ─► archive::write ─► rename ─► "completed"
 //! ```
+//!
+//! The backup directory holds, besides the archives and their `backup-<id>.json`:
+//! `next-id`, `.lock`, `schedules.json` and `.tmp-*` files of a running job.
 //!
 //! One backup or restore runs at a time. A backup interrupted by a crash is marked failed at
 //! the next start ([`catalog::Catalog::recover`]).
@@ -41,7 +50,10 @@ pub mod catalog;
 pub mod cli;
 pub mod crypt;
 mod error;
+pub mod pruning;
+pub mod runner;
 pub mod schedule;
+pub mod schedules;
 
 pub use catalog::{Entry, Kind, Status};
 pub use error::{Error, Result};
@@ -73,6 +85,10 @@ pub struct Service {
     sources: Sources,
     /// One backup or restore at a time.
     job: Arc<tokio::sync::Mutex<()>>,
+    /// The schedules and their last runs (`schedules.json`).
+    schedules: Arc<schedules::Schedules>,
+    /// What retention removes after each backup ([`Service::with_automation`]).
+    policy: pruning::PolicySource,
 }
 
 /// A backup to make.
@@ -174,7 +190,8 @@ pub struct Stats {
     pub failed_backups: usize,
     pub total_size_bytes: u64,
     pub total_size_mb: f64,
-    /// By schedule name.
+    /// By schedule name: `type` (the frequency), `backup_type`, `enabled`, `last_run`,
+    /// `next_run` ([`schedules::ScheduleView::stats_row`]).
     pub schedules: serde_json::Map<String, serde_json::Value>,
     pub running_backups: Vec<BackupView>,
 }
@@ -214,10 +231,12 @@ impl Service {
             );
         }
         Ok(Service {
+            schedules: Arc::new(schedules::Schedules::open(dir)),
             catalog: Arc::new(catalog),
             store,
             sources,
             job: Arc::default(),
+            policy: pruning::PolicySource::default(),
         })
     }
 
@@ -253,7 +272,7 @@ impl Service {
             failed_backups: done(Status::Failed),
             total_size_bytes,
             total_size_mb: (total_size_bytes as f64 / 1_048_576.0 * 100.0).round() / 100.0,
-            schedules: serde_json::Map::new(),
+            schedules: self.schedules.stats(crate::time::now()),
             running_backups: all
                 .iter()
                 .filter(|b| b.status == Status::Running)
@@ -327,6 +346,7 @@ impl Service {
         if done.is_err() {
             log::error!("backup: cannot record the outcome");
         }
+        self.enforce_retention().await;
     }
 
     /// Writes the archive: a snapshot of the database first (on the database thread), then

@@ -245,7 +245,7 @@ impl Serialize for Schedule {
 
 /// A schedule as the API body or a `[[backup.schedules]]` table gives it (see the module
 /// doc). Every field is optional here so one type serves create and change.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleInput {
     pub name: Option<String>,
