@@ -493,9 +493,9 @@ fn system_config_applies_persists_and_validates() {
         "PUT",
         "/system/config",
         Some(&a),
-        &json!({"backup_retention": 30}),
+        &json!({"backup_retention": {"keep_last": 0}}),
     )
-    .assert_field_error(422, "VALIDATION_ERROR", "backup_retention");
+    .assert_field_error(422, "VALIDATION_ERROR", "backup_retention.keep_last");
     let (_, manager) = s.user_with_role(&a, "mona", "manager");
     s.send(
         "PUT",

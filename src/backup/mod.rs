@@ -36,7 +36,9 @@
 //!
 //! ```text
 //!  api::backup ─► Service::create ─► catalog: entry "running" ─► task: Store::snapshot
-//!                                        (VACUUM INTO) ─► archive::write ─► rename ─► "completed"
+//!                                        (VACUUM INTO) ─► archive::write ─► rename
+//!          ─► pruning (retention, size cap; never this backup) ─► "completed" / "failed"
+//!  runner (schedules due) ─► Service::create (origin schedule:<name>) ─► … the same
 //! ```
 //!
 //! The backup directory holds, besides the archives and their `backup-<id>.json`:
@@ -341,12 +343,12 @@ impl Service {
                 e.error = Some(why);
             }
         }
+        self.enforce_retention(&e).await;
         let c = self.catalog.clone();
         let done = blocking(move || c.put(&e)).await;
         if done.is_err() {
             log::error!("backup: cannot record the outcome");
         }
-        self.enforce_retention().await;
     }
 
     /// Writes the archive: a snapshot of the database first (on the database thread), then

@@ -45,15 +45,18 @@ impl Service {
         Service { policy, ..self }
     }
 
-    /// Removes what the policy says to (called at the end of every backup job).
-    pub(super) async fn enforce_retention(&self) {
+    /// Removes what the policy says to, at the end of every backup job: `done` is the
+    /// job's backup in its final state, about to be recorded — pruning before the record
+    /// means a client that sees the backup finished also sees what retention removed.
+    /// `done` itself is never removed.
+    pub(super) async fn enforce_retention(&self, done: &Entry) {
         let Some(policy) = self.policy.current() else {
             return;
         };
-        let c = self.catalog.clone();
+        let (c, done) = (self.catalog.clone(), done.clone());
         let now = crate::time::now();
         // Failures are logged where they happen; the backup itself is done either way.
-        let _ = super::blocking(move || prune_catalog(&c, &policy, now)).await;
+        let _ = super::blocking(move || prune_catalog(&c, &policy, now, Some(&done))).await;
     }
 }
 
@@ -76,12 +79,27 @@ fn stored(entries: &[Entry]) -> Vec<Stored<i64>> {
         .collect()
 }
 
-/// Prunes `c` by `policy` at `now`; the ids removed, oldest first.
-pub(super) fn prune_catalog(c: &Catalog, policy: &Policy, now: i64) -> Result<Vec<i64>, String> {
-    let entries = c.entries()?;
+/// Prunes `c` by `policy` at `now`, with `done` (the backup a job just finished, not yet
+/// recorded) in its final state and kept; the ids removed, oldest first.
+pub(super) fn prune_catalog(
+    c: &Catalog,
+    policy: &Policy,
+    now: i64,
+    done: Option<&Entry>,
+) -> Result<Vec<i64>, String> {
+    let mut entries = c.entries()?;
+    if let Some(d) = done {
+        match entries.iter_mut().find(|e| e.id == d.id) {
+            Some(e) => *e = d.clone(),
+            None => entries.insert(0, d.clone()),
+        }
+    }
     let plan = retention::prune(&stored(&entries), policy, now);
     let mut removed = Vec::new();
     for id in plan.delete {
+        if done.is_some_and(|d| d.id == id) {
+            continue;
+        }
         let Some(e) = entries.iter().find(|e| e.id == id) else {
             continue;
         };
@@ -156,13 +174,16 @@ mod tests {
             max_size_mib: None,
         };
         // Pre-restore backups count apart; the running one stays.
-        assert_eq!(prune_catalog(&c, &p, 2_000).unwrap(), [1, 2]);
+        assert_eq!(prune_catalog(&c, &p, 2_000, None).unwrap(), [1, 2]);
         assert_eq!(ids(&c), [5, 4, 3]);
         assert!(!c.archive_path(&old).exists());
-        assert!(
-            prune_catalog(&c, &p, 2_000).unwrap().is_empty(),
-            "idempotent"
-        );
+        assert!(prune_catalog(&c, &p, 2_000, None).unwrap().is_empty());
+        // The running one finishes: as the newest completed it pushes out 4, before it is
+        // recorded.
+        let mut done = c.get(5).unwrap();
+        done.status = Status::Completed;
+        assert_eq!(prune_catalog(&c, &p, 2_000, Some(&done)).unwrap(), [4]);
+        assert_eq!(ids(&c), [5, 3]);
     }
 
     #[test]
@@ -180,8 +201,17 @@ mod tests {
             },
             max_size_mib: Some(2),
         };
-        assert_eq!(prune_catalog(&c, &p, 2_000).unwrap(), [1, 2]);
+        assert_eq!(prune_catalog(&c, &p, 2_000, None).unwrap(), [1, 2]);
         assert_eq!(ids(&c), [3], "alone over the cap, and kept");
+        // A job's own backup is never removed, even a failed one under the cap.
+        let failed = entry(&c, 4, Status::Running, 0, "manual");
+        let mut done = failed.clone();
+        done.status = Status::Failed;
+        done.size_bytes = Some(mib);
+        assert!(prune_catalog(&c, &p, 2_000, Some(&done))
+            .unwrap()
+            .is_empty());
+        assert_eq!(ids(&c), [4, 3]);
         let none = PolicySource::default();
         assert_eq!(none.current(), None, "the CLI prunes nothing");
     }
