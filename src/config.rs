@@ -362,6 +362,9 @@ impl Config {
         check("wireguard", self.wireguard == other.wireguard);
         check("rpki", self.rpki == other.rpki);
         check("bgp", self.bgp == other.bgp);
+        // `backup.retention` is live (`backup_retention`); the rest waits for a restart.
+        let backup = |b: &BackupConfig| (b.dir.clone(), b.max_size_mb, b.schedules.clone());
+        check("backup", backup(&self.backup) == backup(&other.backup));
         out
     }
 
@@ -573,6 +576,28 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("token_ttl_secs"));
         let bad = Config::parse("public_host = \"vpn example.com\"").expect("parses");
         assert!(bad.validate().unwrap_err().contains("public_host"));
+    }
+
+    #[test]
+    fn backup_schedules_retention_and_size_cap_are_validated() {
+        let cfg = Config::parse(
+            "[backup]\nmax_size_mb = 10\nretention = { keep_last = 5 }\n\
+             [[backup.schedules]]\nname = \"n\"\nfrequency = \"daily\"\n",
+        )
+        .expect("parses");
+        cfg.validate().expect("valid");
+        assert_eq!(cfg.backup_schedules().expect("valid").len(), 1);
+        assert_eq!(cfg.backup.retention.keep_last, Some(5));
+        assert_eq!(cfg.needs_restart(&Config::default()), ["backup"]);
+        let bad = Config::parse("[[backup.schedules]]\nname = \"n\"\nfrequency = \"monthly\"")
+            .expect("parses");
+        let e = bad.validate().unwrap_err();
+        assert!(e.contains("backup.schedules[0].frequency"), "{e}");
+        let e =
+            Config::parse("[[backup.schedules]]\nname = \"n\"\nfrequncy = \"daily\"").unwrap_err();
+        assert!(e.contains("frequncy"), "{e}");
+        let big = Config::parse("[backup]\nmax_size_mb = 2000000").expect("parses");
+        assert!(big.validate().unwrap_err().contains("max_size_mb"));
     }
 
     #[test]

@@ -273,7 +273,7 @@ impl Schedules {
         if let Some(c) = st.config.iter().find(|c| same(&c.name, name)) {
             return Err(Error::Refused(format!(
                 "schedule {:?} is defined in the configuration file ([[backup.schedules]]): \
-                 change or remove it there, then reload or restart the service",
+                 change or remove it there, then restart the service",
                 c.name
             )));
         }
