@@ -109,6 +109,10 @@ fn schedules_crud_roles_and_config_ones_read_only() {
         ),
         (json!({"name": "NIGHTLY", "frequency": "daily"}), "name"),
         (json!({"name": "Sunday", "frequency": "daily"}), "name"),
+        (
+            json!({"name": "x", "frequency": "daily", "backup_type": "logs"}),
+            "backup_type",
+        ),
     ] {
         s.post("/backup/schedules", Some(&a), &body)
             .assert_field_error(422, "VALIDATION_ERROR", field);
@@ -220,6 +224,13 @@ fn schedules_crud_roles_and_config_ones_read_only() {
 #[test]
 fn a_new_schedule_fires_at_once_records_its_run_and_shows_in_stats() {
     let (s, a) = Server::with_admin();
+    // Started without --config: a config schedule would fail at every slot.
+    s.post(
+        "/backup/schedules",
+        Some(&a),
+        &json!({"name": "cfg", "frequency": "daily", "backup_type": "config"}),
+    )
+    .assert_field_error(422, "VALIDATION_ERROR", "backup_type");
     let r = s.post(
         "/backup/schedules",
         Some(&a),

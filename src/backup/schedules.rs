@@ -319,6 +319,7 @@ impl Service {
     }
 
     pub async fn create_schedule(&self, input: ScheduleInput) -> Result<ScheduleView> {
+        self.check_kind(&input)?;
         let s = self.schedules.clone();
         blocking_result(move || s.create(input, crate::time::now())).await
     }
@@ -328,8 +329,23 @@ impl Service {
         name: String,
         input: ScheduleInput,
     ) -> Result<ScheduleView> {
+        self.check_kind(&input)?;
         let s = self.schedules.clone();
         blocking_result(move || s.update(&name, input, crate::time::now())).await
+    }
+
+    /// A `config` schedule of a service started without a configuration file would fail at
+    /// every slot: refused now, as `Service::create` refuses such a backup.
+    fn check_kind(&self, input: &ScheduleInput) -> Result<()> {
+        let kind = input.backup_type.as_deref().and_then(super::Kind::parse);
+        if kind == Some(super::Kind::Config) && self.sources.config_file.is_none() {
+            return Err(Error::invalid(
+                "backup_type",
+                "this service was started without a configuration file (--config): a config \
+                 backup would hold nothing",
+            ));
+        }
+        Ok(())
     }
 
     pub async fn delete_schedule(&self, name: String) -> Result<()> {
