@@ -55,6 +55,28 @@ pub fn routes(r: &mut Router) {
         h!(app.backup => download),
     );
     r.add(
+        Method::POST,
+        "/backup/backups/{id}/restore",
+        Access::Require(SystemWrite),
+        "backup.restore",
+        h!(app.backup => restore),
+    )
+    .query_params(&["keep_local_settings", "target_dir"]);
+    r.add(
+        Method::GET,
+        "/backup/restores",
+        read,
+        "backup.restores",
+        h!(app.backup => restores),
+    );
+    r.add(
+        Method::GET,
+        "/backup/restores/{id}",
+        read,
+        "backup.restore_status",
+        h!(app.backup => restore_status),
+    );
+    r.add(
         Method::GET,
         "/backup/stats",
         read,
@@ -144,4 +166,53 @@ async fn download(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
 
 async fn stats(svc: &Service, _req: &mut Request) -> ApiResult<Reply> {
     Ok(Reply::ok(svc.stats().await?))
+}
+
+/// `POST …/restore`. The passphrase only in the body: URLs end up in logs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody {
+    keep_local_settings: Option<bool>,
+    passphrase: Option<String>,
+}
+
+/// Checks the archive completely (422 and nothing changed when it is refused), then answers
+/// 202 with the restore to poll at `/backup/restores/{id}`.
+async fn restore(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    let mut q = req.query()?;
+    let q_keep = q.take_choice("keep_local_settings");
+    if q.take_choice("target_dir").is_some() {
+        return Err(ApiError::validation(
+            "target_dir",
+            "a restore always goes to this router's data directory; to look inside a backup, \
+             download it",
+        ));
+    }
+    let q_keep = q_keep
+        .map(|v| match v.as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(ApiError::validation(
+                "keep_local_settings",
+                "keep_local_settings must be true or false",
+            )),
+        })
+        .transpose()?;
+    let body: RestoreBody = req.json_or_default().await?;
+    let opts = crate::backup::restore::Options {
+        keep_local_settings: body.keep_local_settings.or(q_keep).unwrap_or(false),
+        passphrase: body.passphrase,
+    };
+    let view = svc.restore(id, opts).await?;
+    req.audit_target = Some(format!("backup/restores/{}", view.id));
+    Ok(Reply::accepted(view, "restore started"))
+}
+
+async fn restores(svc: &Service, _req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(svc.restores().await?))
+}
+
+async fn restore_status(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(svc.restore_status(req.id("id")?).await?))
 }

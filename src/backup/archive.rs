@@ -41,7 +41,7 @@ use std::rc::Rc;
 
 use flate2::Compression;
 use hmac_sha256::Hash;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tar::{EntryType, Header};
 
 /// The archive format this code writes and reads (`format` in the manifest).
@@ -107,7 +107,10 @@ pub struct Manifest {
     pub kind: Kind,
     pub hostname: String,
     /// Unix seconds, RFC 3339 in the JSON.
-    #[serde(serialize_with = "crate::time::ser", deserialize_with = "de_time")]
+    #[serde(
+        serialize_with = "crate::time::ser",
+        deserialize_with = "crate::time::de"
+    )]
     pub created_at: i64,
     pub members: Vec<ManifestMember>,
 }
@@ -242,12 +245,6 @@ impl Manifest {
     pub fn member(&self, name: &str) -> Option<&ManifestMember> {
         self.members.iter().find(|m| m.name == name)
     }
-}
-
-fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    let s = String::deserialize(d)?;
-    crate::time::parse(&s)
-        .ok_or_else(|| serde::de::Error::custom(format!("created_at {s:?} is not a time")))
 }
 
 /// The allowlisted name spelled exactly by `raw`: no `./`, no `//`, no other spelling.

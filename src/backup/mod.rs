@@ -26,24 +26,28 @@
 //!   [`schedule::retention`]: which backups `backup_retention` (a bare number is days) and
 //!   the directory's size cap remove — never the newest completed one.
 //! - [`catalog`]: the backup directory, which lists its backups itself (no database table:
-//!   a restore must not rewrite the list).
+//!   a restore must not rewrite the list), and the last restores (`restores.json`).
+//! - [`restore`]: stage → validate → prepare the database → pre-restore backup → swap under
+//!   a journal → reload the engines → commit; [`restore::recover`] undoes a restore the
+//!   process died in, at the next start. `keep_local_settings` moves a backup between routers.
 //!
 //! ```text
 //!  api::backup ─► Service::create ─► catalog: entry "running" ─► task: Store::snapshot
 //!                                        (VACUUM INTO) ─► archive::write ─► rename ─► "completed"
 //! ```
 //!
-//! One backup or restore runs at a time. A backup interrupted by a crash is marked failed at
-//! the next start ([`catalog::Catalog::recover`]).
+//! One backup or restore runs at a time. A backup or restore interrupted by a crash is marked
+//! failed at the next start ([`catalog::Catalog::recover`], [`Service::note_recovered`]).
 
 pub mod archive;
 pub mod catalog;
 pub mod cli;
 pub mod crypt;
 mod error;
+pub mod restore;
 pub mod schedule;
 
-pub use catalog::{Entry, Kind, Status};
+pub use catalog::{Entry, Kind, RestoreRecord, Status};
 pub use error::{Error, Result};
 
 use crate::store::Store;
@@ -57,12 +61,47 @@ pub const MAX_NAME: usize = 100;
 /// The largest `metadata`, serialised.
 pub const MAX_METADATA_BYTES: usize = 4096;
 
-/// Where the files a backup holds come from.
+/// Where the files a backup holds come from (and where a restore puts them).
 #[derive(Debug, Clone)]
 pub struct Sources {
     pub data_dir: PathBuf,
     /// The configuration file the service was started with, if any.
     pub config_file: Option<PathBuf>,
+    /// The log store, attached to the database connection (a restore leaves it alone).
+    pub logs_file: PathBuf,
+}
+
+impl Sources {
+    fn targets(&self) -> restore::Targets {
+        restore::Targets {
+            data_dir: self.data_dir.clone(),
+            db: self.data_dir.join(crate::store::DB_FILE),
+            key: self.data_dir.join(crate::auth::token::KEY_FILE),
+            config: self.config_file.clone(),
+        }
+    }
+}
+
+/// What the rest of the service re-reads when a restore replaces the database under it.
+pub trait Engines: Send + Sync {
+    /// On the database thread, with the new database open and before any other job sees
+    /// it: the state kept in memory beside the tables (the pools' allocators).
+    fn reload_tables(&self, c: &mut rusqlite::Connection) -> std::result::Result<(), String>;
+    /// Then: the token key (when the backup brought another), the settings, every engine.
+    fn restart<'a>(&'a self, key: Option<&'a [u8]>) -> crate::sync::BoxFuture<'a, ()>;
+}
+
+/// No engines run (the CLI, with the service stopped).
+struct Offline;
+
+impl Engines for Offline {
+    fn reload_tables(&self, _: &mut rusqlite::Connection) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
+    fn restart<'a>(&'a self, _: Option<&'a [u8]>) -> crate::sync::BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Backups of this router: their catalogue, the jobs that make them, their files.
@@ -73,6 +112,8 @@ pub struct Service {
     sources: Sources,
     /// One backup or restore at a time.
     job: Arc<tokio::sync::Mutex<()>>,
+    /// Set once the service's engines exist ([`Service::set_engines`]); offline until then.
+    engines: Arc<std::sync::OnceLock<Arc<dyn Engines>>>,
 }
 
 /// A backup to make.
@@ -207,7 +248,16 @@ impl Service {
         store: Store,
         sources: Sources,
     ) -> std::result::Result<Service, String> {
-        let catalog = Catalog::open(dir)?;
+        Service::with_catalog(Catalog::open(dir)?, store, sources)
+    }
+
+    /// The backups of an open (locked) catalogue; those a crash left running are marked
+    /// failed.
+    pub fn with_catalog(
+        catalog: Catalog,
+        store: Store,
+        sources: Sources,
+    ) -> std::result::Result<Service, String> {
         for id in catalog.recover(crate::time::now())? {
             log::warn!(
                 "backup {id} was interrupted (the service stopped during it): marked failed"
@@ -218,7 +268,29 @@ impl Service {
             store,
             sources,
             job: Arc::default(),
+            engines: Arc::default(),
         })
+    }
+
+    /// What a restore reloads in the running service (set once, at start-up).
+    pub fn set_engines(&self, e: Arc<dyn Engines>) {
+        let _ = self.engines.set(e);
+    }
+
+    fn engines(&self) -> Arc<dyn Engines> {
+        match self.engines.get() {
+            Some(e) => e.clone(),
+            None => Arc::new(Offline),
+        }
+    }
+
+    /// Records what the start-up recovery found: restores that never finished (and the one
+    /// whose journal [`restore::recover`] rolled back) are failed.
+    pub fn note_recovered(&self, journal: Option<i64>) -> std::result::Result<(), String> {
+        for id in self.catalog.recover_restores(journal, crate::time::now())? {
+            log::warn!("restore {id} was interrupted: marked failed, the state before it is back");
+        }
+        Ok(())
     }
 
     /// Waits until no backup or restore runs.
@@ -273,8 +345,20 @@ impl Service {
             ));
         }
         let guard = self.job.clone().try_lock_owned().map_err(|_| Error::Busy)?;
+        let entry = self.start(b).await?;
+        let svc = self.clone();
+        let running = entry.clone();
+        tokio::spawn(async move {
+            let _one_at_a_time = guard;
+            svc.run(running).await;
+        });
+        Ok(entry.into())
+    }
+
+    /// Records a new backup as running (the caller holds the job lock).
+    async fn start(&self, b: NewBackup) -> Result<Entry> {
         let c = self.catalog.clone();
-        let entry = blocking(move || {
+        blocking(move || {
             let id = c.next_id()?;
             let now = crate::time::now();
             let e = Entry {
@@ -295,18 +379,11 @@ impl Service {
             c.put(&e)?;
             Ok(e)
         })
-        .await?;
-        let svc = self.clone();
-        let running = entry.clone();
-        tokio::spawn(async move {
-            let _one_at_a_time = guard;
-            svc.run(running).await;
-        });
-        Ok(entry.into())
+        .await
     }
 
-    /// Makes the archive of `e` and records how that went.
-    async fn run(&self, mut e: Entry) {
+    /// Makes the archive of `e` and records how that went; returns the final entry.
+    async fn run(&self, mut e: Entry) -> Entry {
         let outcome = self.make(&e).await;
         e.completed_at = Some(crate::time::now());
         match outcome {
@@ -322,11 +399,11 @@ impl Service {
                 e.error = Some(why);
             }
         }
-        let c = self.catalog.clone();
-        let done = blocking(move || c.put(&e)).await;
-        if done.is_err() {
+        let (c, done) = (self.catalog.clone(), e.clone());
+        if blocking(move || c.put(&done)).await.is_err() {
             log::error!("backup: cannot record the outcome");
         }
+        e
     }
 
     /// Writes the archive: a snapshot of the database first (on the database thread), then
@@ -443,7 +520,9 @@ fn pack(
         .into_inner()
         .map_err(|err| format!("cannot write the archive: {}", err.error()))?;
     file.sync_all()
-        .and_then(|()| std::fs::rename(&tmp, catalog.archive_path(e)))
+        .map_err(|err| format!("cannot write the archive: {err}"))?;
+    restore::crash_point("backup:archive-written");
+    std::fs::rename(&tmp, catalog.archive_path(e))
         .map_err(|err| format!("cannot write the archive: {err}"))?;
     Ok((size, checksum))
 }
