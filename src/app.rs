@@ -155,6 +155,7 @@ impl App {
                 logs_file: config.run_dir().join(LOGS_FILE),
             },
         )?;
+        backup.set_logs(logs.clone());
         backup.note_recovered(interrupted)?;
         let app = App {
             auth: crate::auth::Service::new(

@@ -877,3 +877,52 @@ fn a_backup_killed_before_its_archive_is_in_place_is_listed_failed() {
     // The database is sound and the service works.
     assert_eq!(s.get("/auth/me", Some(&a)).status, 200);
 }
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+/// The next `log_entry` of module `backup` on `w` whose action is `action`.
+fn backup_event(w: &mut common::fixtures::Ws, action: &str) -> Value {
+    for _ in 0..200 {
+        let m = match w.read().expect("read") {
+            tungstenite::Message::Text(t) => serde_json::from_str::<Value>(&t).expect("json"),
+            tungstenite::Message::Close(f) => panic!("closed: {f:?}"),
+            _ => continue,
+        };
+        if m["type"] == "log_entry" && m["data"]["action"] == action {
+            return m["data"].clone();
+        }
+    }
+    panic!("no {action} event");
+}
+
+#[test]
+fn every_outcome_is_an_event_on_the_logs_channel_and_in_the_log() {
+    let (s, a) = Server::with_admin();
+    let mut w = s
+        .ws(&format!("/ws/connect?token={a}"))
+        .unwrap_or_else(|status| panic!("handshake refused: {status}"));
+    w.send(tungstenite::Message::text(
+        r#"{"type":"subscribe","channel":"logs"}"#,
+    ))
+    .expect("send");
+    let b = backup(&s, &a, "watched");
+    let e = backup_event(&mut w, "backup.completed");
+    assert_eq!(e["module"], "backup", "{e}");
+    assert_eq!(e["target"], format!("backup/backups/{}", id_of(&b)), "{e}");
+    let done = restore(&s, &a, id_of(&b), json!({}));
+    assert_eq!(done["status"], "completed", "{done}");
+    // The pre-restore backup, then the restore itself.
+    backup_event(&mut w, "backup.completed");
+    let e = backup_event(&mut w, "restore.completed");
+    assert_eq!(e["target"], format!("backup/restores/{}", id_of(&done)));
+    let logs = s.read("/logs?module=backup", &a);
+    let actions: Vec<String> = list(&logs)
+        .iter()
+        .map(|l| l["action"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        actions.iter().any(|x| x == "restore.completed"),
+        "{actions:?}"
+    );
+}

@@ -114,6 +114,9 @@ pub struct Service {
     job: Arc<tokio::sync::Mutex<()>>,
     /// Set once the service's engines exist ([`Service::set_engines`]); offline until then.
     engines: Arc<std::sync::OnceLock<Arc<dyn Engines>>>,
+    /// Where outcomes are recorded (the event log, and from there the WebSocket `logs`
+    /// channel); none in the CLI.
+    logs: Arc<std::sync::OnceLock<Arc<crate::logs::Logs>>>,
 }
 
 /// A backup to make.
@@ -269,7 +272,24 @@ impl Service {
             sources,
             job: Arc::default(),
             engines: Arc::default(),
+            logs: Arc::default(),
         })
+    }
+
+    /// Records outcomes in `logs` from now on.
+    pub fn set_logs(&self, logs: Arc<crate::logs::Logs>) {
+        let _ = self.logs.set(logs);
+    }
+
+    /// An event of module `backup` (also in the process log).
+    fn event(&self, level: &'static str, action: &str, message: String, target: String) {
+        match self.logs.get() {
+            Some(logs) => logs.event(
+                crate::store::logs::LogEntry::event(level, "backup", action, message)
+                    .with_target(target),
+            ),
+            None => log::info!("{action}: {message}"),
+        }
     }
 
     /// What a restore reloads in the running service (set once, at start-up).
@@ -288,7 +308,15 @@ impl Service {
     /// whose journal [`restore::recover`] rolled back) are failed.
     pub fn note_recovered(&self, journal: Option<i64>) -> std::result::Result<(), String> {
         for id in self.catalog.recover_restores(journal, crate::time::now())? {
-            log::warn!("restore {id} was interrupted: marked failed, the state before it is back");
+            self.event(
+                "WARNING",
+                "restore.interrupted",
+                format!(
+                    "restore {id} was interrupted (the service stopped during it): the state \
+                     from before it is back"
+                ),
+                format!("backup/restores/{id}"),
+            );
         }
         Ok(())
     }
@@ -391,17 +419,35 @@ impl Service {
                 e.status = Status::Completed;
                 e.size_bytes = Some(size);
                 e.checksum = Some(checksum);
-                log::info!("backup {} ({}) completed: {size} bytes", e.id, e.name);
             }
             Err(why) => {
                 e.status = Status::Failed;
-                log::error!("backup {} ({}) failed: {why}", e.id, e.name);
                 e.error = Some(why);
             }
         }
         let (c, done) = (self.catalog.clone(), e.clone());
         if blocking(move || c.put(&done)).await.is_err() {
             log::error!("backup: cannot record the outcome");
+        }
+        let target = format!("backup/backups/{}", e.id);
+        match &e.error {
+            None => self.event(
+                "INFO",
+                "backup.completed",
+                format!(
+                    "backup {} ({}) completed: {} bytes",
+                    e.id,
+                    e.name,
+                    e.size_bytes.unwrap_or(0)
+                ),
+                target,
+            ),
+            Some(why) => self.event(
+                "ERROR",
+                "backup.failed",
+                format!("backup {} ({}) failed: {why}", e.id, e.name),
+                target,
+            ),
         }
         e
     }

@@ -653,19 +653,30 @@ impl Service {
     async fn run_restore(&self, mut r: RestoreRecord, plan: Plan) {
         let outcome = self.swap_and_reload(&mut r, &plan).await;
         r.completed_at = Some(crate::time::now());
+        let target = format!("backup/restores/{}", r.id);
         match outcome {
             Ok(()) => {
                 r.status = super::Status::Completed;
-                log::info!(
-                    "restore {} of {:?} completed: {}",
-                    r.id,
-                    r.backup_name,
-                    r.restored.join(", ")
+                self.event(
+                    "INFO",
+                    "restore.completed",
+                    format!(
+                        "restore {} of {:?} completed: {} put back",
+                        r.id,
+                        r.backup_name,
+                        r.restored.join(", ")
+                    ),
+                    target,
                 );
             }
             Err(why) => {
                 r.status = super::Status::Failed;
-                log::error!("restore {} of {:?} failed: {why}", r.id, r.backup_name);
+                self.event(
+                    "ERROR",
+                    "restore.failed",
+                    format!("restore {} of {:?} failed: {why}", r.id, r.backup_name),
+                    target,
+                );
                 r.error = Some(why);
                 for s in &plan.swaps {
                     let _ = std::fs::remove_file(&s.incoming);
