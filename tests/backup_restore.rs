@@ -544,6 +544,23 @@ fn hostile_archives_are_refused_with_422_and_change_nothing() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
+    // Encrypted (age, passphrase): without the passphrase, or with a wrong one, a 422 naming
+    // `passphrase`, and nothing changes either.
+    let mut sealed = Vec::new();
+    ipv6wgm::backup::crypt::encrypt_with_work_factor(&valid[..], &mut sealed, "right horse", 10)
+        .expect("encrypt");
+    plant(&s, 700, &sealed);
+    for body in [json!({}), json!({"passphrase": "wrong horse"})] {
+        let r = s.post("/backup/backups/700/restore", Some(&a), &body);
+        r.assert_field_error(422, "VALIDATION_ERROR", "passphrase");
+        eprintln!("encrypted, {body}: {}", r.body["error"]["message"]);
+    }
+    let (now_listings, now_files) = fingerprint(&s, &a);
+    same(&now_listings, &listings, "after the refusals");
+    assert_eq!(now_files, files);
+    let done = restore(&s, &a, 700, json!({"passphrase": "right horse"}));
+    assert_eq!(done["status"], "completed", "{done}");
+
     // The valid archive of the same content restores (the cases failed for their flaw).
     plant(&s, 600, &valid);
     let done = restore(&s, &a, 600, json!({}));
