@@ -760,6 +760,23 @@ fn the_cli_restores_with_the_service_stopped_and_refuses_while_it_runs() {
     let restores = s.read("/backup/restores", &a);
     assert_eq!(restores[0]["status"], "completed", "{restores}");
     assert!(restores[0]["backup_id"].is_null());
+
+    // A new router: nothing in its data directory yet (first boot after a reflash).
+    let fresh = std::sync::Arc::new(tempfile::tempdir().expect("tmp"));
+    let out = run_bin(&[
+        &"--data-dir",
+        &fresh.path().join("data"),
+        &"backup",
+        &"restore",
+        &archive,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (s, a) = start_on(fresh);
+    same(&state(&s, &a), &before, "on a new router");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ async fn open(cfg: &Config, use_the_api: &str) -> Result<Service, String> {
         true => format!("the service is running: {use_the_api}, or stop the service first"),
         false => e,
     })?;
+    crate::fsutil::ensure_private_dir(&cfg.data_dir)?;
+    crate::fsutil::ensure_private_dir(&cfg.run_dir())?;
     let interrupted = super::restore::recover(&cfg.data_dir)?;
     let store = Store::open(&cfg.data_dir.join(DB_FILE), &cfg.run_dir().join(LOGS_FILE))?;
     let svc = Service::with_catalog(

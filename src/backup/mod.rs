@@ -544,7 +544,11 @@ fn pack(
             path: config,
         });
     }
-    if e.kind.has_files() {
+    // A router that never started has no key yet (a restore onto it backs it up first).
+    if e.kind == Kind::Files && !key.exists() {
+        return Err("there is no token signing key yet: start the service once".into());
+    }
+    if e.kind.has_files() && key.exists() {
         members.push(Member {
             name: archive::JWT_KEY,
             path: &key,
