@@ -149,7 +149,8 @@ impl App {
                 data_dir: config.data_dir.clone(),
                 config_file: config.origin.config.clone(),
             },
-        )?;
+        )
+        .and_then(|b| b.configure(&config.backup))?;
         let app = App {
             auth: crate::auth::Service::new(store.clone(), tokens, hashing.clone(), &config.auth),
             users: crate::users::Service::new(

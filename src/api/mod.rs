@@ -269,6 +269,7 @@ pub async fn handle(
         audit_username: None,
         max_body: PUBLIC_MAX_BODY.min(app.config.http.max_body_bytes),
         body_deadline,
+        body_timeout: Duration::from_secs(app.config.http.body_read_timeout_secs),
     };
     if path == "/metrics" && app.config.monitoring.prometheus {
         let result = if matches!(request.method, Method::GET | Method::HEAD) {

@@ -27,7 +27,8 @@ pub async fn create(cfg: &Config, name: &str, kind: &str) -> Result<(), String> 
                  (POST /api/v1/backup/backups/create), or stop the service first"
             .to_string(),
         false => e,
-    })?;
+    })?
+    .configure(&cfg.backup)?;
     let started = svc.create(b).await.map_err(|e| e.to_string())?;
     svc.wait_idle().await;
     let done = svc.get(started.id).await.map_err(|e| e.to_string())?;

@@ -41,10 +41,13 @@ pub mod catalog;
 pub mod cli;
 pub mod crypt;
 mod error;
+pub mod passphrase;
 pub mod schedule;
+pub mod upload;
 
 pub use catalog::{Entry, Kind, Status};
 pub use error::{Error, Result};
+pub use passphrase::Passphrase;
 
 use crate::store::Store;
 use catalog::Catalog;
@@ -73,6 +76,12 @@ pub struct Service {
     sources: Sources,
     /// One backup or restore at a time.
     job: Arc<tokio::sync::Mutex<()>>,
+    /// `backup.passphrase_file`'s passphrase: backups made without one of their own use it.
+    passphrase: Option<Passphrase>,
+    /// `backup.max_upload_mb`, in bytes.
+    max_upload: u64,
+    /// One upload at a time (not `job`: an upload must not hold up a backup).
+    upload: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A backup to make.
@@ -83,6 +92,8 @@ pub struct NewBackup {
     pub metadata: serde_json::Value,
     /// `manual`, `schedule:<name>`, `pre-restore`.
     pub origin: String,
+    /// Encrypt with this; `None`: with the configured one (`backup.passphrase_file`), if any.
+    pub passphrase: Option<Passphrase>,
 }
 
 impl NewBackup {
@@ -117,6 +128,7 @@ impl NewBackup {
             kind,
             metadata,
             origin: "manual".into(),
+            passphrase: None,
         })
     }
 }
@@ -218,7 +230,27 @@ impl Service {
             store,
             sources,
             job: Arc::default(),
+            passphrase: None,
+            max_upload: crate::config::UPLOAD_MB_DEFAULT << 20,
+            upload: Arc::default(),
         })
+    }
+
+    /// Takes what `[backup]` of the configuration says about encryption and uploads: reads
+    /// `passphrase_file` (once: a missing or unusable file stops the start, rather than a
+    /// scheduled backup failing at night).
+    pub fn configure(
+        mut self,
+        cfg: &crate::config::BackupConfig,
+    ) -> std::result::Result<Service, String> {
+        if let Some(path) = &cfg.passphrase_file {
+            self.passphrase = Some(
+                Passphrase::from_file(path).map_err(|e| format!("backup.passphrase_file: {e}"))?,
+            );
+            warn_if_readable_by_others(path);
+        }
+        self.max_upload = cfg.max_upload_bytes();
+        Ok(self)
     }
 
     /// Waits until no backup or restore runs.
@@ -273,6 +305,8 @@ impl Service {
             ));
         }
         let guard = self.job.clone().try_lock_owned().map_err(|_| Error::Busy)?;
+        let passphrase = b.passphrase.or_else(|| self.passphrase.clone());
+        let encrypted = passphrase.is_some();
         let c = self.catalog.clone();
         let entry = blocking(move || {
             let id = c.next_id()?;
@@ -284,10 +318,10 @@ impl Service {
                 status: Status::Running,
                 error: None,
                 metadata: b.metadata,
-                file: catalog::file_name(id, b.kind, now, false),
+                file: catalog::file_name(id, b.kind, now, encrypted),
                 size_bytes: None,
                 checksum: None,
-                encrypted: false,
+                encrypted,
                 origin: b.origin,
                 created_at: now,
                 completed_at: None,
@@ -300,14 +334,14 @@ impl Service {
         let running = entry.clone();
         tokio::spawn(async move {
             let _one_at_a_time = guard;
-            svc.run(running).await;
+            svc.run(running, passphrase).await;
         });
         Ok(entry.into())
     }
 
     /// Makes the archive of `e` and records how that went.
-    async fn run(&self, mut e: Entry) {
-        let outcome = self.make(&e).await;
+    async fn run(&self, mut e: Entry, passphrase: Option<Passphrase>) {
+        let outcome = self.make(&e, passphrase).await;
         e.completed_at = Some(crate::time::now());
         match outcome {
             Ok((size, checksum)) => {
@@ -332,7 +366,11 @@ impl Service {
     /// Writes the archive: a snapshot of the database first (on the database thread), then
     /// the tarball from it and the other files, to a temporary file renamed into place.
     /// Returns its size and SHA-256.
-    async fn make(&self, e: &Entry) -> std::result::Result<(u64, String), String> {
+    async fn make(
+        &self,
+        e: &Entry,
+        passphrase: Option<Passphrase>,
+    ) -> std::result::Result<(u64, String), String> {
         let db = self.catalog.temp_path(e.id, "db");
         let schema_version = match e.kind.has_database() {
             true => self
@@ -344,7 +382,7 @@ impl Service {
         };
         let (catalog, sources, e2) = (self.catalog.clone(), self.sources.clone(), e.clone());
         let made = tokio::task::spawn_blocking(move || {
-            let r = pack(&catalog, &sources, &e2, &db, schema_version);
+            let r = pack(&catalog, &sources, &e2, &db, schema_version, passphrase);
             let _ = std::fs::remove_file(&db);
             if r.is_err() {
                 let _ = std::fs::remove_file(catalog.temp_path(e2.id, "archive"));
@@ -401,6 +439,7 @@ fn pack(
     e: &Entry,
     db: &std::path::Path,
     schema_version: i64,
+    passphrase: Option<Passphrase>,
 ) -> std::result::Result<(u64, String), String> {
     use archive::{Head, Member};
     let key = sources.data_dir.join(crate::auth::token::KEY_FILE);
@@ -435,8 +474,12 @@ fn pack(
     };
     let tmp = catalog.temp_path(e.id, "archive");
     let file = crate::fsutil::create_private(&tmp)?;
-    let mut out = Hashing::new(std::io::BufWriter::new(file));
-    archive::write(&mut out, head, &members).map_err(|err| err.to_string())?;
+    let out = write_archive(
+        Hashing::new(std::io::BufWriter::new(file)),
+        head,
+        &members,
+        passphrase,
+    )?;
     let (size, checksum) = (out.written, out.hex());
     let file = out
         .inner
@@ -446,6 +489,39 @@ fn pack(
         .and_then(|()| std::fs::rename(&tmp, catalog.archive_path(e)))
         .map_err(|err| format!("cannot write the archive: {err}"))?;
     Ok((size, checksum))
+}
+
+/// The archive written to `out`, encrypted on the way when there is a passphrase
+/// (tar.gz → age → `out`: no plaintext copy on disk); `out` back, finished.
+fn write_archive<W: std::io::Write>(
+    mut out: W,
+    head: archive::Head,
+    members: &[archive::Member<'_>],
+    passphrase: Option<Passphrase>,
+) -> std::result::Result<W, String> {
+    let Some(passphrase) = passphrase else {
+        archive::write(&mut out, head, members).map_err(|err| err.to_string())?;
+        return Ok(out);
+    };
+    let mut sealed = crypt::Encryptor::new(out, passphrase.expose())
+        .map_err(|err| format!("cannot encrypt the archive: {err}"))?;
+    archive::write(&mut sealed, head, members).map_err(|err| err.to_string())?;
+    sealed
+        .finish()
+        .map_err(|err| format!("cannot encrypt the archive: {err}"))
+}
+
+/// A passphrase file others can read is a backup anyone on the box can decrypt.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.permissions().mode() & 0o077 != 0 {
+            log::warn!(
+                "backup.passphrase_file {} is readable by others: chmod 600 it",
+                path.display()
+            );
+        }
+    }
 }
 
 /// A writer that counts and hashes (SHA-256) what goes through it.
