@@ -154,7 +154,7 @@ fn check(file: File, path: &std::path::Path) -> Result<Received> {
         return match crypt::check_header(File::open(path).map_err(io)?) {
             Ok(work_factor) => Ok(Received::Encrypted { work_factor }),
             Err(crypt::CryptError::Io(e)) => Err(io(e)),
-            Err(e) => Err(refused(format!("not a backup we can restore: {e}"))),
+            Err(e) => Err(refused(e.to_string())),
         };
     }
     let input = std::io::BufReader::new(File::open(path).map_err(io)?);
