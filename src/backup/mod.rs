@@ -11,7 +11,12 @@
 //! | `config/ipv6wgm.toml` | the configuration file in use, when there is one  | full, config      |
 //! | `files/jwt.key`       | the token signing key                             | full, files       |
 //!
-//! With a passphrase the whole `.tar.gz` is encrypted in the age format (scrypt recipient).
+//! With a passphrase the whole `.tar.gz` is encrypted in the age format (scrypt recipient) as
+//! it is written — tar.gz → age → hashing writer → file, no plaintext copy on disk — and the
+//! file is `….tar.gz.age`; the catalogue's checksum is always of the file as stored. The
+//! passphrase comes from the request or `backup.passphrase_file` ([`passphrase`]); it is never
+//! stored. An uploaded encrypted archive is of type [`Kind::Unknown`] until a restore decrypts
+//! its manifest.
 //!
 //! - [`archive`]: writing an archive, and reading one back into a staging directory with
 //!   every check (manifest first, names from the table above only — `archive::MEMBERS`,
@@ -27,10 +32,16 @@
 //!   the directory's size cap remove — never the newest completed one.
 //! - [`catalog`]: the backup directory, which lists its backups itself (no database table:
 //!   a restore must not rewrite the list).
+//! - [`passphrase`]: the rules a passphrase must meet; a type that never prints it and is
+//!   zeroed on drop.
+//! - [`upload`]: an archive from elsewhere, streamed to `.tmp-upload`, checked (every check of
+//!   [`archive::verify`]; an age file up to its header) and kept as a `completed` entry of
+//!   origin `upload`, or refused leaving nothing. One upload at a time, beside a backup.
 //!
 //! ```text
 //!  api::backup ─► Service::create ─► catalog: entry "running" ─► task: Store::snapshot
 //!                                        (VACUUM INTO) ─► archive::write ─► rename ─► "completed"
+//!                                        (through crypt::Encryptor with a passphrase)
 //! ```
 //!
 //! One backup or restore runs at a time. A backup interrupted by a crash is marked failed at
