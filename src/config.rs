@@ -583,6 +583,24 @@ mod tests {
     }
 
     #[test]
+    fn backup_upload_cap_and_passphrase_file() {
+        let c = Config::parse("[backup]\nmax_upload_mb = 2\npassphrase_file = \"/etc/p\"")
+            .expect("parses");
+        c.validate().expect("valid");
+        assert_eq!(c.backup.max_upload_bytes(), 2 << 20);
+        assert_eq!(Config::default().backup.max_upload_bytes(), 256 << 20);
+        for bad in [
+            "max_upload_mb = 0",
+            "max_upload_mb = 4097",
+            "passphrase_file = \"\"",
+        ] {
+            let c = Config::parse(&format!("[backup]\n{bad}")).expect("parses");
+            let e = c.validate().unwrap_err();
+            assert!(e.contains("backup."), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn public_host_forms() {
         for ok in [
             "vpn.example.com",
