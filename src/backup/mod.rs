@@ -264,6 +264,12 @@ impl Service {
         Ok(self)
     }
 
+    /// The passphrase of `backup.passphrase_file`, if configured: what backups made without
+    /// one of their own are encrypted with (a restore of such a backup may need it).
+    pub fn config_passphrase(&self) -> Option<&Passphrase> {
+        self.passphrase.as_ref()
+    }
+
     /// Waits until no backup or restore runs.
     pub async fn wait_idle(&self) {
         let _idle = self.job.lock().await;
