@@ -516,13 +516,16 @@ fn write_archive<W: std::io::Write>(
     members: &[archive::Member<'_>],
     passphrase: Option<Passphrase>,
 ) -> std::result::Result<W, String> {
+    // Both ways through `dyn Write`: one copy of the tar and gzip writer in the binary.
     let Some(passphrase) = passphrase else {
-        archive::write(&mut out, head, members).map_err(|err| err.to_string())?;
+        archive::write(&mut out as &mut dyn std::io::Write, head, members)
+            .map_err(|err| err.to_string())?;
         return Ok(out);
     };
     let mut sealed = crypt::Encryptor::new(out, passphrase.expose())
         .map_err(|err| format!("cannot encrypt the archive: {err}"))?;
-    archive::write(&mut sealed, head, members).map_err(|err| err.to_string())?;
+    archive::write(&mut sealed as &mut dyn std::io::Write, head, members)
+        .map_err(|err| err.to_string())?;
     sealed
         .finish()
         .map_err(|err| format!("cannot encrypt the archive: {err}"))
