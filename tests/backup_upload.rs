@@ -587,3 +587,46 @@ fn uploads_over_the_size_cap_are_413_and_leave_nothing_behind() {
         backup_dir_files(&s).is_empty().then_some(())
     });
 }
+
+#[test]
+fn an_upload_may_take_longer_than_the_body_timeout_but_not_stall_for_it() {
+    let (s, a) = Server::with_config("[http]\nbody_read_timeout_secs = 2\n");
+    let good = archive(
+        &manifest(&[("files/jwt.key", KEY)]),
+        &[entry(b"files/jwt.key", tar::EntryType::Regular, KEY, None)],
+    );
+    let head = |len: usize| {
+        format!(
+            "POST /api/v1/backup/backups/upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+             Authorization: Bearer {a}\r\nContent-Type: application/gzip\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    // A slow client: the body comes in four pieces 0.7 s apart, 2.8 s in all — more than
+    // the timeout, which bounds the wait for each piece, not the whole body.
+    let mut c = s.connect();
+    c.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    c.write_all(head(good.len()).as_bytes()).expect("write");
+    let started = Instant::now();
+    for piece in good.chunks(good.len().div_ceil(4)) {
+        std::thread::sleep(Duration::from_millis(700));
+        c.write_all(piece).expect("write");
+    }
+    let r = common::read_response(&mut c);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(started.elapsed() > Duration::from_secs(2));
+    // A stalled one: 408 once no piece has come for the timeout, and its file is gone.
+    let mut c = s.connect();
+    c.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    c.write_all(head(good.len()).as_bytes()).expect("write");
+    c.write_all(&good[..10]).expect("write");
+    common::read_response(&mut c).assert_error(408, "REQUEST_TIMEOUT");
+    let files = backup_dir_files(&s);
+    assert!(!files.iter().any(|f| f.starts_with(".tmp")), "{files:?}");
+    assert_eq!(
+        files.len(),
+        3,
+        "the first upload, its entry, next-id: {files:?}"
+    );
+}
