@@ -115,18 +115,21 @@ impl Upload {
         self.flush().await?;
         let out = self.out.take().ok_or(Error::Internal)?;
         let (size, checksum) = (out.written, out.hex());
-        let path = self.temp.0.clone();
-        let received = tokio::task::spawn_blocking(move || check(out.inner, &path))
-            .await
-            .map_err(|_| Error::Stopping)??;
-        let now = crate::time::now();
-        let c = self.svc.catalog.clone();
-        let temp = self.temp.0.clone();
-        let e = blocking(move || {
-            let e = entry(c.next_id()?, &received, name, now, size, checksum);
-            keep(&c, e, &temp)
+        let (c, temp) = (self.svc.catalog.clone(), self.temp.0.clone());
+        // One trip off the async workers: check, then keep.
+        let e = tokio::task::spawn_blocking(move || {
+            let received = check(out.inner, &temp)?;
+            let now = crate::time::now();
+            let kept = c
+                .next_id()
+                .and_then(|id| keep(&c, entry(id, &received, name, now, size, checksum), &temp));
+            kept.map_err(|why| {
+                log::error!("backup upload: {why}");
+                Error::Internal
+            })
         })
-        .await?;
+        .await
+        .map_err(|_| Error::Stopping)??;
         log::info!(
             "backup {} ({}) uploaded: {size} bytes{}",
             e.id,
