@@ -154,7 +154,8 @@ impl App {
                 config_file: config.origin.config.clone(),
                 logs_file: config.run_dir().join(LOGS_FILE),
             },
-        )?;
+        )
+        .and_then(|b| b.configure(&config.backup))?;
         backup.set_logs(logs.clone());
         backup.note_recovered(interrupted)?;
         let app = App {

@@ -75,6 +75,7 @@ pub fn members_of(kind: Kind) -> &'static [&'static str] {
         Kind::Database => &[DATABASE],
         Kind::Config => &[CONFIG],
         Kind::Files => &[JWT_KEY],
+        Kind::Unknown => &[],
     }
 }
 
@@ -182,6 +183,10 @@ impl Manifest {
                 "manifest.json: format {} is not one this version reads (it reads {FORMAT})",
                 self.format
             ));
+        }
+        if self.kind == Kind::Unknown {
+            // What the catalogue calls an encrypted upload, never a type an archive has.
+            return Err("manifest.json: \"unknown\" is not a backup type".into());
         }
         if self.hostname.len() > 255 || self.app_version.len() > 64 {
             return Err("manifest.json: hostname or app_version is too long".into());
@@ -1323,6 +1328,12 @@ mod tests {
         assert!(err(vec![(DATABASE, 101)]).contains("more than the 100 bytes a member may have"));
         assert!(err(vec![(DATABASE, 100), (CONFIG, 51)]).contains("add up to 151 bytes"));
         assert!(err(vec![(DATABASE, 1), (DATABASE, 1)]).contains("lists database/ipv6wgm.db twice"));
+        let mut unknown = m(vec![]);
+        unknown.kind = Kind::Unknown;
+        assert!(unknown
+            .check(&limits)
+            .expect_err("refused")
+            .contains("not a backup type"));
     }
 
     #[test]

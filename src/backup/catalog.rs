@@ -20,6 +20,9 @@ pub enum Kind {
     Database,
     Config,
     Files,
+    /// An encrypted upload: its type is in its manifest, inside the encryption, and is
+    /// known only when a restore decrypts it. Never requested ([`Kind::ALL`] omits it).
+    Unknown,
 }
 
 impl Kind {
@@ -39,6 +42,7 @@ impl Kind {
             Kind::Database => "database",
             Kind::Config => "config",
             Kind::Files => "files",
+            Kind::Unknown => "unknown",
         }
     }
 
@@ -146,6 +150,8 @@ pub struct Catalog {
     /// is stopped). The kernel releases it when the process dies, however it dies. `None`
     /// for a catalogue opened only to read.
     _lock: Option<std::fs::File>,
+    /// Serialises [`Catalog::next_id`] within this process.
+    ids_lock: std::sync::Mutex<()>,
 }
 
 /// [`Catalog::open`] found the directory owned by another process.
@@ -173,6 +179,7 @@ impl Catalog {
         Ok(Catalog {
             dir: dir.to_path_buf(),
             _lock: Some(lock),
+            ids_lock: std::sync::Mutex::default(),
         })
     }
 
@@ -182,6 +189,7 @@ impl Catalog {
         Catalog {
             dir: dir.to_path_buf(),
             _lock: None,
+            ids_lock: std::sync::Mutex::default(),
         }
     }
 
@@ -198,8 +206,10 @@ impl Catalog {
         self.dir.join(&e.file)
     }
 
-    /// A new id, never handed out before in this directory.
+    /// A new id, never handed out before in this directory (one caller at a time: a
+    /// backup and an upload may ask at once).
     pub fn next_id(&self) -> Result<i64, String> {
+        let _one = self.ids_lock.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.dir.join(NEXT_ID);
         let stored = std::fs::read_to_string(&path)
             .ok()

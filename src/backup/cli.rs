@@ -43,7 +43,8 @@ pub async fn create(cfg: &Config, name: &str, kind: &str) -> Result<(), String> 
         cfg,
         "make the backup through the API (POST /api/v1/backup/backups/create)",
     )
-    .await?;
+    .await?
+    .configure(&cfg.backup)?;
     let started = svc.create(b).await.map_err(|e| e.to_string())?;
     svc.wait_idle().await;
     let done = svc.get(started.id).await.map_err(|e| e.to_string())?;

@@ -11,7 +11,12 @@
 //! | `config/ipv6wgm.toml` | the configuration file in use, when there is one  | full, config      |
 //! | `files/jwt.key`       | the token signing key                             | full, files       |
 //!
-//! With a passphrase the whole `.tar.gz` is encrypted in the age format (scrypt recipient).
+//! With a passphrase the whole `.tar.gz` is encrypted in the age format (scrypt recipient) as
+//! it is written — tar.gz → age → hashing writer → file, no plaintext copy on disk — and the
+//! file is `….tar.gz.age`; the catalogue's checksum is always of the file as stored. The
+//! passphrase comes from the request or `backup.passphrase_file` ([`passphrase`]); it is never
+//! stored. An uploaded encrypted archive is of type [`Kind::Unknown`] until a restore decrypts
+//! its manifest.
 //!
 //! - [`archive`]: writing an archive, and reading one back into a staging directory with
 //!   every check (manifest first, names from the table above only — `archive::MEMBERS`,
@@ -30,10 +35,16 @@
 //! - [`restore`]: stage → validate → prepare the database → pre-restore backup → swap under
 //!   a journal → reload the engines → commit; [`restore::recover`] undoes a restore the
 //!   process died in, at the next start. `keep_local_settings` moves a backup between routers.
+//! - [`passphrase`]: the rules a passphrase must meet; a type that never prints it and is
+//!   zeroed on drop.
+//! - [`upload`]: an archive from elsewhere, streamed to `.tmp-upload`, checked (every check of
+//!   [`archive::verify`]; an age file up to its header) and kept as a `completed` entry of
+//!   origin `upload`, or refused leaving nothing. One upload at a time, beside a backup.
 //!
 //! ```text
 //!  api::backup ─► Service::create ─► catalog: entry "running" ─► task: Store::snapshot
 //!                                        (VACUUM INTO) ─► archive::write ─► rename ─► "completed"
+//!                                        (through crypt::Encryptor with a passphrase)
 //! ```
 //!
 //! One backup or restore runs at a time. A backup or restore interrupted by a crash is marked
@@ -44,11 +55,14 @@ pub mod catalog;
 pub mod cli;
 pub mod crypt;
 mod error;
+pub mod passphrase;
 pub mod restore;
 pub mod schedule;
+pub mod upload;
 
 pub use catalog::{Entry, Kind, RestoreRecord, Status};
 pub use error::{Error, Result};
+pub use passphrase::Passphrase;
 
 use crate::store::Store;
 use catalog::Catalog;
@@ -117,6 +131,12 @@ pub struct Service {
     /// Where outcomes are recorded (the event log, and from there the WebSocket `logs`
     /// channel); none in the CLI.
     logs: Arc<std::sync::OnceLock<Arc<crate::logs::Logs>>>,
+    /// `backup.passphrase_file`'s passphrase: backups made without one of their own use it.
+    passphrase: Option<Passphrase>,
+    /// `backup.max_upload_mb`, in bytes.
+    max_upload: u64,
+    /// One upload at a time (not `job`: an upload must not hold up a backup).
+    upload: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A backup to make.
@@ -127,6 +147,8 @@ pub struct NewBackup {
     pub metadata: serde_json::Value,
     /// `manual`, `schedule:<name>`, `pre-restore`.
     pub origin: String,
+    /// Encrypt with this; `None`: with the configured one (`backup.passphrase_file`), if any.
+    pub passphrase: Option<Passphrase>,
 }
 
 impl NewBackup {
@@ -161,6 +183,7 @@ impl NewBackup {
             kind,
             metadata,
             origin: "manual".into(),
+            passphrase: None,
         })
     }
 }
@@ -273,6 +296,9 @@ impl Service {
             job: Arc::default(),
             engines: Arc::default(),
             logs: Arc::default(),
+            passphrase: None,
+            max_upload: crate::config::UPLOAD_MB_DEFAULT << 20,
+            upload: Arc::default(),
         })
     }
 
@@ -319,6 +345,29 @@ impl Service {
             );
         }
         Ok(())
+    }
+
+    /// Takes what `[backup]` of the configuration says about encryption and uploads: reads
+    /// `passphrase_file` (once: a missing or unusable file stops the start, rather than a
+    /// scheduled backup failing at night).
+    pub fn configure(
+        mut self,
+        cfg: &crate::config::BackupConfig,
+    ) -> std::result::Result<Service, String> {
+        if let Some(path) = &cfg.passphrase_file {
+            self.passphrase = Some(
+                Passphrase::from_file(path).map_err(|e| format!("backup.passphrase_file: {e}"))?,
+            );
+            warn_if_readable_by_others(path);
+        }
+        self.max_upload = cfg.max_upload_bytes();
+        Ok(self)
+    }
+
+    /// The passphrase of `backup.passphrase_file`, if configured: what backups made without
+    /// one of their own are encrypted with (a restore of such a backup may need it).
+    pub fn config_passphrase(&self) -> Option<&Passphrase> {
+        self.passphrase.as_ref()
     }
 
     /// Waits until no backup or restore runs.
@@ -373,20 +422,23 @@ impl Service {
             ));
         }
         let guard = self.job.clone().try_lock_owned().map_err(|_| Error::Busy)?;
-        let entry = self.start(b).await?;
+        let (entry, passphrase) = self.start(b).await?;
         let svc = self.clone();
         let running = entry.clone();
         tokio::spawn(async move {
             let _one_at_a_time = guard;
-            svc.run(running).await;
+            svc.run(running, passphrase).await;
         });
         Ok(entry.into())
     }
 
-    /// Records a new backup as running (the caller holds the job lock).
-    async fn start(&self, b: NewBackup) -> Result<Entry> {
+    /// Records a new backup as running (the caller holds the job lock); the passphrase its
+    /// archive is encrypted with.
+    async fn start(&self, b: NewBackup) -> Result<(Entry, Option<Passphrase>)> {
+        let passphrase = b.passphrase.or_else(|| self.passphrase.clone());
+        let encrypted = passphrase.is_some();
         let c = self.catalog.clone();
-        blocking(move || {
+        let entry = blocking(move || {
             let id = c.next_id()?;
             let now = crate::time::now();
             let e = Entry {
@@ -396,10 +448,10 @@ impl Service {
                 status: Status::Running,
                 error: None,
                 metadata: b.metadata,
-                file: catalog::file_name(id, b.kind, now, false),
+                file: catalog::file_name(id, b.kind, now, encrypted),
                 size_bytes: None,
                 checksum: None,
-                encrypted: false,
+                encrypted,
                 origin: b.origin,
                 created_at: now,
                 completed_at: None,
@@ -407,12 +459,13 @@ impl Service {
             c.put(&e)?;
             Ok(e)
         })
-        .await
+        .await?;
+        Ok((entry, passphrase))
     }
 
     /// Makes the archive of `e` and records how that went; returns the final entry.
-    async fn run(&self, mut e: Entry) -> Entry {
-        let outcome = self.make(&e).await;
+    async fn run(&self, mut e: Entry, passphrase: Option<Passphrase>) -> Entry {
+        let outcome = self.make(&e, passphrase).await;
         e.completed_at = Some(crate::time::now());
         match outcome {
             Ok((size, checksum)) => {
@@ -455,7 +508,11 @@ impl Service {
     /// Writes the archive: a snapshot of the database first (on the database thread), then
     /// the tarball from it and the other files, to a temporary file renamed into place.
     /// Returns its size and SHA-256.
-    async fn make(&self, e: &Entry) -> std::result::Result<(u64, String), String> {
+    async fn make(
+        &self,
+        e: &Entry,
+        passphrase: Option<Passphrase>,
+    ) -> std::result::Result<(u64, String), String> {
         let db = self.catalog.temp_path(e.id, "db");
         let schema_version = match e.kind.has_database() {
             true => self
@@ -467,7 +524,7 @@ impl Service {
         };
         let (catalog, sources, e2) = (self.catalog.clone(), self.sources.clone(), e.clone());
         let made = tokio::task::spawn_blocking(move || {
-            let r = pack(&catalog, &sources, &e2, &db, schema_version);
+            let r = pack(&catalog, &sources, &e2, &db, schema_version, passphrase);
             let _ = std::fs::remove_file(&db);
             if r.is_err() {
                 let _ = std::fs::remove_file(catalog.temp_path(e2.id, "archive"));
@@ -524,6 +581,7 @@ fn pack(
     e: &Entry,
     db: &std::path::Path,
     schema_version: i64,
+    passphrase: Option<Passphrase>,
 ) -> std::result::Result<(u64, String), String> {
     use archive::{Head, Member};
     let key = sources.data_dir.join(crate::auth::token::KEY_FILE);
@@ -562,8 +620,12 @@ fn pack(
     };
     let tmp = catalog.temp_path(e.id, "archive");
     let file = crate::fsutil::create_private(&tmp)?;
-    let mut out = Hashing::new(std::io::BufWriter::new(file));
-    archive::write(&mut out, head, &members).map_err(|err| err.to_string())?;
+    let out = write_archive(
+        Hashing::new(std::io::BufWriter::new(file)),
+        head,
+        &members,
+        passphrase,
+    )?;
     let (size, checksum) = (out.written, out.hex());
     let file = out
         .inner
@@ -575,6 +637,42 @@ fn pack(
     std::fs::rename(&tmp, catalog.archive_path(e))
         .map_err(|err| format!("cannot write the archive: {err}"))?;
     Ok((size, checksum))
+}
+
+/// The archive written to `out`, encrypted on the way when there is a passphrase
+/// (tar.gz → age → `out`: no plaintext copy on disk); `out` back, finished.
+fn write_archive<W: std::io::Write>(
+    mut out: W,
+    head: archive::Head,
+    members: &[archive::Member<'_>],
+    passphrase: Option<Passphrase>,
+) -> std::result::Result<W, String> {
+    // Both ways through `dyn Write`: one copy of the tar and gzip writer in the binary.
+    let Some(passphrase) = passphrase else {
+        archive::write(&mut out as &mut dyn std::io::Write, head, members)
+            .map_err(|err| err.to_string())?;
+        return Ok(out);
+    };
+    let mut sealed = crypt::Encryptor::new(out, passphrase.expose())
+        .map_err(|err| format!("cannot encrypt the archive: {err}"))?;
+    archive::write(&mut sealed as &mut dyn std::io::Write, head, members)
+        .map_err(|err| err.to_string())?;
+    sealed
+        .finish()
+        .map_err(|err| format!("cannot encrypt the archive: {err}"))
+}
+
+/// A passphrase file others can read is a backup anyone on the box can decrypt.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.permissions().mode() & 0o077 != 0 {
+            log::warn!(
+                "backup.passphrase_file {} is readable by others: chmod 600 it",
+                path.display()
+            );
+        }
+    }
 }
 
 /// A writer that counts and hashes (SHA-256) what goes through it.

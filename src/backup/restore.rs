@@ -185,6 +185,7 @@ pub fn plan(
         Kind::Full | Kind::Database => &[archive::DATABASE],
         Kind::Config => &[archive::CONFIG],
         Kind::Files => &[archive::JWT_KEY],
+        Kind::Unknown => return Err(refuse("manifest.json does not say what the backup holds")),
     };
     if let Some(missing) = required.iter().find(|m| !has(m)) {
         return Err(refuse(format!(
@@ -704,9 +705,10 @@ impl Service {
             kind: Kind::Full,
             metadata: serde_json::json!({ "restore_id": r.id }),
             origin: "pre-restore".into(),
+            passphrase: None,
         };
-        let entry = self.start(before).await.map_err(|e| e.to_string())?;
-        let made = self.run(entry).await;
+        let (entry, passphrase) = self.start(before).await.map_err(|e| e.to_string())?;
+        let made = self.run(entry, passphrase).await;
         r.pre_restore_backup_id = Some(made.id);
         self.put_restore(r.clone()).await;
         if made.status != super::Status::Completed {
