@@ -30,6 +30,10 @@
 //! - [`restore`]: stage → validate → prepare the database → pre-restore backup → swap under
 //!   a journal → reload the engines → commit; [`restore::recover`] undoes a restore the
 //!   process died in, at the next start. `keep_local_settings` moves a backup between routers.
+//!   The swap carries over what only the live database knows: token revocations, and where
+//!   WireGuard peers were last seen (so a restored device starts the handshake itself).
+//!   Proven against real peers in `tests/backup_interop.rs`: a wireguard-go peer pings
+//!   through a restored server, and BIRD has our announcements again.
 //!
 //! ```text
 //!  api::backup ─► Service::create ─► catalog: entry "running" ─► task: Store::snapshot
