@@ -35,6 +35,10 @@
 //! - [`restore`]: stage → validate → prepare the database → pre-restore backup → swap under
 //!   a journal → reload the engines → commit; [`restore::recover`] undoes a restore the
 //!   process died in, at the next start. `keep_local_settings` moves a backup between routers.
+//!   The swap carries over what only the live database knows: token revocations, and where
+//!   WireGuard peers were last seen (so a restored device starts the handshake itself).
+//!   Proven against real peers in `tests/backup_interop.rs`: a wireguard-go peer pings
+//!   through a restored server, and BIRD has our announcements again.
 //! - [`passphrase`]: the rules a passphrase must meet; a type that never prints it and is
 //!   zeroed on drop.
 //! - [`upload`]: an archive from elsewhere, streamed to `.tmp-upload`, checked (every check of

@@ -9,7 +9,8 @@
 //!            version (newer refused, older migrated forward), foreign keys,   │ changed
 //!            an active admin; "keep local settings" clears host-bound fields ─┘
 //!  backup    an automatic full backup of the current state (origin pre-restore)
-//!  swap      one job on the database thread: revocations carried over, the old
+//!  swap      one job on the database thread: revocations (and where WireGuard
+//!            peers were last seen) carried over, the old
 //!            connection closed, journal written, live files renamed to
 //!            *.pre-restore, incoming files renamed in, new connection opened and
 //!            the in-memory state rebuilt from it (pools) — any failure: files
@@ -388,8 +389,8 @@ pub fn swap_in(
         .ok_or("the database has no file")?;
     let db_swap = swaps.iter().find(|s| s.live == db);
     if let Some(s) = db_swap {
-        carry_revocations(conn, &s.incoming)
-            .map_err(|e| format!("cannot carry token revocations over: {e}"))?;
+        carry_over(conn, &s.incoming)
+            .map_err(|e| format!("cannot carry revocations and last-seen peers over: {e}"))?;
     }
     // Fold the WAL into the file and close it, so the live file is complete on its own.
     let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
@@ -424,15 +425,27 @@ pub fn swap_in(
     }
 }
 
-/// Logouts done since the backup stay done: the current revocations go into the incoming
-/// database.
-fn carry_revocations(conn: &Connection, incoming: &Path) -> rusqlite::Result<()> {
+/// What the live database knows that the backup cannot, into the incoming database:
+/// logouts done since the backup stay done, and where WireGuard peers were last seen (the
+/// newer fact wins), so a restored device starts the handshake with a peer that still
+/// holds a session instead of waiting 10–15 s for the peer's timers (`wireguard::live`).
+fn carry_over(conn: &Connection, incoming: &Path) -> rusqlite::Result<()> {
     let name = incoming.to_string_lossy();
     conn.execute("ATTACH DATABASE ?1 AS incoming", [&*name])?;
-    let r = conn.execute(
-        "INSERT OR IGNORE INTO incoming.revoked_tokens SELECT * FROM main.revoked_tokens",
-        [],
-    );
+    let r = conn
+        .execute(
+            "INSERT OR IGNORE INTO incoming.revoked_tokens SELECT * FROM main.revoked_tokens",
+            [],
+        )
+        .and_then(|_| {
+            conn.execute(
+                "INSERT OR REPLACE INTO incoming.wg_last_seen (public_key, endpoint, handshake_at) \
+                 SELECT m.public_key, m.endpoint, m.handshake_at FROM main.wg_last_seen m \
+                 LEFT JOIN incoming.wg_last_seen i ON i.public_key = m.public_key \
+                 WHERE i.handshake_at IS NULL OR m.handshake_at >= i.handshake_at",
+                [],
+            )
+        });
     conn.execute("DETACH DATABASE incoming", [])?;
     r.map(|_| ())
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod age;
+pub mod backup;
 pub mod bgp_peer;
 pub mod fixtures;
 pub mod netns;
