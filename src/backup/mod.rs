@@ -30,6 +30,11 @@
 //! - [`restore`]: stage → validate → prepare the database → pre-restore backup → swap under
 //!   a journal → reload the engines → commit; [`restore::recover`] undoes a restore the
 //!   process died in, at the next start. `keep_local_settings` moves a backup between routers.
+//! - [`latest`]: `latest.tar.gz` (`.age` when encrypted) in the backup directory, a hard link
+//!   to the newest completed full or database backup made here, refreshed after every backup
+//!   and deletion; the one fixed path OpenWrt's `/lib/upgrade/keep.d/ipv6wgm` keeps across a
+//!   firmware upgrade, restored by the init script at the first start after it. Not an entry:
+//!   the catalogue never lists it.
 //!
 //! ```text
 //!  api::backup ─► Service::create ─► catalog: entry "running" ─► task: Store::snapshot
@@ -44,6 +49,7 @@ pub mod catalog;
 pub mod cli;
 pub mod crypt;
 mod error;
+pub mod latest;
 pub mod restore;
 pub mod schedule;
 
@@ -449,6 +455,7 @@ impl Service {
                 target,
             ),
         }
+        latest::refresh(self.catalog.clone()).await;
         e
     }
 
@@ -488,7 +495,9 @@ impl Service {
             ));
         }
         let c = self.catalog.clone();
-        blocking(move || c.remove(&e)).await
+        blocking(move || c.remove(&e)).await?;
+        latest::refresh(self.catalog.clone()).await;
+        Ok(())
     }
 
     /// The archive of a completed backup, opened for sending.
