@@ -419,4 +419,29 @@ fn firmware_upgrade_keeps_the_state_through_the_newest_backup() {
         log.contains("restored the backup kept across the firmware upgrade"),
         "{log}"
     );
+    step("state back");
+
+    // A kept backup that cannot be restored: said in the system log, and the service starts
+    // with a fresh state rather than not at all.
+    r.stop_service("/etc/init.d/ipv6wgm stop");
+    r.ok(
+        "rm -f /etc/ipv6wgm/ipv6wgm.db* /etc/ipv6wgm/initial-admin-password && \
+          echo damaged > /etc/ipv6wgm/backups/latest.tar.gz && /etc/init.d/ipv6wgm start",
+    );
+    r.wait(60, "a fresh first start", || {
+        pw_file.is_file().then_some(())
+    });
+    let fresh_pw = std::fs::read_to_string(&pw_file).expect("password");
+    let fresh = r.wait(60, "the fresh service", || login("admin", fresh_pw.trim()));
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    assert_eq!(
+        login("alice", "alice-password-1").map(|l| l.status),
+        Some(401)
+    );
+    let log = r.log();
+    assert!(
+        log.contains("restoring the kept backup /etc/ipv6wgm/backups/latest.tar.gz failed, starting with a fresh state"),
+        "{log}"
+    );
+    step("a damaged kept backup: logged, fresh start");
 }
