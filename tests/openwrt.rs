@@ -1,6 +1,9 @@
 //! The OpenWrt package: `openwrt/build-ipk.sh` produces an ipk that unpacks like opkg
 //! expects, and the procd init script maps UCI options to the binary's flags, and those
-//! flags are ones the binary accepts.
+//! flags are ones the binary accepts; it writes the sysupgrade keep list for the settings.
+//! On OpenWrt 19.07.7's own userland (`router`: root, the shared rootfs, qemu-user; skipped
+//! elsewhere), a firmware upgrade keeps the router's state: `opkg install`, procd, a backup,
+//! `sysupgrade -l`/`-b`/`-r`, the first start restoring the kept backup (~50 s).
 
 mod common;
 #[path = "openwrt/router.rs"]
@@ -268,7 +271,8 @@ fn init_script_maps_uci_to_flags_the_binary_accepts() {
 /// link to it) and not the live database; `sysupgrade -b` saves what an upgrade keeps; the
 /// upgrade is simulated (package and state gone, `sysupgrade -r` puts the kept files back,
 /// the package installed again); the first start restores the kept backup, says so in the
-/// system log, and the state is back.
+/// system log, and the state is back. Then a damaged kept backup: the failure is logged and
+/// the service starts fresh.
 #[test]
 fn firmware_upgrade_keeps_the_state_through_the_newest_backup() {
     if let Some(why) = router::skip_reason() {
@@ -387,6 +391,17 @@ fn firmware_upgrade_keeps_the_state_through_the_newest_backup() {
     assert!(r.log().contains("backup.max_size_mb"), "{}", r.log());
 
     r.ok("sysupgrade -b /tmp/sysupgrade.tgz");
+    let saved = run(Command::new("tar")
+        .arg("-tzf")
+        .arg(r.path("/tmp/sysupgrade.tgz")));
+    assert!(
+        saved
+            .lines()
+            .any(|l| l == "etc/ipv6wgm/backups/latest.tar.gz")
+            && saved.lines().any(|l| l == "etc/config/ipv6wgm")
+            && !saved.contains(".db"),
+        "{saved}"
+    );
     step("sysupgrade -l and -b");
     // The upgrade: the package and everything it wrote are gone; the new firmware's first
     // boot puts the kept files back (`sysupgrade -r` is that same untar); the package is
