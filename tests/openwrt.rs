@@ -365,13 +365,13 @@ fn firmware_upgrade_keeps_the_state_through_the_newest_backup() {
     let backups = r.path("/etc/ipv6wgm/backups");
     let archive = backups.join(done["file_path"].as_str().expect("file_path"));
     let latest = backups.join("latest.tar.gz");
-    {
+    let ino = |p: &Path| {
         use std::os::unix::fs::MetadataExt;
-        let ino = |p: &Path| std::fs::metadata(p).map(|m| m.ino()).ok();
-        r.wait(30, "latest.tar.gz", || {
-            (ino(&latest) == ino(&archive)).then_some(())
-        });
-    }
+        std::fs::metadata(p).map(|m| m.ino()).ok()
+    };
+    r.wait(30, "latest.tar.gz", || {
+        (ino(&latest).is_some() && ino(&latest) == ino(&archive)).then_some(())
+    });
 
     step("backup made");
 
@@ -434,6 +434,26 @@ fn firmware_upgrade_keeps_the_state_through_the_newest_backup() {
         log.contains("restored the backup kept across the firmware upgrade"),
         "{log}"
     );
+    // The restored state is backed up at once, and that backup is what the next upgrade
+    // keeps: the archive kept by this one is in no catalogue.
+    let admin = login("admin", admin_pw).expect("login").body["data"]["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let list = r
+        .api(8000, "GET", "/backup/backups", Some(&admin), None)
+        .expect("list");
+    let after = list.body["data"]
+        .as_array()
+        .and_then(|all| all.iter().find(|b| b["name"] == "after firmware upgrade"))
+        .unwrap_or_else(|| panic!("no backup of the restored state: {}", list.body));
+    assert_eq!(after["status"], "completed", "{after}");
+    let after = backups.join(after["file_path"].as_str().expect("file_path"));
+    assert_eq!(ino(&latest), ino(&after), "latest is the new backup");
+    assert!(r
+        .ok("sysupgrade -l")
+        .lines()
+        .any(|l| l == "/etc/ipv6wgm/backups/latest.tar.gz"));
     step("state back");
 
     // A kept backup that cannot be restored: said in the system log, and the service starts

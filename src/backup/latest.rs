@@ -20,12 +20,15 @@ pub const LATEST: &str = "latest.tar.gz";
 pub const LATEST_AGE: &str = "latest.tar.gz.age";
 
 /// The backup `latest…` should be: the newest completed one (highest id) that holds the
-/// database (`full` or `database`) and was made here — an uploaded archive is another
-/// router's state, and a `config` or `files` backup would bring back no database.
+/// database (`full` or `database`) and is a state this router chose to keep — not an uploaded
+/// archive (another router's state), not a `pre-restore` one (the state a restore replaced:
+/// keeping it across an upgrade would undo the restore), and not a `config` or `files`
+/// backup (no database to bring back).
 pub fn choose(entries: &[Entry]) -> Option<&Entry> {
     entries
         .iter()
-        .filter(|e| e.status == Status::Completed && e.origin != "upload")
+        .filter(|e| e.status == Status::Completed)
+        .filter(|e| !matches!(e.origin.as_str(), "upload" | "pre-restore"))
         .filter(|e| matches!(e.kind, Kind::Full | Kind::Database))
         .max_by_key(|e| e.id)
 }
@@ -125,8 +128,11 @@ mod tests {
         ];
         assert_eq!(choose(&all).map(|e| e.id), Some(2));
         assert_eq!(choose(&all[2..]).map(|e| e.id), None);
-        let pre = [entry(8, Full, Completed, "pre-restore")];
-        assert_eq!(choose(&pre).map(|e| e.id), Some(8));
+        let restored = [
+            entry(8, Full, Completed, "manual"),
+            entry(9, Full, Completed, "pre-restore"),
+        ];
+        assert_eq!(choose(&restored).map(|e| e.id), Some(8));
     }
 
     /// Writes a completed backup with an archive holding `content`.
