@@ -63,13 +63,20 @@ pub fn update(catalog: &Catalog) -> Result<(), String> {
         let tmp = catalog.temp_path(newest.id, "latest");
         remove(&tmp)?;
         if std::fs::hard_link(&source, &tmp).is_err() {
-            std::fs::copy(&source, &tmp)
-                .map_err(|e| format!("cannot copy {}: {e}", newest.file))?;
+            copy(&source, &tmp).map_err(|e| format!("cannot copy {}: {e}", newest.file))?;
         }
         std::fs::rename(&tmp, &target)
             .map_err(|e| format!("cannot rename to {}: {e}", target.display()))?;
     }
     remove(&dir.join(other))
+}
+
+/// A private copy (`io::copy`, already in the binary; `fs::copy` would add its own).
+fn copy(from: &Path, to: &Path) -> Result<(), String> {
+    let mut input = std::fs::File::open(from).map_err(|e| e.to_string())?;
+    let mut out = crate::fsutil::create_private(to)?;
+    std::io::copy(&mut input, &mut out).map_err(|e| e.to_string())?;
+    out.sync_all().map_err(|e| e.to_string())
 }
 
 /// Both names are links to one file (then there is nothing to write).
