@@ -44,6 +44,11 @@
 //! - [`upload`]: an archive from elsewhere, streamed to `.tmp-upload`, checked (every check of
 //!   [`archive::verify`]; an age file up to its header) and kept as a `completed` entry of
 //!   origin `upload`, or refused leaving nothing. One upload at a time, beside a backup.
+//! - [`latest`]: `latest.tar.gz` (`.age` when encrypted) in the backup directory, a hard link
+//!   to the newest completed full or database backup made here, refreshed after every backup
+//!   and deletion; the one fixed path OpenWrt's `/lib/upgrade/keep.d/ipv6wgm` keeps across a
+//!   firmware upgrade, restored by the init script at the first start after it. Not an entry:
+//!   the catalogue never lists it.
 //!
 //! ```text
 //!  api::backup ─► Service::create ─► catalog: entry "running" ─► task: Store::snapshot
@@ -59,6 +64,7 @@ pub mod catalog;
 pub mod cli;
 pub mod crypt;
 mod error;
+pub mod latest;
 pub mod passphrase;
 pub mod restore;
 pub mod schedule;
@@ -506,6 +512,7 @@ impl Service {
                 target,
             ),
         }
+        latest::refresh(self.catalog.clone()).await;
         e
     }
 
@@ -549,7 +556,9 @@ impl Service {
             ));
         }
         let c = self.catalog.clone();
-        blocking(move || c.remove(&e)).await
+        blocking(move || c.remove(&e)).await?;
+        latest::refresh(self.catalog.clone()).await;
+        Ok(())
     }
 
     /// The archive of a completed backup, opened for sending.
