@@ -8,7 +8,7 @@
 //! and on/off, the lifetime of new tokens and the API rate limit. The seed's names are
 //! accepted too: `max_log_size` (MiB) is `max_log_size_mb`, `debug_mode` switches the log
 //! filter between `debug` and `info`; they are stored under the canonical names.
-//! `backup_retention` is refused by name until backups exist.
+//! `backup_retention` is refused by name until retention is enforced.
 //!
 //! **API rate limit.** `api_rate_limit` requests per minute per authenticated user (per
 //! source address, IPv6 per /64, when not authenticated), 0 = off (the default); the
@@ -158,7 +158,7 @@ impl SettingsInput {
         if self.backup_retention.is_some() {
             return Err(Invalid::new(
                 "backup_retention",
-                "backup_retention is not supported yet: backups arrive in a later release",
+                "backup_retention is not supported yet: retention arrives in a later release",
             ));
         }
         if let Some(mb) = self.max_log_size.take() {
