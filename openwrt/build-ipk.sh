@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Packs a static ipv6wgm binary, the procd init script and the UCI config into an OpenWrt
-# .ipk (gzip'd tar of debian-binary, data.tar.gz, control.tar.gz — what opkg installs).
+# Packs a static ipv6wgm binary, the procd init script, the UCI config and the sysupgrade
+# keep list (/lib/upgrade/keep.d) into an OpenWrt .ipk (gzip'd tar of debian-binary,
+# data.tar.gz, control.tar.gz — what opkg installs).
 #
 #   openwrt/build-ipk.sh ARCH [BINARY] [OUT_DIR]
 #
@@ -30,10 +31,13 @@ PKG="ipv6wgm_${VERSION}-1_${ARCH}.ipk"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 D=$WORK/data C=$WORK/control
-install -d -m 0755 "$D/usr/bin" "$D/etc/init.d" "$D/etc/config" "$C"
+install -d -m 0755 "$D/usr/bin" "$D/etc/init.d" "$D/etc/config" "$D/lib/upgrade/keep.d" "$C"
 install -m 0755 "$BIN" "$D/usr/bin/ipv6wgm"
 install -m 0755 "$ROOT/openwrt/files/ipv6wgm.init" "$D/etc/init.d/ipv6wgm"
 install -m 0600 "$ROOT/openwrt/files/ipv6wgm.config" "$D/etc/config/ipv6wgm"
+# What sysupgrade keeps: the UCI file and the newest backup (the init script rewrites it when
+# the settings move the backups).
+install -m 0644 "$ROOT/openwrt/files/ipv6wgm.keep" "$D/lib/upgrade/keep.d/ipv6wgm"
 
 cat > "$C/control" <<CTRL
 Package: ipv6wgm

@@ -50,6 +50,8 @@ pub struct App {
     pub store: Store,
     /// Bearer tokens to principals; login, refresh, logout.
     pub auth: crate::auth::Service,
+    /// The token signing key (replaced by a restore that brings another).
+    pub tokens: Arc<TokenService>,
     /// User accounts.
     pub users: crate::users::Service,
     /// Live settings (`/system/config`), the API rate limit, stop and restart.
@@ -99,6 +101,8 @@ impl App {
     pub async fn open(config: Config) -> Result<App, String> {
         crate::fsutil::ensure_private_dir(&config.data_dir)?;
         crate::fsutil::ensure_private_dir(&config.run_dir())?;
+        // A restore that never committed is undone before anything opens its files.
+        let interrupted = crate::backup::restore::recover(&config.data_dir)?;
         let store = Store::open(
             &config.data_dir.join(DB_FILE),
             &config.run_dir().join(LOGS_FILE),
@@ -150,8 +154,10 @@ impl App {
             crate::backup::Sources {
                 data_dir: config.data_dir.clone(),
                 config_file: config.origin.config.clone(),
+                logs_file: config.run_dir().join(LOGS_FILE),
             },
-        )?
+        )
+        .and_then(|b| b.configure(&config.backup))?
         .with_automation(
             config.backup_schedules()?,
             crate::backup::pruning::PolicySource::new(
@@ -159,8 +165,16 @@ impl App {
                 config.backup.max_size_mb,
             ),
         );
+        backup.set_logs(logs.clone());
+        backup.note_recovered(interrupted)?;
         let app = App {
-            auth: crate::auth::Service::new(store.clone(), tokens, hashing.clone(), &config.auth),
+            auth: crate::auth::Service::new(
+                store.clone(),
+                tokens.clone(),
+                hashing.clone(),
+                &config.auth,
+            ),
+            tokens,
             users: crate::users::Service::new(
                 store.clone(),
                 hashing,
@@ -243,6 +257,8 @@ pub async fn run(
         env!("CARGO_PKG_VERSION")
     );
     app.system.load().await;
+    app.backup
+        .set_engines(Arc::new(Restored(Arc::downgrade(&app))));
     let mut tasks = Tasks::new(app.stopping.subscribe());
     tasks.spawn_draining(
         "log writer",
@@ -300,6 +316,35 @@ pub async fn run(
     app.store.close().await;
     log::info!("stopped");
     Ok(exit.into_inner().unwrap_or(Exit::Stop))
+}
+
+/// What a restore reloads in the running service: the pools' allocators from the new
+/// tables (on the database thread), then the token key, the stored settings and every
+/// engine on the bus — the same entry points as start-up.
+struct Restored(std::sync::Weak<App>);
+
+impl crate::backup::Engines for Restored {
+    fn reload_tables(&self, c: &mut rusqlite::Connection) -> Result<(), String> {
+        let Some(app) = self.0.upgrade() else {
+            return Ok(());
+        };
+        app.ipam
+            .pools()
+            .reload_from(c)
+            .map_err(|e| format!("cannot load the IPv6 pools: {e}"))
+    }
+
+    fn restart<'a>(&'a self, key: Option<&'a [u8]>) -> crate::sync::BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(app) = self.0.upgrade() else { return };
+            if let Some(key) = key {
+                app.tokens.set_key(key);
+            }
+            app.system.load().await;
+            app.bus.publish(crate::changes::Change::Settings).await;
+            app.bus.reconcile_all().await;
+        })
+    }
 }
 
 /// The background tasks `run` starts. Each is stopped through one path, the `stopping`

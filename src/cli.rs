@@ -26,9 +26,19 @@ pub enum Command {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum BackupCommand {
-    Create { name: String, kind: String },
+    Create {
+        name: String,
+        kind: String,
+    },
     List,
-    Verify { file: PathBuf },
+    Verify {
+        file: PathBuf,
+    },
+    Restore {
+        file: PathBuf,
+        keep_local_settings: bool,
+        passphrase_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -53,6 +63,11 @@ USAGE:
     ipv6wgm backup list                            the backups, newest first
     ipv6wgm backup verify FILE                     check an archive (manifest, names, types,
                                                    sizes, checksums) without unpacking it
+    ipv6wgm backup restore FILE [--keep-local-settings] [--passphrase-file F]
+                                                   restore an archive, with the service stopped
+                                                   (else use the API); keep this host's config
+                                                   file, token key, endpoints and BGP local
+                                                   addresses with --keep-local-settings
     ipv6wgm genkey | pubkey | genpsk               WireGuard keys, as `wg genkey` etc.
                                                    (pubkey reads a private key on stdin)
     ipv6wgm selftest                               a WireGuard handshake and data exchange in
@@ -80,6 +95,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
     let mut positional = Vec::new();
     let mut from_stdin = false;
     let (mut name, mut kind) = (None, None);
+    let (mut keep_local, mut passphrase_file) = (false, None);
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -116,40 +132,54 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Cli, String> {
             "--password-stdin" => from_stdin = true,
             "--name" => name = Some(value("--name")?),
             "--type" => kind = Some(value("--type")?),
+            "--keep-local-settings" => keep_local = true,
+            "--passphrase-file" => {
+                passphrase_file = Some(PathBuf::from(value("--passphrase-file")?))
+            }
             f if f.starts_with('-') => return Err(format!("unknown option {f} (see --help)")),
             _ => positional.push(arg),
         }
     }
-    let command =
-        match positional.first().map(String::as_str) {
-            None | Some("serve") if positional.len() <= 1 && !from_stdin => Command::Serve,
-            Some("reset-password") if positional.len() == 2 => Command::ResetPassword {
-                username: positional[1].clone(),
-                from_stdin,
-            },
-            Some("reset-password") => return Err("usage: ipv6wgm reset-password USER".into()),
-            Some("genkey") if positional.len() == 1 => Command::GenKey,
-            Some("pubkey") if positional.len() == 1 => Command::PubKey,
-            Some("genpsk") if positional.len() == 1 => Command::GenPsk,
-            Some("selftest") if positional.len() == 1 => Command::SelfTest,
-            Some("backup") => match positional.get(1).map(String::as_str) {
-                Some("create") if positional.len() == 2 => Command::Backup(BackupCommand::Create {
-                    name: name.take().unwrap_or_else(|| "Manual backup (CLI)".into()),
-                    kind: kind.take().unwrap_or_else(|| "full".into()),
-                }),
-                Some("list") if positional.len() == 2 => Command::Backup(BackupCommand::List),
-                Some("verify") if positional.len() == 3 => Command::Backup(BackupCommand::Verify {
-                    file: PathBuf::from(&positional[2]),
-                }),
-                _ => return Err(
-                    "usage: ipv6wgm backup create [--name NAME] [--type TYPE] | list | verify FILE"
-                        .into(),
-                ),
-            },
-            _ => return Err(format!("unexpected arguments {positional:?} (see --help)")),
-        };
+    let command = match positional.first().map(String::as_str) {
+        None | Some("serve") if positional.len() <= 1 && !from_stdin => Command::Serve,
+        Some("reset-password") if positional.len() == 2 => Command::ResetPassword {
+            username: positional[1].clone(),
+            from_stdin,
+        },
+        Some("reset-password") => return Err("usage: ipv6wgm reset-password USER".into()),
+        Some("genkey") if positional.len() == 1 => Command::GenKey,
+        Some("pubkey") if positional.len() == 1 => Command::PubKey,
+        Some("genpsk") if positional.len() == 1 => Command::GenPsk,
+        Some("selftest") if positional.len() == 1 => Command::SelfTest,
+        Some("backup") => match positional.get(1).map(String::as_str) {
+            Some("create") if positional.len() == 2 => Command::Backup(BackupCommand::Create {
+                name: name.take().unwrap_or_else(|| "Manual backup (CLI)".into()),
+                kind: kind.take().unwrap_or_else(|| "full".into()),
+            }),
+            Some("list") if positional.len() == 2 => Command::Backup(BackupCommand::List),
+            Some("verify") if positional.len() == 3 => Command::Backup(BackupCommand::Verify {
+                file: PathBuf::from(&positional[2]),
+            }),
+            Some("restore") if positional.len() == 3 => Command::Backup(BackupCommand::Restore {
+                file: PathBuf::from(&positional[2]),
+                keep_local_settings: std::mem::take(&mut keep_local),
+                passphrase_file: passphrase_file.take(),
+            }),
+            _ => return Err(
+                "usage: ipv6wgm backup create [--name NAME] [--type TYPE] | list | verify FILE \
+                     | restore FILE [--keep-local-settings] [--passphrase-file F]"
+                    .into(),
+            ),
+        },
+        _ => return Err(format!("unexpected arguments {positional:?} (see --help)")),
+    };
     if name.is_some() || kind.is_some() {
         return Err("--name and --type belong to `backup create`".into());
+    }
+    if keep_local || passphrase_file.is_some() {
+        return Err(
+            "--keep-local-settings and --passphrase-file belong to `backup restore`".into(),
+        );
     }
     Ok(Cli {
         command,
@@ -215,6 +245,17 @@ mod tests {
             })
         );
         assert!(p(&["backup", "verify"]).is_err());
+        assert_eq!(
+            p(&["backup", "restore", "/b.tar.gz", "--keep-local-settings"])
+                .expect("ok")
+                .command,
+            Command::Backup(BackupCommand::Restore {
+                file: PathBuf::from("/b.tar.gz"),
+                keep_local_settings: true,
+                passphrase_file: None,
+            })
+        );
+        assert!(p(&["backup", "list", "--keep-local-settings"]).is_err());
         assert!(p(&["backup", "list", "x"]).is_err());
         assert!(
             p(&["serve", "--type", "full"]).is_err(),

@@ -55,6 +55,40 @@ pub struct BackupConfig {
     pub max_size_mb: u64,
     /// Scheduled backups (`[[backup.schedules]]`, `backup::schedule`); read-only through the API.
     pub schedules: Vec<crate::backup::schedule::ScheduleInput>,
+    /// A file holding the passphrase that encrypts every backup made without one of its
+    /// own (request, schedule, pre-restore); read once at start-up. Unset: such backups
+    /// are not encrypted.
+    pub passphrase_file: Option<PathBuf>,
+    /// Largest backup upload accepted, in MiB (413 beyond). Unset: [`UPLOAD_MB_DEFAULT`].
+    pub max_upload_mb: Option<u64>,
+}
+
+/// `backup.max_upload_mb`: its bounds and default.
+pub const UPLOAD_MB: std::ops::RangeInclusive<u64> = 1..=4096;
+pub const UPLOAD_MB_DEFAULT: u64 = 256;
+
+impl BackupConfig {
+    /// The upload cap in bytes.
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_mb.unwrap_or(UPLOAD_MB_DEFAULT) << 20
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self
+            .max_upload_mb
+            .is_some_and(|mb| !UPLOAD_MB.contains(&mb))
+        {
+            return Err("backup.max_upload_mb must be between 1 and 4096".into());
+        }
+        if self
+            .passphrase_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err("backup.passphrase_file must not be empty (leave it unset)".into());
+        }
+        Ok(())
+    }
 }
 
 /// Bound of `backup.max_size_mb` (1 TiB).
@@ -445,6 +479,7 @@ impl Config {
                 ));
             }
         }
+        self.backup.check()?;
         Ok(())
     }
 
@@ -598,6 +633,24 @@ mod tests {
         assert!(e.contains("frequncy"), "{e}");
         let big = Config::parse("[backup]\nmax_size_mb = 2000000").expect("parses");
         assert!(big.validate().unwrap_err().contains("max_size_mb"));
+    }
+
+    #[test]
+    fn backup_upload_cap_and_passphrase_file() {
+        let c = Config::parse("[backup]\nmax_upload_mb = 2\npassphrase_file = \"/etc/p\"")
+            .expect("parses");
+        c.validate().expect("valid");
+        assert_eq!(c.backup.max_upload_bytes(), 2 << 20);
+        assert_eq!(Config::default().backup.max_upload_bytes(), 256 << 20);
+        for bad in [
+            "max_upload_mb = 0",
+            "max_upload_mb = 4097",
+            "passphrase_file = \"\"",
+        ] {
+            let c = Config::parse(&format!("[backup]\n{bad}")).expect("parses");
+            let e = c.validate().unwrap_err();
+            assert!(e.contains("backup."), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -69,6 +69,19 @@ fn backup(cfg: Config, cmd: cli::BackupCommand) -> Result<(), String> {
             }
             cli::BackupCommand::List => ipv6wgm::backup::cli::list(&cfg),
             cli::BackupCommand::Verify { file } => ipv6wgm::backup::cli::verify(&file),
+            cli::BackupCommand::Restore {
+                file,
+                keep_local_settings,
+                passphrase_file,
+            } => {
+                ipv6wgm::backup::cli::restore(
+                    &cfg,
+                    &file,
+                    keep_local_settings,
+                    passphrase_file.as_deref(),
+                )
+                .await
+            }
         }
     })
 }

@@ -39,6 +39,22 @@ pub fn ser_opt<S: serde::Serializer>(secs: &Option<i64>, s: S) -> Result<S::Ok, 
     }
 }
 
+/// Serde helper: reads what [`ser`] writes (and whatever else [`parse`] takes).
+pub fn de<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    parse(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a time")))
+}
+
+/// Serde helper: reads what [`ser_opt`] writes.
+pub fn de_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match <Option<String> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => parse(&s)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a time"))),
+    }
+}
+
 /// Parses what clients send for a point in time: RFC 3339 (`2024-01-01T00:00:00Z`, an
 /// offset such as `+02:00`, fractional seconds, `t`/`z` or a space for `T`), a bare date
 /// (`2024-01-01`, midnight UTC) or Unix seconds. `None` when it is none of these.

@@ -1,66 +1,15 @@
 //! Interop of `backup::crypt` with the reference `age` CLI (Debian package `age`, installed
 //! by .ci/run): what we encrypt `age -d` decrypts, and what `age -p` encrypts we decrypt.
 //!
-//! age reads passphrases only from a terminal (no flag or variable in 1.1), so each run goes
-//! through util-linux `script`, which gives it a pty and feeds it our stdin: the passphrase
-//! lines sit in the pty's buffer until age reads them. Skips with a reason when `age` or
-//! `script` is missing locally; under CI (`CI` set) a missing tool fails instead.
+//! age runs on a pty (`common::age`); skips with a reason when `age` or `script` is missing
+//! locally; under CI (`CI` set) a missing tool fails instead.
 
+mod common;
+
+use common::age::{age_on_pty, tools_present};
 use ipv6wgm::backup::crypt::{self, CryptError};
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
 const PASS: &str = "interop passphrase 14";
-
-fn tools_present() -> bool {
-    let found = |tool: &str, arg: &str| {
-        Command::new(tool)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    };
-    let present = found("age", "--version") && found("script", "--version");
-    if !present {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "age or script missing in CI (.ci/run installs age)"
-        );
-        eprintln!(
-            "skipped: the `age` CLI or util-linux `script` is not installed (apt-get install age)"
-        );
-    }
-    present
-}
-
-/// Runs `age ARGS` on a pty, typing `lines` at its passphrase prompts.
-fn age_on_pty(args: &[&Path], flags: &[&str], lines: &[&str]) -> Output {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let mut cmd = String::from("age");
-    for f in flags {
-        cmd.push(' ');
-        cmd.push_str(f);
-    }
-    for a in args {
-        cmd.push(' ');
-        cmd.push_str(&quote(&a.to_string_lossy()));
-    }
-    let mut child = Command::new("timeout")
-        .args(["120", "script", "-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    for l in lines {
-        writeln!(stdin, "{l}").unwrap();
-    }
-    drop(stdin);
-    child.wait_with_output().unwrap()
-}
 
 fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 % 253) as u8).collect()

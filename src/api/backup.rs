@@ -2,15 +2,16 @@
 //! its download, delete, stats. Thin: parse → [`Service`] → render.
 //!
 //! Who may do what: reading the list is a general read (names, sizes, times); creating
-//! and deleting take `backup:write`; downloading takes `system:write` (admins only), because
-//! an archive holds every password hash and private key of the router.
+//! and deleting take `backup:write`; downloading and uploading take `system:write` (admins
+//! only), because an archive holds every password hash and private key of the router, and
+//! an uploaded one can be restored over all of them.
 
 use super::request::Request;
 use super::response::{FileBody, Reply};
 use super::router::{Access, Router};
 use crate::api::error::{ApiError, ApiResult};
 use crate::auth::Permission::{BackupRead, BackupWrite, SystemWrite};
-use crate::backup::{Kind, NewBackup, Service};
+use crate::backup::{Kind, NewBackup, Passphrase, Service};
 use crate::h;
 use hyper::Method;
 use serde::Deserialize;
@@ -55,6 +56,36 @@ pub fn routes(r: &mut Router) {
         h!(app.backup => download),
     );
     r.add(
+        Method::POST,
+        "/backup/backups/{id}/restore",
+        Access::Require(SystemWrite),
+        "backup.restore",
+        h!(app.backup => restore),
+    )
+    .query_params(&["keep_local_settings", "target_dir"]);
+    r.add(
+        Method::GET,
+        "/backup/restores",
+        read,
+        "backup.restores",
+        h!(app.backup => restores),
+    );
+    r.add(
+        Method::GET,
+        "/backup/restores/{id}",
+        read,
+        "backup.restore_status",
+        h!(app.backup => restore_status),
+    );
+    r.add(
+        Method::POST,
+        "/backup/backups/upload",
+        Access::Require(SystemWrite),
+        "backup.upload",
+        h!(app.backup => upload),
+    )
+    .query_params(&["name"]);
+    r.add(
         Method::GET,
         "/backup/stats",
         read,
@@ -71,12 +102,15 @@ async fn list(svc: &Service, _req: &mut Request) -> ApiResult<Reply> {
 /// The seed's body as JSON; each field may come as a query parameter instead (as the seed
 /// shows them), the body winning when both give one. A value given is checked wherever it
 /// comes from, so a bad query parameter is a 422 even when the body has a good one.
-#[derive(Debug, Default, Deserialize)]
+/// `passphrase` is the exception: body only, because URLs end up in access logs, proxy
+/// logs and shell history (`?passphrase=` is refused as an unknown parameter).
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     name: Option<String>,
     backup_type: Option<String>,
     metadata: Option<serde_json::Value>,
+    passphrase: Option<String>,
 }
 
 fn kind(t: &str) -> ApiResult<Kind> {
@@ -118,7 +152,13 @@ async fn create(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
         None => q_kind.unwrap_or(Kind::Full),
     };
     let metadata = body.metadata.or(q_metadata);
-    let view = svc.create(NewBackup::new(&name, kind, metadata)?).await?;
+    let mut backup = NewBackup::new(&name, kind, metadata)?;
+    backup.passphrase = body
+        .passphrase
+        .map(Passphrase::new)
+        .transpose()
+        .map_err(|why| ApiError::validation("passphrase", why))?;
+    let view = svc.create(backup).await?;
     req.audit_target = Some(format!("backup/backups/{}", view.id));
     Ok(Reply::created(view, "backup started"))
 }
@@ -143,6 +183,96 @@ async fn download(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
     Ok(Reply::file_stream(body, content_type, &d.name).secret())
 }
 
+/// The body is the archive as a download gave it (`.tar.gz`, or `.tar.gz.age` when
+/// encrypted), streamed to disk up to `backup.max_upload_mb`; kept if it is a backup
+/// (`backup::upload` says what is checked), else 422.
+async fn upload(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
+    let mut q = req.query()?;
+    let name = q
+        .take_choice("name")
+        .map(|n| NewBackup::new(&n, Kind::Full, None).map(|b| b.name))
+        .transpose()?;
+    let content_type = req
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !is_archive_type(content_type) {
+        return Err(ApiError::bad_request(
+            "Content-Type must be application/gzip or application/octet-stream \
+             (curl --data-binary @FILE -H 'Content-Type: application/octet-stream')",
+        ));
+    }
+    let mut body = req.body_stream(svc.max_upload_bytes())?;
+    let mut upload = svc.start_upload().await?;
+    while let Some(piece) = body.next().await? {
+        upload.write(&piece).await?;
+    }
+    let view = upload.finish(name).await?;
+    req.audit_target = Some(format!("backup/backups/{}", view.id));
+    Ok(Reply::created(view, "backup uploaded"))
+}
+
+fn is_archive_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    [
+        "application/gzip",
+        "application/x-gzip",
+        "application/octet-stream",
+    ]
+    .iter()
+    .any(|t| essence.eq_ignore_ascii_case(t))
+}
+
 async fn stats(svc: &Service, _req: &mut Request) -> ApiResult<Reply> {
     Ok(Reply::ok(svc.stats().await?))
+}
+
+/// `POST …/restore`. The passphrase only in the body: URLs end up in logs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody {
+    keep_local_settings: Option<bool>,
+    passphrase: Option<String>,
+}
+
+/// Checks the archive completely (422 and nothing changed when it is refused), then answers
+/// 202 with the restore to poll at `/backup/restores/{id}`.
+async fn restore(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
+    let id = req.id("id")?;
+    let mut q = req.query()?;
+    let q_keep = q.take_choice("keep_local_settings");
+    if q.take_choice("target_dir").is_some() {
+        return Err(ApiError::validation(
+            "target_dir",
+            "a restore always goes to this router's data directory; to look inside a backup, \
+             download it",
+        ));
+    }
+    let q_keep = q_keep
+        .map(|v| match v.as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(ApiError::validation(
+                "keep_local_settings",
+                "keep_local_settings must be true or false",
+            )),
+        })
+        .transpose()?;
+    let body: RestoreBody = req.json_or_default().await?;
+    let opts = crate::backup::restore::Options {
+        keep_local_settings: body.keep_local_settings.or(q_keep).unwrap_or(false),
+        passphrase: body.passphrase,
+    };
+    let view = svc.restore(id, opts).await?;
+    req.audit_target = Some(format!("backup/restores/{}", view.id));
+    Ok(Reply::accepted(view, "restore started"))
+}
+
+async fn restores(svc: &Service, _req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(svc.restores().await?))
+}
+
+async fn restore_status(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
+    Ok(Reply::ok(svc.restore_status(req.id("id")?).await?))
 }

@@ -9,7 +9,9 @@
 //!   `header_read_timeout_secs`, which also closes a kept-alive connection left idle;
 //! - a body: [`PUBLIC_MAX_BODY`] on routes without authentication, `max_body_bytes` once the
 //!   caller is authenticated (the body is read only after that), all of it within
-//!   `body_read_timeout_secs` (408);
+//!   `body_read_timeout_secs` (408); a backup upload is streamed to disk instead
+//!   ([`request::Request::body_stream`]: `backup.max_upload_mb`, each piece within
+//!   `body_read_timeout_secs` of the one before);
 //! - a download streams from disk ([`response::FileBody`]).
 
 pub mod auth;
@@ -270,6 +272,7 @@ pub async fn handle(
         audit_username: None,
         max_body: PUBLIC_MAX_BODY.min(app.config.http.max_body_bytes),
         body_deadline,
+        body_timeout: Duration::from_secs(app.config.http.body_read_timeout_secs),
     };
     if path == "/metrics" && app.config.monitoring.prometheus {
         let result = if matches!(request.method, Method::GET | Method::HEAD) {

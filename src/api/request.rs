@@ -30,6 +30,9 @@ pub struct Request {
     pub max_body: usize,
     /// When the whole body must have arrived (`http.body_read_timeout_secs` after the head).
     pub body_deadline: tokio::time::Instant,
+    /// `http.body_read_timeout_secs`: for a streamed body ([`Request::body_stream`]), the
+    /// longest wait for its next piece.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Request {
@@ -96,18 +99,11 @@ impl Request {
 
     /// The whole body, at most `max_body` bytes (413 beyond).
     pub async fn body_bytes(&mut self) -> ApiResult<bytes::Bytes> {
-        let too_large = || {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("request body exceeds {} bytes", self.max_body),
-            )
-        };
-        let declared = self
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body as u64) {
+        let too_large = || too_large(self.max_body as u64);
+        if self
+            .declared_length()
+            .is_some_and(|n| n > self.max_body as u64)
+        {
             return Err(too_large());
         }
         let Some(body) = self.body.take() else {
@@ -128,6 +124,31 @@ impl Request {
             Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
             Err(_) => Err(ApiError::bad_request("could not read the request body")),
         }
+    }
+
+    /// `Content-Length`, if the client sent one.
+    fn declared_length(&self) -> Option<u64> {
+        self.headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+    }
+
+    /// The body as it arrives, for a route that streams it to disk rather than hold it (a
+    /// backup upload): at most `cap` bytes — 413 at once when `Content-Length` says more,
+    /// else as soon as more has come. The whole-body deadline does not apply (256 MiB take
+    /// minutes on a slow link); each piece must come within `http.body_read_timeout_secs`
+    /// of the one before (408), so a stalled body still ends.
+    pub fn body_stream(&mut self, cap: u64) -> ApiResult<BodyStream> {
+        if self.declared_length().is_some_and(|n| n > cap) {
+            return Err(too_large(cap));
+        }
+        Ok(BodyStream {
+            body: self.body.take(),
+            cap,
+            read: 0,
+            idle: self.body_timeout,
+        })
     }
 
     /// Parses the body as JSON into `T`. `T` should be `#[serde(deny_unknown_fields)]`.
@@ -178,6 +199,53 @@ impl Request {
             ));
         }
         parse_json(&body)
+    }
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("request body exceeds {limit} bytes"),
+    )
+}
+
+/// A request body read piece by piece ([`Request::body_stream`]).
+pub struct BodyStream {
+    body: Option<Incoming>,
+    cap: u64,
+    read: u64,
+    idle: std::time::Duration,
+}
+
+impl BodyStream {
+    /// The next piece of the body; `None` at its end.
+    pub async fn next(&mut self) -> ApiResult<Option<bytes::Bytes>> {
+        while let Some(body) = self.body.as_mut() {
+            let frame = match tokio::time::timeout(self.idle, body.frame()).await {
+                Err(_) => {
+                    return Err(ApiError::new(
+                        ErrorCode::RequestTimeout,
+                        "the request body stopped coming",
+                    ))
+                }
+                Ok(None) => break,
+                Ok(Some(Err(_))) => {
+                    return Err(ApiError::bad_request("could not read the request body"))
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            // Trailers carry no data.
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            self.read = self.read.saturating_add(data.len() as u64);
+            if self.read > self.cap {
+                return Err(too_large(self.cap));
+            }
+            return Ok(Some(data));
+        }
+        self.body = None;
+        Ok(None)
     }
 }
 

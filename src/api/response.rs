@@ -199,6 +199,11 @@ impl Reply {
         Self::envelope(StatusCode::CREATED, data, Some(message))
     }
 
+    /// 202: the work asked for has started; `data` is the job to poll.
+    pub fn accepted<T: Serialize>(data: T, message: &str) -> Reply {
+        Self::envelope(StatusCode::ACCEPTED, data, Some(message))
+    }
+
     /// 200 with `data` written by `data` as JSON we render ourselves (the client list's
     /// kept items): the same envelope as [`ok`](Self::ok), without serialising `data` again.
     pub fn ok_json(data: impl FnOnce(&mut Vec<u8>)) -> Reply {

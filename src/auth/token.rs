@@ -166,7 +166,8 @@ pub fn decode(key: &[u8], token: &str, now: Duration) -> Result<TokenClaims, Tok
 }
 
 pub struct TokenService {
-    key: Vec<u8>,
+    /// Replaced only by a restore that brings another router's key ([`TokenService::set_key`]).
+    key: std::sync::RwLock<Vec<u8>>,
     /// Lifetime of newly issued tokens; changeable live (`/system/config` `session_timeout`).
     /// 32 bits: MIPS32 has no 64-bit atomics, and the bound (366 days) fits.
     ttl_secs: std::sync::atomic::AtomicU32,
@@ -193,7 +194,7 @@ pub struct Issued {
 impl TokenService {
     pub fn new(key: &[u8], ttl_secs: u64) -> TokenService {
         TokenService {
-            key: key.to_vec(),
+            key: std::sync::RwLock::new(key.to_vec()),
             ttl_secs: clamp_ttl(ttl_secs).into(),
             unsaved: Default::default(),
         }
@@ -219,12 +220,22 @@ impl TokenService {
             nonce: nonce.to_string(),
             expires_at: i64::try_from(expires.as_secs()).map_err(|e| e.to_string())?,
         };
-        let token = sign(&self.key, &claims, now);
+        let token = sign(&self.key(), &claims, now);
         Ok(Issued { token, claims })
     }
 
     pub fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
-        decode(&self.key, token, unix_now())
+        decode(&self.key(), token, unix_now())
+    }
+
+    fn key(&self) -> std::sync::RwLockReadGuard<'_, Vec<u8>> {
+        self.key.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Signs and verifies with `key` from now on: a restored backup brought its router's
+    /// key, so tokens that router issued are valid here and those this one issued are not.
+    pub fn set_key(&self, key: &[u8]) {
+        *self.key.write().unwrap_or_else(|e| e.into_inner()) = key.to_vec();
     }
 }
 

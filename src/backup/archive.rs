@@ -41,7 +41,7 @@ use std::rc::Rc;
 
 use flate2::Compression;
 use hmac_sha256::Hash;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use tar::{EntryType, Header};
 
 /// The archive format this code writes and reads (`format` in the manifest).
@@ -75,6 +75,7 @@ pub fn members_of(kind: Kind) -> &'static [&'static str] {
         Kind::Database => &[DATABASE],
         Kind::Config => &[CONFIG],
         Kind::Files => &[JWT_KEY],
+        Kind::Unknown => &[],
     }
 }
 
@@ -107,7 +108,10 @@ pub struct Manifest {
     pub kind: Kind,
     pub hostname: String,
     /// Unix seconds, RFC 3339 in the JSON.
-    #[serde(serialize_with = "crate::time::ser", deserialize_with = "de_time")]
+    #[serde(
+        serialize_with = "crate::time::ser",
+        deserialize_with = "crate::time::de"
+    )]
     pub created_at: i64,
     pub members: Vec<ManifestMember>,
 }
@@ -180,6 +184,10 @@ impl Manifest {
                 self.format
             ));
         }
+        if self.kind == Kind::Unknown {
+            // What the catalogue calls an encrypted upload, never a type an archive has.
+            return Err("manifest.json: \"unknown\" is not a backup type".into());
+        }
         if self.hostname.len() > 255 || self.app_version.len() > 64 {
             return Err("manifest.json: hostname or app_version is too long".into());
         }
@@ -242,12 +250,6 @@ impl Manifest {
     pub fn member(&self, name: &str) -> Option<&ManifestMember> {
         self.members.iter().find(|m| m.name == name)
     }
-}
-
-fn de_time<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    let s = String::deserialize(d)?;
-    crate::time::parse(&s)
-        .ok_or_else(|| serde::de::Error::custom(format!("created_at {s:?} is not a time")))
 }
 
 /// The allowlisted name spelled exactly by `raw`: no `./`, no `//`, no other spelling.
@@ -1326,6 +1328,12 @@ mod tests {
         assert!(err(vec![(DATABASE, 101)]).contains("more than the 100 bytes a member may have"));
         assert!(err(vec![(DATABASE, 100), (CONFIG, 51)]).contains("add up to 151 bytes"));
         assert!(err(vec![(DATABASE, 1), (DATABASE, 1)]).contains("lists database/ipv6wgm.db twice"));
+        let mut unknown = m(vec![]);
+        unknown.kind = Kind::Unknown;
+        assert!(unknown
+            .check(&limits)
+            .expect_err("refused")
+            .contains("not a backup type"));
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub enum Kind {
     Database,
     Config,
     Files,
+    /// An encrypted upload: its type is in its manifest, inside the encryption, and is
+    /// known only when a restore decrypts it. Never requested ([`Kind::ALL`] omits it).
+    Unknown,
 }
 
 impl Kind {
@@ -39,6 +42,7 @@ impl Kind {
             Kind::Database => "database",
             Kind::Config => "config",
             Kind::Files => "files",
+            Kind::Unknown => "unknown",
         }
     }
 
@@ -95,6 +99,44 @@ pub struct Entry {
     pub completed_at: Option<i64>,
 }
 
+/// One restore, as `restores.json` records it (the last [`MAX_RESTORES`]) and the API
+/// shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRecord {
+    pub id: i64,
+    /// The backup restored, when it came from this directory's list.
+    pub backup_id: Option<i64>,
+    /// Its name, or the file's for `ipv6wgm backup restore FILE`.
+    pub backup_name: String,
+    pub status: Status,
+    pub error: Option<String>,
+    pub keep_local_settings: bool,
+    /// What was put back: `database`, `config`, `jwt key`.
+    pub restored: Vec<String>,
+    /// The configuration file was replaced: it applies at the next start.
+    pub restart_required: bool,
+    /// The automatic backup of the state before the restore.
+    pub pre_restore_backup_id: Option<i64>,
+    /// The restore failed after it had started to swap, and the state from before it was
+    /// put back.
+    pub rolled_back: bool,
+    #[serde(
+        serialize_with = "crate::time::ser",
+        deserialize_with = "crate::time::de"
+    )]
+    pub started_at: i64,
+    #[serde(
+        serialize_with = "crate::time::ser_opt",
+        deserialize_with = "crate::time::de_opt"
+    )]
+    pub completed_at: Option<i64>,
+}
+
+/// Restores remembered in `restores.json`.
+pub const MAX_RESTORES: usize = 20;
+const RESTORES: &str = "restores.json";
+
 /// The most entries read: retention keeps far fewer; a directory with more (files copied
 /// in by hand) lists the newest ids.
 pub const MAX_ENTRIES: usize = 1000;
@@ -108,6 +150,8 @@ pub struct Catalog {
     /// is stopped). The kernel releases it when the process dies, however it dies. `None`
     /// for a catalogue opened only to read.
     _lock: Option<std::fs::File>,
+    /// Serialises [`Catalog::next_id`] within this process.
+    ids_lock: std::sync::Mutex<()>,
 }
 
 /// [`Catalog::open`] found the directory owned by another process.
@@ -135,6 +179,7 @@ impl Catalog {
         Ok(Catalog {
             dir: dir.to_path_buf(),
             _lock: Some(lock),
+            ids_lock: std::sync::Mutex::default(),
         })
     }
 
@@ -144,6 +189,7 @@ impl Catalog {
         Catalog {
             dir: dir.to_path_buf(),
             _lock: None,
+            ids_lock: std::sync::Mutex::default(),
         }
     }
 
@@ -160,8 +206,10 @@ impl Catalog {
         self.dir.join(&e.file)
     }
 
-    /// A new id, never handed out before in this directory.
+    /// A new id, never handed out before in this directory (one caller at a time: a
+    /// backup and an upload may ask at once).
     pub fn next_id(&self) -> Result<i64, String> {
+        let _one = self.ids_lock.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.dir.join(NEXT_ID);
         let stored = std::fs::read_to_string(&path)
             .ok()
@@ -246,9 +294,63 @@ impl Catalog {
                     .to_str()
                     .is_some_and(|n| n.starts_with(".tmp-"))
                 {
-                    let _ = std::fs::remove_file(d.path());
+                    let p = d.path();
+                    let _ = match p.is_dir() {
+                        true => std::fs::remove_dir_all(p),
+                        false => std::fs::remove_file(p),
+                    };
                 }
             }
+        }
+        Ok(failed)
+    }
+
+    /// The restores recorded, newest first.
+    pub fn restores(&self) -> Vec<RestoreRecord> {
+        let path = self.dir.join(RESTORES);
+        match std::fs::read(&path) {
+            Ok(text) => serde_json::from_slice(&text)
+                .inspect_err(|e| log::warn!("{}: unreadable: {e}", path.display()))
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Records `r` (replacing its previous state), keeping the newest [`MAX_RESTORES`].
+    pub fn put_restore(&self, r: &RestoreRecord) -> Result<(), String> {
+        let mut all = self.restores();
+        all.retain(|x| x.id != r.id);
+        all.push(r.clone());
+        all.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
+        all.truncate(MAX_RESTORES);
+        let json = serde_json::to_vec_pretty(&all).map_err(|e| e.to_string())?;
+        write_private(&self.dir.join(RESTORES), &json)
+    }
+
+    /// The id for the next restore.
+    pub fn next_restore_id(&self) -> i64 {
+        self.restores().iter().map(|r| r.id).max().unwrap_or(0) + 1
+    }
+
+    /// Marks restores left `running` by a process that died as failed (the journal put the
+    /// state from before them back: [`super::restore::recover`]), and `also` — a restore
+    /// whose journal was found — even if it was recorded as completed just before the crash.
+    pub fn recover_restores(&self, also: Option<i64>, now: i64) -> Result<Vec<i64>, String> {
+        let mut failed = Vec::new();
+        for mut r in self.restores() {
+            if r.status != Status::Running && Some(r.id) != also {
+                continue;
+            }
+            r.status = Status::Failed;
+            r.rolled_back = true;
+            r.error = Some(
+                "interrupted: the service stopped during the restore; the state from before it \
+                 was put back"
+                    .into(),
+            );
+            r.completed_at = Some(now);
+            self.put_restore(&r)?;
+            failed.push(r.id);
         }
         Ok(failed)
     }

@@ -7,27 +7,44 @@ use super::{NewBackup, Service, Sources};
 use crate::config::Config;
 use crate::store::{Store, DB_FILE, LOGS_FILE};
 
+/// The backup service as the running service would open it: the directory's lock first
+/// (held by the service while it runs, so this refuses then), then the recovery of an
+/// interrupted restore, then the database.
+async fn open(cfg: &Config, use_the_api: &str) -> Result<Service, String> {
+    let dir = cfg.backup_dir();
+    let catalog = Catalog::open(&dir).map_err(|e| match e.contains(IN_USE) {
+        true => format!("the service is running: {use_the_api}, or stop the service first"),
+        false => e,
+    })?;
+    crate::fsutil::ensure_private_dir(&cfg.data_dir)?;
+    crate::fsutil::ensure_private_dir(&cfg.run_dir())?;
+    let interrupted = super::restore::recover(&cfg.data_dir)?;
+    let store = Store::open(&cfg.data_dir.join(DB_FILE), &cfg.run_dir().join(LOGS_FILE))?;
+    let svc = Service::with_catalog(
+        catalog,
+        store,
+        Sources {
+            data_dir: cfg.data_dir.clone(),
+            config_file: cfg.origin.config.clone(),
+            logs_file: cfg.run_dir().join(LOGS_FILE),
+        },
+    )?;
+    svc.note_recovered(interrupted)?;
+    Ok(svc)
+}
+
 /// `backup create`: makes the backup and waits for it; prints its id, file and checksum.
 pub async fn create(cfg: &Config, name: &str, kind: &str) -> Result<(), String> {
     let kind = Kind::parse(kind)
         .ok_or_else(|| format!("unknown backup type {kind:?}: full, database, config or files"))?;
     let b = NewBackup::new(name, kind, None).map_err(|e| e.to_string())?;
     let dir = cfg.backup_dir();
-    // The directory first: while the service runs it holds the directory's lock.
-    let svc = Service::open(
-        &dir,
-        Store::open(&cfg.data_dir.join(DB_FILE), &cfg.run_dir().join(LOGS_FILE))?,
-        Sources {
-            data_dir: cfg.data_dir.clone(),
-            config_file: cfg.origin.config.clone(),
-        },
+    let svc = open(
+        cfg,
+        "make the backup through the API (POST /api/v1/backup/backups/create)",
     )
-    .map_err(|e| match e.contains(IN_USE) {
-        true => "the service is running: make the backup through the API \
-                 (POST /api/v1/backup/backups/create), or stop the service first"
-            .to_string(),
-        false => e,
-    })?;
+    .await?
+    .configure(&cfg.backup)?;
     let started = svc.create(b).await.map_err(|e| e.to_string())?;
     svc.wait_idle().await;
     let done = svc.get(started.id).await.map_err(|e| e.to_string())?;
@@ -107,4 +124,61 @@ pub fn verify(file: &std::path::Path) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// `backup restore FILE`: every check first (nothing changes if one fails), then the
+/// automatic backup of the current state, the swap, and the outcome printed.
+pub async fn restore(
+    cfg: &Config,
+    file: &std::path::Path,
+    keep_local_settings: bool,
+    passphrase_file: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let passphrase = passphrase_file
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))
+        })
+        .transpose()?;
+    let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if !file.is_file() {
+        return Err(format!("{}: no such archive", file.display()));
+    }
+    let svc = open(
+        cfg,
+        "restore through the API (upload it, then POST /api/v1/backup/backups/{id}/restore)",
+    )
+    .await?;
+    let opts = super::restore::Options {
+        keep_local_settings,
+        passphrase,
+    };
+    let started = svc
+        .restore_file(file.clone(), None, opts)
+        .await
+        .map_err(|e| format!("{}: refused: {e}", file.display()))?;
+    svc.wait_idle().await;
+    let done = svc
+        .restore_status(started.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    match done.status {
+        Status::Completed => {
+            println!(
+                "restored {} ({}); the state before it is backup {}",
+                file.display(),
+                done.restored.join(", "),
+                done.pre_restore_backup_id
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+            Ok(())
+        }
+        _ => Err(format!(
+            "restore of {} failed: {}",
+            file.display(),
+            done.error.as_deref().unwrap_or("unknown error")
+        )),
+    }
 }

@@ -120,32 +120,100 @@ pub fn encrypt(input: impl Read, out: impl Write, passphrase: &str) -> Result<()
 
 /// Encrypts with a chosen log2 N (1..=[`MAX_WORK_FACTOR`]); tests use small ones for speed.
 pub fn encrypt_with_work_factor(
-    input: impl Read,
-    mut out: impl Write,
+    mut input: impl Read,
+    out: impl Write,
     passphrase: &str,
     log_n: u8,
 ) -> Result<(), CryptError> {
-    if log_n == 0 || log_n > MAX_WORK_FACTOR {
-        return Err(invalid(format!(
-            "work factor {log_n} is outside 1..={MAX_WORK_FACTOR}"
-        )));
-    }
-    let mut file_key = [0u8; FILE_KEY_LEN];
-    let mut salt = [0u8; SALT_LEN];
-    let mut nonce = [0u8; NONCE_LEN];
-    for buf in [&mut file_key[..], &mut salt[..], &mut nonce[..]] {
-        getrandom::getrandom(buf).map_err(|e| io::Error::other(format!("random: {e}")))?;
-    }
-    let header = emit_header(&file_key, &salt, log_n, passphrase)?;
-    out.write_all(&header)?;
-    out.write_all(&nonce)?;
-    seal_payload(
-        &payload_cipher(&file_key, &nonce),
-        BufReader::new(input),
-        &mut out,
-    )?;
-    out.flush()?;
+    let mut sealing = Encryptor::with_work_factor(out, passphrase, log_n)?;
+    io::copy(&mut input, &mut sealing)?;
+    sealing.finish()?;
     Ok(())
+}
+
+/// The writing side of [`encrypt`], for a producer that writes (the archive writer) rather
+/// than one to read from: what is written is sealed in 64 KiB chunks to `out`, one chunk
+/// buffered. [`Encryptor::finish`] seals the last chunk; a stream dropped without it is a
+/// file that decrypts to an error ("without a last chunk"), never to a shorter plaintext.
+pub struct Encryptor<W: Write> {
+    out: W,
+    cipher: ChaCha20Poly1305,
+    /// Plaintext of the chunk being filled; it is sealed when full and more arrives (only
+    /// then is it known not to be the last).
+    chunk: Vec<u8>,
+    counter: u64,
+}
+
+impl<W: Write> Encryptor<W> {
+    /// Writes the header for `passphrase` with [`WORK_FACTOR`] (scrypt runs here).
+    pub fn new(out: W, passphrase: &str) -> Result<Encryptor<W>, CryptError> {
+        Encryptor::with_work_factor(out, passphrase, WORK_FACTOR)
+    }
+
+    /// [`Encryptor::new`] with a chosen log2 N (1..=[`MAX_WORK_FACTOR`]).
+    pub fn with_work_factor(
+        mut out: W,
+        passphrase: &str,
+        log_n: u8,
+    ) -> Result<Encryptor<W>, CryptError> {
+        if log_n == 0 || log_n > MAX_WORK_FACTOR {
+            return Err(invalid(format!(
+                "work factor {log_n} is outside 1..={MAX_WORK_FACTOR}"
+            )));
+        }
+        let mut file_key = [0u8; FILE_KEY_LEN];
+        let mut salt = [0u8; SALT_LEN];
+        let mut nonce = [0u8; NONCE_LEN];
+        for buf in [&mut file_key[..], &mut salt[..], &mut nonce[..]] {
+            getrandom::getrandom(buf).map_err(|e| io::Error::other(format!("random: {e}")))?;
+        }
+        out.write_all(&emit_header(&file_key, &salt, log_n, passphrase)?)?;
+        out.write_all(&nonce)?;
+        Ok(Encryptor {
+            out,
+            cipher: payload_cipher(&file_key, &nonce),
+            chunk: Vec::with_capacity(CHUNK),
+            counter: 0,
+        })
+    }
+
+    fn seal(&mut self, last: bool) -> io::Result<()> {
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(&chunk_nonce(self.counter, last), b"", &mut self.chunk)
+            .map_err(|_| io::Error::other("chunk encryption failed"))?;
+        self.out.write_all(&self.chunk)?;
+        self.out.write_all(&tag)?;
+        self.chunk.clear();
+        self.counter += 1;
+        Ok(())
+    }
+
+    /// Seals the last chunk (empty only when nothing was written), flushes, and returns `out`.
+    pub fn finish(mut self) -> Result<W, CryptError> {
+        self.seal(true)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for Encryptor<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        if self.chunk.len() == CHUNK {
+            self.seal(false)?;
+        }
+        let n = data.len().min(CHUNK - self.chunk.len());
+        self.chunk.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    /// Flushes `out` only: a partial chunk stays buffered until it is full or finished.
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Decrypts `input` to `out` with `passphrase`, accepting work factors up to [`MAX_WORK_FACTOR`].
@@ -176,6 +244,23 @@ pub fn decrypt_with_cap(
     open_payload(&payload_cipher(&file_key, &nonce), input, &mut out)?;
     out.flush()?;
     Ok(())
+}
+
+/// What can be checked of an encrypted file without its passphrase: a header we would try
+/// to decrypt (the version line, exactly one well-formed scrypt stanza with a work factor
+/// up to [`MAX_WORK_FACTOR`], a MAC line), the payload nonce and at least one chunk's tag
+/// after it. Runs no scrypt, and cannot check the header's MAC or any chunk (only the
+/// passphrase can): an upload is accepted on this, and a restore decrypts. Returns the
+/// work factor (log2 N: decrypting needs 2^log2 N KiB of memory).
+pub fn check_header(input: impl Read) -> Result<u8, CryptError> {
+    let mut input = BufReader::new(input);
+    let raw = read_header(&mut input)?;
+    let (_, log_n, _) = parse_header(&raw)?.scrypt_stanza(MAX_WORK_FACTOR)?;
+    let mut first = [0u8; NONCE_LEN + TAG];
+    if read_full(&mut input, &mut first)? < first.len() {
+        return Err(invalid("truncated: no payload after the header"));
+    }
+    Ok(log_n)
 }
 
 // ---- header (pure) ----
@@ -289,6 +374,19 @@ impl Header<'_> {
         passphrase: &str,
         max_log_n: u8,
     ) -> Result<[u8; FILE_KEY_LEN], CryptError> {
+        let (salt, log_n, body) = self.scrypt_stanza(max_log_n)?;
+        let (key, tag) = body.split_at(FILE_KEY_LEN);
+        let mut file_key = [0u8; FILE_KEY_LEN];
+        file_key.copy_from_slice(key);
+        wrap_cipher(passphrase, &salt, log_n)?
+            .decrypt_in_place_detached(&Nonce::default(), b"", &mut file_key, &tag_of(tag)?)
+            .map_err(|_| CryptError::WrongPassphrase)?;
+        Ok(file_key)
+    }
+
+    /// The salt, work factor and wrapped key of the only stanza, which must be scrypt with
+    /// a work factor up to `max_log_n`.
+    fn scrypt_stanza(&self, max_log_n: u8) -> Result<([u8; SALT_LEN], u8, &[u8]), CryptError> {
         let stanza = match self.stanzas.as_slice() {
             [only] => only,
             [] => return Err(invalid("no recipient stanza")),
@@ -322,13 +420,7 @@ impl Header<'_> {
         if stanza.body.len() != FILE_KEY_LEN + TAG {
             return Err(invalid("scrypt stanza body is not 32 bytes"));
         }
-        let (key, tag) = stanza.body.split_at(FILE_KEY_LEN);
-        let mut file_key = [0u8; FILE_KEY_LEN];
-        file_key.copy_from_slice(key);
-        wrap_cipher(passphrase, &salt, log_n)?
-            .decrypt_in_place_detached(&Nonce::default(), b"", &mut file_key, &tag_of(tag)?)
-            .map_err(|_| CryptError::WrongPassphrase)?;
-        Ok(file_key)
+        Ok((salt, log_n, &stanza.body))
     }
 }
 
@@ -447,27 +539,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
-}
-
-fn seal_payload(
-    cipher: &ChaCha20Poly1305,
-    mut input: impl BufRead,
-    out: &mut impl Write,
-) -> Result<(), CryptError> {
-    let mut buf = vec![0u8; CHUNK];
-    for counter in 0u64.. {
-        let n = read_full(&mut input, &mut buf)?;
-        let last = n < CHUNK || input.fill_buf()?.is_empty();
-        let tag = cipher
-            .encrypt_in_place_detached(&chunk_nonce(counter, last), b"", &mut buf[..n])
-            .map_err(|_| invalid("chunk encryption failed"))?;
-        out.write_all(&buf[..n])?;
-        out.write_all(&tag)?;
-        if last {
-            return Ok(());
-        }
-    }
-    Err(invalid("payload too long"))
 }
 
 /// Authenticates each chunk before writing it; the last one must carry the last flag.
@@ -758,6 +829,64 @@ mod tests {
         assert!(decode_b64(b"AA").is_ok());
         assert!(decode_b64(b"AB").is_err());
         assert!(decode_b64(b"AA==").is_err());
+    }
+
+    #[test]
+    fn the_writer_seals_as_encrypt_does_whatever_the_write_sizes() {
+        for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK] {
+            let plain = data(len);
+            for step in [1, 1000, CHUNK, CHUNK + 7] {
+                let mut w = Encryptor::with_work_factor(Vec::new(), PASS, FAST).unwrap();
+                for piece in plain.chunks(step) {
+                    w.write_all(piece).unwrap();
+                    w.flush().unwrap();
+                }
+                assert_eq!(w.write(&[]).unwrap(), 0);
+                let file = w.finish().unwrap();
+                let chunks = len.div_ceil(CHUNK).max(1);
+                assert_eq!(
+                    file.len(),
+                    header_len(&file) + NONCE_LEN + len + chunks * TAG,
+                    "len {len} step {step}"
+                );
+                assert_eq!(open(&file, PASS).unwrap(), plain, "len {len} step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_writer_dropped_unfinished_leaves_a_file_that_does_not_decrypt() {
+        for len in [10, CHUNK, 2 * CHUNK + 5] {
+            let mut out = Vec::new();
+            let mut w = Encryptor::with_work_factor(&mut out, PASS, FAST).unwrap();
+            w.write_all(&data(len)).unwrap();
+            drop(w);
+            assert!(open(&out, PASS).is_err(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn check_header_needs_no_passphrase_and_refuses_what_decrypt_would() {
+        let file = seal(&data(100));
+        assert_eq!(check_header(&file[..]).unwrap(), FAST);
+        let h = header_len(&file);
+        for cut in [0, h - 1, h, h + NONCE_LEN + TAG - 1] {
+            assert!(check_header(&file[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(check_header(&file[..h + NONCE_LEN + TAG]).is_ok());
+        let key = [7u8; 16];
+        let x25519 = "-> X25519 TEiF0ypqr+bpvcqXNyCVJpL7OuwPdVwPL7KQEbFDOCc\nhjabGXwSLQ9c3S6Lw2i+S2Tu2fiwQHHslbBN6B41FLE\n";
+        let too_hard =
+            "-> scrypt rF0/NwblUHHTpgQgRpe5CQ 19\ngUjEymFKMVXQEKdMMHL24oYexjE3TIC0O0zGSqJ2aUY\n";
+        for (stanza, what) in [(x25519, "not supported"), (too_hard, "above")] {
+            let mut f = forge(&key, stanza);
+            f.extend_from_slice(&[0; 40]);
+            match check_header(&f[..]) {
+                Err(CryptError::Invalid(why)) => assert!(why.contains(what), "{why}"),
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        assert!(check_header(&[0x1f, 0x8b, 8, 0][..]).is_err());
     }
 
     #[test]

@@ -11,7 +11,12 @@
 //! | `config/ipv6wgm.toml` | the configuration file in use, when there is one  | full, config      |
 //! | `files/jwt.key`       | the token signing key                             | full, files       |
 //!
-//! With a passphrase the whole `.tar.gz` is encrypted in the age format (scrypt recipient).
+//! With a passphrase the whole `.tar.gz` is encrypted in the age format (scrypt recipient) as
+//! it is written — tar.gz → age → hashing writer → file, no plaintext copy on disk — and the
+//! file is `….tar.gz.age`; the catalogue's checksum is always of the file as stored. The
+//! passphrase comes from the request or `backup.passphrase_file` ([`passphrase`]); it is never
+//! stored. An uploaded encrypted archive is of type [`Kind::Unknown`] until a restore decrypts
+//! its manifest.
 //!
 //! - [`archive`]: writing an archive, and reading one back into a staging directory with
 //!   every check (manifest first, names from the table above only — `archive::MEMBERS`,
@@ -26,39 +31,62 @@
 //!   [`schedule::retention`]: which backups `backup_retention` (a bare number is days) and
 //!   the directory's size cap remove — never the newest completed one.
 //! - [`catalog`]: the backup directory, which lists its backups itself (no database table:
-//!   a restore must not rewrite the list).
+//!   a restore must not rewrite the list), and the last restores (`restores.json`).
+//! - [`restore`]: stage → validate → prepare the database → pre-restore backup → swap under
+//!   a journal → reload the engines → commit; [`restore::recover`] undoes a restore the
+//!   process died in, at the next start. `keep_local_settings` moves a backup between routers.
+//!   The swap carries over what only the live database knows: token revocations, and where
+//!   WireGuard peers were last seen (so a restored device starts the handshake itself).
+//!   Proven against real peers in `tests/backup_interop.rs`: a wireguard-go peer pings
+//!   through a restored server, and BIRD has our announcements again.
+//! - [`passphrase`]: the rules a passphrase must meet; a type that never prints it and is
+//!   zeroed on drop.
+//! - [`upload`]: an archive from elsewhere, streamed to `.tmp-upload`, checked (every check of
+//!   [`archive::verify`]; an age file up to its header) and kept as a `completed` entry of
+//!   origin `upload`, or refused leaving nothing. One upload at a time, beside a backup.
 //! - [`schedules`]: the schedules in force — the configuration's (`[[backup.schedules]]`,
 //!   read-only) and the API's — and each one's `last_run`, kept in `schedules.json` in the
 //!   backup directory (not the database, so a restore does not rewind them); [`runner`]: the
 //!   task that starts their backups through [`Service::create`] (origin `schedule:<name>`);
 //!   [`pruning`]: retention enforced at the end of every backup job (`backup_retention` from
 //!   `/system/config`, the size cap `backup.max_size_mb`).
+//! - [`latest`]: `latest.tar.gz` (`.age` when encrypted) in the backup directory, a hard link
+//!   to the newest completed full or database backup made here, refreshed after every backup
+//!   and deletion; the one fixed path OpenWrt's `/lib/upgrade/keep.d/ipv6wgm` keeps across a
+//!   firmware upgrade, restored by the init script at the first start after it. Not an entry:
+//!   the catalogue never lists it.
 //!
 //! ```text
 //!  api::backup ─► Service::create ─► catalog: entry "running" ─► task: Store::snapshot
 //!                                        (VACUUM INTO) ─► archive::write ─► rename
+//!          (through crypt::Encryptor with a passphrase)
 //!          ─► pruning (retention, size cap; never this backup) ─► "completed" / "failed"
 //!  runner (schedules due) ─► Service::create (origin schedule:<name>) ─► … the same
 //! ```
 //!
 //! The backup directory holds, besides the archives and their `backup-<id>.json`:
-//! `next-id`, `.lock`, `schedules.json` and `.tmp-*` files of a running job.
+//! `next-id`, `.lock`, `schedules.json`, `latest.tar.gz` and `.tmp-*` files of a running job.
 //!
-//! One backup or restore runs at a time. A backup interrupted by a crash is marked failed at
-//! the next start ([`catalog::Catalog::recover`]).
+//! One backup or restore runs at a time. A backup or restore interrupted by a crash is marked
+//! failed at the next start ([`catalog::Catalog::recover`], [`Service::note_recovered`]).
 
 pub mod archive;
 pub mod catalog;
 pub mod cli;
 pub mod crypt;
 mod error;
+pub mod latest;
+pub mod passphrase;
 pub mod pruning;
+pub mod restore;
 pub mod runner;
 pub mod schedule;
 pub mod schedules;
+pub mod upload;
 
-pub use catalog::{Entry, Kind, Status};
+pub use catalog::{Entry, Kind, RestoreRecord, Status};
 pub use error::{Error, Result};
+pub use passphrase::Passphrase;
 
 use crate::store::Store;
 use catalog::Catalog;
@@ -71,12 +99,47 @@ pub const MAX_NAME: usize = 100;
 /// The largest `metadata`, serialised.
 pub const MAX_METADATA_BYTES: usize = 4096;
 
-/// Where the files a backup holds come from.
+/// Where the files a backup holds come from (and where a restore puts them).
 #[derive(Debug, Clone)]
 pub struct Sources {
     pub data_dir: PathBuf,
     /// The configuration file the service was started with, if any.
     pub config_file: Option<PathBuf>,
+    /// The log store, attached to the database connection (a restore leaves it alone).
+    pub logs_file: PathBuf,
+}
+
+impl Sources {
+    fn targets(&self) -> restore::Targets {
+        restore::Targets {
+            data_dir: self.data_dir.clone(),
+            db: self.data_dir.join(crate::store::DB_FILE),
+            key: self.data_dir.join(crate::auth::token::KEY_FILE),
+            config: self.config_file.clone(),
+        }
+    }
+}
+
+/// What the rest of the service re-reads when a restore replaces the database under it.
+pub trait Engines: Send + Sync {
+    /// On the database thread, with the new database open and before any other job sees
+    /// it: the state kept in memory beside the tables (the pools' allocators).
+    fn reload_tables(&self, c: &mut rusqlite::Connection) -> std::result::Result<(), String>;
+    /// Then: the token key (when the backup brought another), the settings, every engine.
+    fn restart<'a>(&'a self, key: Option<&'a [u8]>) -> crate::sync::BoxFuture<'a, ()>;
+}
+
+/// No engines run (the CLI, with the service stopped).
+struct Offline;
+
+impl Engines for Offline {
+    fn reload_tables(&self, _: &mut rusqlite::Connection) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
+    fn restart<'a>(&'a self, _: Option<&'a [u8]>) -> crate::sync::BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Backups of this router: their catalogue, the jobs that make them, their files.
@@ -91,6 +154,17 @@ pub struct Service {
     schedules: Arc<schedules::Schedules>,
     /// What retention removes after each backup ([`Service::with_automation`]).
     policy: pruning::PolicySource,
+    /// Set once the service's engines exist ([`Service::set_engines`]); offline until then.
+    engines: Arc<std::sync::OnceLock<Arc<dyn Engines>>>,
+    /// Where outcomes are recorded (the event log, and from there the WebSocket `logs`
+    /// channel); none in the CLI.
+    logs: Arc<std::sync::OnceLock<Arc<crate::logs::Logs>>>,
+    /// `backup.passphrase_file`'s passphrase: backups made without one of their own use it.
+    passphrase: Option<Passphrase>,
+    /// `backup.max_upload_mb`, in bytes.
+    max_upload: u64,
+    /// One upload at a time (not `job`: an upload must not hold up a backup).
+    upload: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A backup to make.
@@ -101,6 +175,8 @@ pub struct NewBackup {
     pub metadata: serde_json::Value,
     /// `manual`, `schedule:<name>`, `pre-restore`.
     pub origin: String,
+    /// Encrypt with this; `None`: with the configured one (`backup.passphrase_file`), if any.
+    pub passphrase: Option<Passphrase>,
 }
 
 impl NewBackup {
@@ -135,6 +211,7 @@ impl NewBackup {
             kind,
             metadata,
             origin: "manual".into(),
+            passphrase: None,
         })
     }
 }
@@ -226,20 +303,102 @@ impl Service {
         store: Store,
         sources: Sources,
     ) -> std::result::Result<Service, String> {
-        let catalog = Catalog::open(dir)?;
+        Service::with_catalog(Catalog::open(dir)?, store, sources)
+    }
+
+    /// The backups of an open (locked) catalogue; those a crash left running are marked
+    /// failed.
+    pub fn with_catalog(
+        catalog: Catalog,
+        store: Store,
+        sources: Sources,
+    ) -> std::result::Result<Service, String> {
         for id in catalog.recover(crate::time::now())? {
             log::warn!(
                 "backup {id} was interrupted (the service stopped during it): marked failed"
             );
         }
         Ok(Service {
-            schedules: Arc::new(schedules::Schedules::open(dir)),
+            schedules: Arc::new(schedules::Schedules::open(catalog.dir())),
             catalog: Arc::new(catalog),
             store,
             sources,
             job: Arc::default(),
+            engines: Arc::default(),
+            logs: Arc::default(),
+            passphrase: None,
+            max_upload: crate::config::UPLOAD_MB_DEFAULT << 20,
+            upload: Arc::default(),
             policy: pruning::PolicySource::default(),
         })
+    }
+
+    /// Records outcomes in `logs` from now on.
+    pub fn set_logs(&self, logs: Arc<crate::logs::Logs>) {
+        let _ = self.logs.set(logs);
+    }
+
+    /// An event of module `backup` (also in the process log).
+    fn event(&self, level: &'static str, action: &str, message: String, target: String) {
+        match self.logs.get() {
+            Some(logs) => logs.event(
+                crate::store::logs::LogEntry::event(level, "backup", action, message)
+                    .with_target(target),
+            ),
+            None => log::info!("{action}: {message}"),
+        }
+    }
+
+    /// What a restore reloads in the running service (set once, at start-up).
+    pub fn set_engines(&self, e: Arc<dyn Engines>) {
+        let _ = self.engines.set(e);
+    }
+
+    fn engines(&self) -> Arc<dyn Engines> {
+        match self.engines.get() {
+            Some(e) => e.clone(),
+            None => Arc::new(Offline),
+        }
+    }
+
+    /// Records what the start-up recovery found: restores that never finished (and the one
+    /// whose journal [`restore::recover`] rolled back) are failed.
+    pub fn note_recovered(&self, journal: Option<i64>) -> std::result::Result<(), String> {
+        for id in self.catalog.recover_restores(journal, crate::time::now())? {
+            self.event(
+                "WARNING",
+                "restore.interrupted",
+                format!(
+                    "restore {id} was interrupted (the service stopped during it): the state \
+                     from before it is back"
+                ),
+                format!("backup/restores/{id}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes what `[backup]` of the configuration says about encryption and uploads: reads
+    /// `passphrase_file` (once: a missing or unusable file stops the start, rather than a
+    /// scheduled backup failing at night).
+    pub fn configure(
+        mut self,
+        cfg: &crate::config::BackupConfig,
+    ) -> std::result::Result<Service, String> {
+        if let Some(path) = &cfg.passphrase_file {
+            self.passphrase = Some(
+                Passphrase::from_file(path).map_err(|e| format!("backup.passphrase_file: {e}"))?,
+            );
+            warn_if_readable_by_others(path);
+        }
+        self.max_upload = cfg.max_upload_bytes();
+        Ok(self)
+    }
+
+    /// The passphrase of `backup.passphrase_file`, if configured: what backups made without
+    /// one of their own are encrypted with (a restore of such a backup may need it).
+    pub fn config_passphrase(&self) -> Option<&Passphrase> {
+        self.passphrase.as_ref()
     }
 
     /// Waits until no backup or restore runs.
@@ -294,6 +453,21 @@ impl Service {
             ));
         }
         let guard = self.job.clone().try_lock_owned().map_err(|_| Error::Busy)?;
+        let (entry, passphrase) = self.start(b).await?;
+        let svc = self.clone();
+        let running = entry.clone();
+        tokio::spawn(async move {
+            let _one_at_a_time = guard;
+            svc.run(running, passphrase).await;
+        });
+        Ok(entry.into())
+    }
+
+    /// Records a new backup as running (the caller holds the job lock); the passphrase its
+    /// archive is encrypted with.
+    async fn start(&self, b: NewBackup) -> Result<(Entry, Option<Passphrase>)> {
+        let passphrase = b.passphrase.or_else(|| self.passphrase.clone());
+        let encrypted = passphrase.is_some();
         let c = self.catalog.clone();
         let entry = blocking(move || {
             let id = c.next_id()?;
@@ -305,10 +479,10 @@ impl Service {
                 status: Status::Running,
                 error: None,
                 metadata: b.metadata,
-                file: catalog::file_name(id, b.kind, now, false),
+                file: catalog::file_name(id, b.kind, now, encrypted),
                 size_bytes: None,
                 checksum: None,
-                encrypted: false,
+                encrypted,
                 origin: b.origin,
                 created_at: now,
                 completed_at: None,
@@ -317,44 +491,61 @@ impl Service {
             Ok(e)
         })
         .await?;
-        let svc = self.clone();
-        let running = entry.clone();
-        tokio::spawn(async move {
-            let _one_at_a_time = guard;
-            svc.run(running).await;
-        });
-        Ok(entry.into())
+        Ok((entry, passphrase))
     }
 
-    /// Makes the archive of `e` and records how that went.
-    async fn run(&self, mut e: Entry) {
-        let outcome = self.make(&e).await;
+    /// Makes the archive of `e` and records how that went; returns the final entry.
+    async fn run(&self, mut e: Entry, passphrase: Option<Passphrase>) -> Entry {
+        let outcome = self.make(&e, passphrase).await;
         e.completed_at = Some(crate::time::now());
         match outcome {
             Ok((size, checksum)) => {
                 e.status = Status::Completed;
                 e.size_bytes = Some(size);
                 e.checksum = Some(checksum);
-                log::info!("backup {} ({}) completed: {size} bytes", e.id, e.name);
             }
             Err(why) => {
                 e.status = Status::Failed;
-                log::error!("backup {} ({}) failed: {why}", e.id, e.name);
                 e.error = Some(why);
             }
         }
         self.enforce_retention(&e).await;
-        let c = self.catalog.clone();
-        let done = blocking(move || c.put(&e)).await;
-        if done.is_err() {
+        let (c, done) = (self.catalog.clone(), e.clone());
+        if blocking(move || c.put(&done)).await.is_err() {
             log::error!("backup: cannot record the outcome");
         }
+        let target = format!("backup/backups/{}", e.id);
+        match &e.error {
+            None => self.event(
+                "INFO",
+                "backup.completed",
+                format!(
+                    "backup {} ({}) completed: {} bytes",
+                    e.id,
+                    e.name,
+                    e.size_bytes.unwrap_or(0)
+                ),
+                target,
+            ),
+            Some(why) => self.event(
+                "ERROR",
+                "backup.failed",
+                format!("backup {} ({}) failed: {why}", e.id, e.name),
+                target,
+            ),
+        }
+        latest::refresh(self.catalog.clone()).await;
+        e
     }
 
     /// Writes the archive: a snapshot of the database first (on the database thread), then
     /// the tarball from it and the other files, to a temporary file renamed into place.
     /// Returns its size and SHA-256.
-    async fn make(&self, e: &Entry) -> std::result::Result<(u64, String), String> {
+    async fn make(
+        &self,
+        e: &Entry,
+        passphrase: Option<Passphrase>,
+    ) -> std::result::Result<(u64, String), String> {
         let db = self.catalog.temp_path(e.id, "db");
         let schema_version = match e.kind.has_database() {
             true => self
@@ -366,7 +557,7 @@ impl Service {
         };
         let (catalog, sources, e2) = (self.catalog.clone(), self.sources.clone(), e.clone());
         let made = tokio::task::spawn_blocking(move || {
-            let r = pack(&catalog, &sources, &e2, &db, schema_version);
+            let r = pack(&catalog, &sources, &e2, &db, schema_version, passphrase);
             let _ = std::fs::remove_file(&db);
             if r.is_err() {
                 let _ = std::fs::remove_file(catalog.temp_path(e2.id, "archive"));
@@ -387,7 +578,9 @@ impl Service {
             ));
         }
         let c = self.catalog.clone();
-        blocking(move || c.remove(&e)).await
+        blocking(move || c.remove(&e)).await?;
+        latest::refresh(self.catalog.clone()).await;
+        Ok(())
     }
 
     /// The archive of a completed backup, opened for sending.
@@ -423,6 +616,7 @@ fn pack(
     e: &Entry,
     db: &std::path::Path,
     schema_version: i64,
+    passphrase: Option<Passphrase>,
 ) -> std::result::Result<(u64, String), String> {
     use archive::{Head, Member};
     let key = sources.data_dir.join(crate::auth::token::KEY_FILE);
@@ -443,7 +637,11 @@ fn pack(
             path: config,
         });
     }
-    if e.kind.has_files() {
+    // A router that never started has no key yet (a restore onto it backs it up first).
+    if e.kind == Kind::Files && !key.exists() {
+        return Err("there is no token signing key yet: start the service once".into());
+    }
+    if e.kind.has_files() && key.exists() {
         members.push(Member {
             name: archive::JWT_KEY,
             path: &key,
@@ -457,17 +655,59 @@ fn pack(
     };
     let tmp = catalog.temp_path(e.id, "archive");
     let file = crate::fsutil::create_private(&tmp)?;
-    let mut out = Hashing::new(std::io::BufWriter::new(file));
-    archive::write(&mut out, head, &members).map_err(|err| err.to_string())?;
+    let out = write_archive(
+        Hashing::new(std::io::BufWriter::new(file)),
+        head,
+        &members,
+        passphrase,
+    )?;
     let (size, checksum) = (out.written, out.hex());
     let file = out
         .inner
         .into_inner()
         .map_err(|err| format!("cannot write the archive: {}", err.error()))?;
     file.sync_all()
-        .and_then(|()| std::fs::rename(&tmp, catalog.archive_path(e)))
+        .map_err(|err| format!("cannot write the archive: {err}"))?;
+    restore::crash_point("backup:archive-written");
+    std::fs::rename(&tmp, catalog.archive_path(e))
         .map_err(|err| format!("cannot write the archive: {err}"))?;
     Ok((size, checksum))
+}
+
+/// The archive written to `out`, encrypted on the way when there is a passphrase
+/// (tar.gz → age → `out`: no plaintext copy on disk); `out` back, finished.
+fn write_archive<W: std::io::Write>(
+    mut out: W,
+    head: archive::Head,
+    members: &[archive::Member<'_>],
+    passphrase: Option<Passphrase>,
+) -> std::result::Result<W, String> {
+    // Both ways through `dyn Write`: one copy of the tar and gzip writer in the binary.
+    let Some(passphrase) = passphrase else {
+        archive::write(&mut out as &mut dyn std::io::Write, head, members)
+            .map_err(|err| err.to_string())?;
+        return Ok(out);
+    };
+    let mut sealed = crypt::Encryptor::new(out, passphrase.expose())
+        .map_err(|err| format!("cannot encrypt the archive: {err}"))?;
+    archive::write(&mut sealed as &mut dyn std::io::Write, head, members)
+        .map_err(|err| err.to_string())?;
+    sealed
+        .finish()
+        .map_err(|err| format!("cannot encrypt the archive: {err}"))
+}
+
+/// A passphrase file others can read is a backup anyone on the box can decrypt.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.permissions().mode() & 0o077 != 0 {
+            log::warn!(
+                "backup.passphrase_file {} is readable by others: chmod 600 it",
+                path.display()
+            );
+        }
+    }
 }
 
 /// A writer that counts and hashes (SHA-256) what goes through it.

@@ -65,6 +65,11 @@ pub struct Service {
 }
 
 impl Service {
+    /// The in-memory allocators (rebuilt by a restore: [`Pools::reload_from`]).
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
     pub fn new(store: Store, pools: Pools, bus: Bus, rpki: Arc<Rpki>, local_asn: u32) -> Self {
         Service {
             store,

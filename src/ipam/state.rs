@@ -50,6 +50,15 @@ impl Pools {
         })
     }
 
+    /// Rebuilds every allocator from the tables of `c`, which a restore has just put in
+    /// place. It runs as a job on the database thread like every allocation, so none sees
+    /// the old allocators with the new tables.
+    pub fn reload_from(&self, c: &mut Connection) -> StoreResult<()> {
+        let map = load_in(c)?;
+        *self.lock() = map;
+        Ok(())
+    }
+
     /// The map. A panic elsewhere while it was held cannot leave an allocator half
     /// changed (each operation completes or is undone before the closure returns), so a
     /// poisoned lock is still usable.

@@ -119,16 +119,7 @@ impl Store {
     /// Opens (creating if needed) the database and the log store at `logs_path`, runs
     /// migrations, starts the thread.
     pub fn open(path: &Path, logs_path: &Path) -> Result<Store, String> {
-        let mut conn = open_connection(path)?;
-        attach_logs(&conn, logs_path)?;
-        schema::migrate_logs(&mut conn)?;
-        schema::migrate(&mut conn)?;
-        let moved = logs::adopt_audit_log(&mut conn)
-            .map_err(|e| format!("cannot move the audit log to the log store: {e}"))?;
-        if moved > 0 {
-            log::info!("moved {moved} audit log entries to {}", logs_path.display());
-        }
-        Ok(Self::start(conn))
+        Ok(Self::start(open_full(path, logs_path)?))
     }
 
     fn start(mut conn: Connection) -> Store {
@@ -255,6 +246,22 @@ pub fn contains_pattern(s: &str) -> String {
     }
     out.push('%');
     out
+}
+
+/// The connection the database thread works with: the database at `path` and the log
+/// store at `logs_path` attached, both migrated (at start-up, and when a restore swaps the
+/// database).
+pub fn open_full(path: &Path, logs_path: &Path) -> Result<Connection, String> {
+    let mut conn = open_connection(path)?;
+    attach_logs(&conn, logs_path)?;
+    schema::migrate_logs(&mut conn)?;
+    schema::migrate(&mut conn)?;
+    let moved = logs::adopt_audit_log(&mut conn)
+        .map_err(|e| format!("cannot move the audit log to the log store: {e}"))?;
+    if moved > 0 {
+        log::info!("moved {moved} audit log entries to {}", logs_path.display());
+    }
+    Ok(conn)
 }
 
 /// Open a connection with the pragmas every process touching the database uses (the

@@ -419,7 +419,7 @@ const MIGRATIONS: &[&str] = &[
     // completed, and when), saved as it leaves a device (client disabled, server stopped,
     // service stopped), so that our side can start the handshake when it comes back. Keyed
     // by public key, not client id: runtime state that a client's rows never depend on;
-    // rows of deleted clients are pruned whenever rows are saved.
+    // rows of deleted clients are pruned, once stale, whenever rows are saved.
     r#"
     CREATE TABLE wg_last_seen (
         public_key   TEXT    PRIMARY KEY,

@@ -514,8 +514,14 @@ pub struct LastSeen {
 }
 
 /// Records `seen` (newer facts replace older ones) and forgets peers that are no longer
-/// clients, so the table never outgrows `wg_clients`.
-pub fn save_last_seen(conn: &mut Connection, seen: &[LastSeen]) -> StoreResult<()> {
+/// clients once their handshake is older than `forget_before` (too old to resume): until
+/// then a restore may bring the deleted client back, and the device reaches it at once.
+/// The table never outgrows `wg_clients` plus the clients deleted that recently.
+pub fn save_last_seen(
+    conn: &mut Connection,
+    seen: &[LastSeen],
+    forget_before: i64,
+) -> StoreResult<()> {
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(
@@ -533,8 +539,9 @@ pub fn save_last_seen(conn: &mut Connection, seen: &[LastSeen]) -> StoreResult<(
         }
     }
     tx.execute(
-        "DELETE FROM wg_last_seen WHERE public_key NOT IN (SELECT public_key FROM wg_clients)",
-        [],
+        "DELETE FROM wg_last_seen WHERE handshake_at < ?1 \
+         AND public_key NOT IN (SELECT public_key FROM wg_clients)",
+        [forget_before],
     )?;
     Ok(tx.commit()?)
 }
@@ -624,7 +631,7 @@ mod tests {
     }
 
     #[test]
-    fn last_seen_keeps_the_newest_and_forgets_deleted_clients() {
+    fn last_seen_keeps_the_newest_and_forgets_deleted_clients_once_stale() {
         let mut c = db();
         let s = insert_server(&c, &server("a", "wg0", 1), "p", "q", 1).expect("server");
         let one = insert_client(&c, s.id, &client("one", "10.0.0.2"), "k1", None, 1).expect("1");
@@ -640,14 +647,15 @@ mod tests {
                 seen("k1", "192.0.2.1:1", 10),
                 seen("k2", "[2001:db8::2]:2", 10),
             ],
+            0,
         )
         .expect("save");
-        save_last_seen(&mut c, &[seen("k1", "192.0.2.9:9", 5)]).expect("older");
+        save_last_seen(&mut c, &[seen("k1", "192.0.2.9:9", 5)], 0).expect("older");
         assert_eq!(
             last_seen(&c, "k1").expect("get"),
             Some(seen("k1", "192.0.2.1:1", 10))
         );
-        save_last_seen(&mut c, &[seen("k1", "192.0.2.9:9", 11)]).expect("newer");
+        save_last_seen(&mut c, &[seen("k1", "192.0.2.9:9", 11)], 0).expect("newer");
         let mut all = last_seen_of_server(&c, s.id).expect("all");
         all.sort_by(|a, b| a.public_key.cmp(&b.public_key));
         assert_eq!(
@@ -658,7 +666,14 @@ mod tests {
             ]
         );
         delete_client(&c, one.id).expect("delete");
-        save_last_seen(&mut c, &[]).expect("prune");
+        // A deleted client is kept while its handshake is recent (a restore may bring it
+        // back), then forgotten; a client's row is never forgotten.
+        save_last_seen(&mut c, &[], 11).expect("recent");
+        assert_eq!(
+            last_seen(&c, "k1").expect("get"),
+            Some(seen("k1", "192.0.2.9:9", 11))
+        );
+        save_last_seen(&mut c, &[], 12).expect("prune");
         assert_eq!(last_seen(&c, "k1").expect("get"), None);
         assert_eq!(last_seen_of_server(&c, s.id).expect("all").len(), 1);
     }

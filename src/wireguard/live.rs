@@ -13,7 +13,9 @@
 //! Where each peer was last seen (`wg_last_seen`) is saved when it leaves a device — its
 //! client is disabled, its server stopped (or restarted), the service stopped — and handed
 //! back when it returns, so the device sends the first handshake instead of waiting 10–15 s
-//! for the peer to notice that the session it still holds is gone. Not saved on every
+//! for the peer to notice that the session it still holds is gone. A deleted client's is
+//! kept too while still fresh: a restore may bring the client back (and carries these rows
+//! into the restored database, `backup::restore`). Not saved on every
 //! handshake (flash wear): after a crash the peers reconnect on their own timers.
 //!
 //! Also here: the live fields of the views (status, handshake, bytes, endpoint), read from
@@ -249,8 +251,8 @@ impl Reconciler {
             let key = h.public_key;
             a.peers.remove(&id);
             match self.engine.remove_peer(server_id, &key).await {
-                // A disabled client may come back; a deleted one will not.
-                Ok(Some(s)) if row.is_some() => self.save_seen(HashMap::from([(key, s)])).await,
+                // A disabled client may come back, and so may a deleted one (a restore).
+                Ok(Some(s)) => self.save_seen(HashMap::from([(key, s)])).await,
                 Ok(_) => {}
                 Err(e) => log::warn!("WireGuard server {server_id}: removing a peer: {e}"),
             }
@@ -433,7 +435,12 @@ impl Reconciler {
     /// Keeps where peers were (best effort: the change that removed them has been made).
     async fn save_seen(&self, stats: HashMap<PublicKey, PeerStats>) {
         let rows = seen_rows(stats);
-        if let Err(e) = self.store.call(move |c| q::save_last_seen(c, &rows)).await {
+        let stale = i64::try_from(IDLE_AFTER.as_secs()).unwrap_or(i64::MAX);
+        let forget_before = crate::time::now().saturating_sub(stale);
+        let save = self
+            .store
+            .call(move |c| q::save_last_seen(c, &rows, forget_before));
+        if let Err(e) = save.await {
             log::warn!("cannot record where WireGuard peers were last seen: {e}");
         }
     }

@@ -2,6 +2,8 @@
 //! and talks plain HTTP/1.1 to it over a socket, like `curl` would.
 #![allow(dead_code)]
 
+pub mod age;
+pub mod backup;
 pub mod bgp_peer;
 pub mod fixtures;
 pub mod netns;
