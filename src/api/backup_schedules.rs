@@ -64,18 +64,19 @@ fn name(req: &Request) -> ApiResult<String> {
 }
 
 async fn list(svc: &Service, _req: &mut Request) -> ApiResult<Reply> {
-    Ok(Reply::ok(svc.schedule_views()))
+    let all: Vec<_> = svc.schedule_views().iter().map(|v| v.to_json()).collect();
+    Ok(Reply::ok(serde_json::Value::Array(all)))
 }
 
 async fn get(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
-    Ok(Reply::ok(svc.schedule_view(&name(req)?)?))
+    Ok(Reply::ok(svc.schedule_view(&name(req)?)?.to_json()))
 }
 
 async fn create(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
     let input: ScheduleInput = req.json().await?;
     let view = svc.create_schedule(input).await?;
     req.audit_target = Some(format!("backup/schedules/{}", view.name));
-    Ok(Reply::created(view, "schedule created"))
+    Ok(Reply::created(view.to_json(), "schedule created"))
 }
 
 /// The fields given change; the others stay (see `ScheduleInput::update`).
@@ -84,7 +85,7 @@ async fn update(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
     let input: ScheduleInput = req.json().await?;
     let view = svc.update_schedule(name, input).await?;
     req.audit_target = Some(format!("backup/schedules/{}", view.name));
-    Ok(Reply::ok_with(view, "schedule updated"))
+    Ok(Reply::ok_with(view.to_json(), "schedule updated"))
 }
 
 async fn delete(svc: &Service, req: &mut Request) -> ApiResult<Reply> {

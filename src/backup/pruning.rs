@@ -44,19 +44,17 @@ impl Service {
         self.schedules.set_config(schedules);
         Service { policy, ..self }
     }
+}
 
-    /// Removes what the policy says to, at the end of every backup job: `done` is the
-    /// job's backup in its final state, about to be recorded — pruning before the record
-    /// means a client that sees the backup finished also sees what retention removed.
-    /// `done` itself is never removed.
-    pub(super) async fn enforce_retention(&self, done: &Entry) {
-        let Some(policy) = self.policy.current() else {
-            return;
-        };
-        let (c, done) = (self.catalog.clone(), done.clone());
-        let now = crate::time::now();
+/// Removes what the policy says to, at the end of every backup job (on the blocking
+/// thread, just before the job's outcome is recorded): `done` is the job's backup in its
+/// final state — pruning before the record means a client that sees the backup finished
+/// also sees what retention removed. `done` itself is never removed. No policy (the CLI):
+/// nothing is pruned.
+pub(super) fn enforce(c: &Catalog, policy: Option<&Policy>, done: &Entry) {
+    if let Some(policy) = policy {
         // Failures are logged where they happen; the backup itself is done either way.
-        let _ = super::blocking(move || prune_catalog(&c, &policy, now, Some(&done))).await;
+        let _ = prune_catalog(c, policy, crate::time::now(), Some(done));
     }
 }
 

@@ -148,7 +148,10 @@ impl Service {
     async fn record_run(&self, name: &str, at: i64) {
         let (s, name) = (self.schedules.clone(), name.to_string());
         // A write that fails is logged; the run stays recorded in memory.
-        let _ = super::schedules::blocking_result(move || s.record_run(&name, at)).await;
+        let _ = super::schedules::blocking_result(Box::new(move || {
+            s.record_run(&name, at).map(|()| None)
+        }))
+        .await;
     }
 }
 

@@ -18,7 +18,6 @@
 
 use super::schedule::{self, Schedule, ScheduleInput};
 use super::{Error, Result, Service};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -27,16 +26,15 @@ use std::sync::Mutex;
 pub const FILE: &str = "schedules.json";
 
 /// Where a schedule comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// `[[backup.schedules]]`: changed by editing the file, not through the API.
     Config,
     Api,
 }
 
-/// A schedule as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A schedule as the API shows it ([`ScheduleView::to_json`]).
+#[derive(Debug, Clone)]
 pub struct ScheduleView {
     pub name: String,
     /// `hourly`, `daily` or `weekly`.
@@ -48,10 +46,8 @@ pub struct ScheduleView {
     pub backup_type: &'static str,
     pub enabled: bool,
     pub source: Source,
-    #[serde(serialize_with = "crate::time::ser_opt")]
     pub last_run: Option<i64>,
     /// When it runs next (now, if it is due); `null` when disabled.
-    #[serde(serialize_with = "crate::time::ser_opt")]
     pub next_run: Option<i64>,
 }
 
@@ -70,6 +66,27 @@ impl ScheduleView {
         }
     }
 
+    /// The API's JSON of it (times as RFC 3339 or `null`). A `serde_json::Value` rather than
+    /// a derived `Serialize`: the responses' serialisation of a `Value` is already in the
+    /// binary, a derive would add one per response shape.
+    pub fn to_json(&self) -> serde_json::Value {
+        let t = |v: Option<i64>| v.map(crate::time::rfc3339);
+        serde_json::json!({
+            "name": self.name,
+            "frequency": self.frequency,
+            "at": self.at,
+            "weekday": self.weekday,
+            "backup_type": self.backup_type,
+            "enabled": self.enabled,
+            "source": match self.source {
+                Source::Config => "config",
+                Source::Api => "api",
+            },
+            "last_run": t(self.last_run),
+            "next_run": t(self.next_run),
+        })
+    }
+
     /// The row of `GET /backup/stats` (`schedules` by name): the seed's `type` is the frequency.
     pub fn stats_row(&self) -> serde_json::Value {
         let t = |v: Option<i64>| v.map(crate::time::rfc3339);
@@ -83,19 +100,72 @@ impl ScheduleView {
     }
 }
 
-/// `schedules.json` as read.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+/// `schedules.json` as read. Read and written through `serde_json::Value` by hand (no
+/// derives: the binary already holds the parsing and printing of a `Value`; a derived
+/// `Deserialize`/`Serialize` pair for this file and `ScheduleInput` from it added their own).
+#[derive(Default)]
 struct OnDisk {
     schedules: Vec<ScheduleInput>,
     last_run: BTreeMap<String, i64>,
 }
 
-/// `schedules.json` as written.
-#[derive(Serialize)]
-struct ToDisk<'a> {
-    schedules: &'a [Schedule],
-    last_run: &'a BTreeMap<String, i64>,
+impl OnDisk {
+    /// `{"schedules": [...], "last_run": {"name": secs}}`, both optional, nothing else.
+    fn parse(bytes: &[u8]) -> std::result::Result<OnDisk, String> {
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let mut disk = OnDisk::default();
+        for (k, v) in v.as_object().ok_or("not an object")? {
+            match k.as_str() {
+                "schedules" => {
+                    for s in v.as_array().ok_or("schedules: not an array")? {
+                        disk.schedules.push(input_of(s)?);
+                    }
+                }
+                "last_run" => {
+                    for (n, t) in v.as_object().ok_or("last_run: not an object")? {
+                        let t = t.as_i64().ok_or_else(|| format!("last_run.{n}: not a time"))?;
+                        disk.last_run.insert(n.clone(), t);
+                    }
+                }
+                other => return Err(format!("unknown field {other}")),
+            }
+        }
+        Ok(disk)
+    }
+}
+
+/// A schedule of `schedules.json` (as [`schedule_json`] writes it).
+fn input_of(v: &serde_json::Value) -> std::result::Result<ScheduleInput, String> {
+    let mut i = ScheduleInput::default();
+    for (k, v) in v.as_object().ok_or("a schedule: not an object")? {
+        let text = || v.as_str().map(str::to_string).ok_or(format!("{k}: not a string"));
+        match k.as_str() {
+            "name" => i.name = Some(text()?),
+            "frequency" => i.frequency = Some(text()?),
+            "at" => i.at = Some(text()?),
+            "weekday" => i.weekday = Some(text()?),
+            "backup_type" => i.backup_type = Some(text()?),
+            "enabled" => i.enabled = Some(v.as_bool().ok_or("enabled: not a boolean")?),
+            other => return Err(format!("unknown field {other}")),
+        }
+    }
+    Ok(i)
+}
+
+/// A schedule as `schedules.json` keeps it (the fields of `ScheduleInput`; `weekday` only
+/// for a weekly one).
+fn schedule_json(s: &Schedule) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "name": s.name,
+        "frequency": s.frequency.name(),
+        "at": s.frequency.at(),
+        "backup_type": s.backup_type.as_str(),
+        "enabled": s.enabled,
+    });
+    if let Some(w) = s.frequency.weekday() {
+        v["weekday"] = w.as_str().into();
+    }
+    v
 }
 
 #[derive(Default)]
@@ -125,7 +195,7 @@ impl Schedules {
     pub fn open(dir: &Path) -> Schedules {
         let path = dir.join(FILE);
         let disk = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<OnDisk>(&bytes).unwrap_or_else(|e| {
+            Ok(bytes) => OnDisk::parse(&bytes).unwrap_or_else(|e| {
                 log::warn!("{}: unreadable, ignored: {e}", path.display());
                 OnDisk::default()
             }),
@@ -286,17 +356,16 @@ impl Schedules {
     /// Writes the API-made schedules and the last runs of the schedules that exist.
     fn save(&self, st: &State) -> Result<()> {
         let known = |n: &String| st.config.iter().chain(&st.api).any(|s| &s.name == n);
-        let last_run: BTreeMap<String, i64> = st
+        let last_run: serde_json::Map<String, serde_json::Value> = st
             .last_run
             .iter()
             .filter(|(n, _)| known(n))
-            .map(|(n, t)| (n.clone(), *t))
+            .map(|(n, t)| (n.clone(), (*t).into()))
             .collect();
-        let json = serde_json::to_vec_pretty(&ToDisk {
-            schedules: &st.api,
-            last_run: &last_run,
-        })
-        .map_err(|_| Error::Internal)?;
+        let schedules: Vec<serde_json::Value> = st.api.iter().map(schedule_json).collect();
+        let json = serde_json::json!({"schedules": schedules, "last_run": last_run})
+            .to_string()
+            .into_bytes();
         crate::fsutil::write_private(&self.path, &json).map_err(|e| {
             log::error!("backup schedules: {e}");
             Error::Internal
@@ -321,7 +390,9 @@ impl Service {
     pub async fn create_schedule(&self, input: ScheduleInput) -> Result<ScheduleView> {
         self.check_kind(&input)?;
         let s = self.schedules.clone();
-        blocking_result(move || s.create(input, crate::time::now())).await
+        blocking_result(Box::new(move || s.create(input, crate::time::now()).map(Some)))
+            .await?
+            .ok_or(Error::Internal)
     }
 
     pub async fn update_schedule(
@@ -331,7 +402,11 @@ impl Service {
     ) -> Result<ScheduleView> {
         self.check_kind(&input)?;
         let s = self.schedules.clone();
-        blocking_result(move || s.update(&name, input, crate::time::now())).await
+        blocking_result(Box::new(move || {
+            s.update(&name, input, crate::time::now()).map(Some)
+        }))
+        .await?
+        .ok_or(Error::Internal)
     }
 
     /// A `config` schedule of a service started without a configuration file would fail at
@@ -350,14 +425,18 @@ impl Service {
 
     pub async fn delete_schedule(&self, name: String) -> Result<()> {
         let s = self.schedules.clone();
-        blocking_result(move || s.delete(&name)).await
+        blocking_result(Box::new(move || s.delete(&name).map(|()| None)))
+            .await
+            .map(drop)
     }
 }
 
+/// Work on `schedules.json`, boxed: every change and `last_run` record is the same blocking
+/// task type (one instantiation of the task machinery in the binary, not one per caller).
+pub(super) type FileWork = Box<dyn FnOnce() -> Result<Option<ScheduleView>> + Send>;
+
 /// Runs file work that answers a domain result off the async workers.
-pub(super) async fn blocking_result<R: Send + 'static>(
-    f: impl FnOnce() -> Result<R> + Send + 'static,
-) -> Result<R> {
+pub(super) async fn blocking_result(f: FileWork) -> Result<Option<ScheduleView>> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| Error::Stopping)?
