@@ -173,7 +173,7 @@ pub fn stage(
 }
 
 /// Checks what was staged and writes each file next to the one it replaces, the database
-/// prepared (see [`prepare_database`]). Nothing in use is touched; on a refusal the
+/// prepared (see [`crate::store::restore::prepare`]). Nothing in use is touched; on a refusal the
 /// incoming files are removed again.
 pub fn plan(
     manifest: Manifest,
