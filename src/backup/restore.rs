@@ -123,13 +123,13 @@ pub fn stage(
     passphrase: Option<&str>,
     limits: &Limits,
 ) -> Result<Manifest, Error> {
-    use std::io::Read;
+    use std::io::{Read, Seek};
     let mut file = std::fs::File::open(path).map_err(|e| io("cannot open the archive", e))?;
     let mut head = [0u8; 32];
     let n = file
         .read(&mut head)
+        .and_then(|n| file.rewind().map(|()| n))
         .map_err(|e| io("cannot read the archive", e))?;
-    let file = std::fs::File::open(path).map_err(|e| io("cannot open the archive", e))?;
     let input: std::fs::File = if crypt::is_encrypted(&head[..n]) {
         let Some(pass) = passphrase.filter(|p| !p.is_empty()) else {
             return Err(Error::invalid(
