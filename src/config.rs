@@ -549,7 +549,10 @@ mod tests {
     #[test]
     fn errors_name_the_key_or_the_line() {
         let err = Config::parse("[http]\nmax_connections = \"many\"").unwrap_err();
-        assert!(err.starts_with("http.max_connections: invalid type"), "{err}");
+        assert!(
+            err.starts_with("http.max_connections: invalid type"),
+            "{err}"
+        );
         let err = Config::parse("listen = \"nowhere\"").unwrap_err();
         assert!(err.starts_with("listen: "), "{err}");
         let err = Config::parse("[http]\nmax_connections = 1\n[bgp\n").unwrap_err();
