@@ -69,6 +69,9 @@
 //!   - [`logs`] — the log store's front: audit entries and engine events, per-address refusal
 //!     summaries ([`logs::refused`]), filters, exports; its writer task.
 //!   - [`system`] — settings that change live (`/system/config`), host info, stop/restart.
+//!   - [`backup`] — consistent `.tar.gz` archives (optionally age-encrypted) in a directory
+//!     that is its own catalogue; upload; restore (staged, validated, swapped under a journal on
+//!     the database thread, then every engine reconciled); OpenWrt's kept `latest` backup.
 //!   - [`monitor`] — pure `/proc` parsers, fixed-size history, alert rules and evaluator; the
 //!     collector reading the engines through narrow traits ([`monitor::sources`]); health
 //!     checks; latency histograms; Prometheus text.

@@ -5,27 +5,13 @@
 
 mod common;
 
-use common::fixtures::{id_of, run_bin, wait_for};
+use common::backup::{backup_done, sha256_hex};
+use common::fixtures::{id_of, run_bin};
 use common::Server;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hmac_sha256::Hash::hash(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Waits until backup `id` is no longer running; its view.
-fn finished(s: &Server, token: &str, id: i64) -> Value {
-    wait_for(60, "the backup to finish", || {
-        let b = s.read(&format!("/backup/backups/{id}"), token);
-        (b["status"] != "running").then_some(b)
-    })
-}
 
 fn tar(args: &[&str]) -> String {
     let out = Command::new("tar").args(args).output().expect("run tar");
@@ -55,7 +41,7 @@ fn a_full_backup_is_a_tarball_gnu_tar_reads_with_its_manifest_first() {
     assert_eq!(r.data()["name"], "Manual Backup");
     assert_eq!(r.data()["metadata"], json!({"by": "test"}));
     let id = id_of(r.data());
-    let done = finished(&s, &a, id);
+    let done = backup_done(&s, &a, id);
     assert_eq!(done["status"], "completed", "{done}");
     assert!(done["completed_at"].is_string());
     assert_eq!(done["checksum_algorithm"], "sha256");
@@ -184,7 +170,7 @@ fn list_stats_roles_validation_and_delete() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let one = id_of(r.data());
-    assert_eq!(finished(&s, &a, one)["status"], "completed");
+    assert_eq!(backup_done(&s, &a, one)["status"], "completed");
     // Started without --config: a config backup would hold nothing.
     create(&a, json!({"name": "config", "backup_type": "config"})).assert_field_error(
         422,
@@ -194,7 +180,7 @@ fn list_stats_roles_validation_and_delete() {
     let r = create(&a, json!({"name": "key", "backup_type": "files"}));
     assert_eq!(r.status, 201, "{}", r.body);
     let two = id_of(r.data());
-    let cfg = finished(&s, &a, two);
+    let cfg = backup_done(&s, &a, two);
     assert_eq!(cfg["status"], "completed", "{cfg}");
 
     let list = s.read("/backup/backups", &viewer);

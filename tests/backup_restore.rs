@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::backup::{backup, restore};
+use common::backup::{backup, restore, sha256_hex};
 use common::fixtures::{id_of, run_bin};
 use common::{Opts, Server, ADMIN_PW};
 use serde_json::{json, Value};
@@ -304,13 +304,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(bytes).expect("gzip");
     e.finish().expect("gzip")
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hmac_sha256::Hash::hash(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A manifest of a `kind` backup for `members` (name, size, sha256).

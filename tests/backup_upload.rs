@@ -7,6 +7,7 @@
 mod common;
 
 use common::age::{age_on_pty, tools_present};
+use common::backup::{backup_done, sha256_hex};
 use common::fixtures::{id_of, run_bin, wait_for};
 use common::{Resp, Server};
 use ipv6wgm::backup::crypt;
@@ -18,26 +19,11 @@ use std::time::{Duration, Instant};
 
 const PASS: &str = "a long backup passphrase";
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hmac_sha256::Hash::hash(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Waits until backup `id` is no longer running; its view.
-fn finished(s: &Server, token: &str, id: i64) -> Value {
-    wait_for(120, "the backup to finish", || {
-        let b = s.read(&format!("/backup/backups/{id}"), token);
-        (b["status"] != "running").then_some(b)
-    })
-}
-
 /// A backup made through the API and finished (completed expected); its view.
 fn backup(s: &Server, token: &str, body: Value) -> Value {
     let r = s.post("/backup/backups/create", Some(token), &body);
     assert_eq!(r.status, 201, "{}", r.body);
-    let done = finished(s, token, id_of(r.data()));
+    let done = backup_done(s, token, id_of(r.data()));
     assert_eq!(done["status"], "completed", "{done}");
     done
 }
@@ -101,7 +87,7 @@ fn an_encrypted_backup_downloads_as_an_age_file_that_age_and_gnu_tar_open() {
     );
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.data()["encrypted"], true);
-    let done = finished(&s, &a, id_of(r.data()));
+    let done = backup_done(&s, &a, id_of(r.data()));
     assert_eq!(done["status"], "completed", "{done}");
     let file_path = done["file_path"].as_str().expect("file_path");
     assert!(file_path.ends_with(".tar.gz.age"), "{file_path}");

@@ -241,7 +241,7 @@ struct RestoreBody {
 async fn restore(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
     let id = req.id("id")?;
     let mut q = req.query()?;
-    let q_keep = q.take_choice("keep_local_settings");
+    let q_keep = q.take_parsed("keep_local_settings", "true or false")?;
     if q.take_choice("target_dir").is_some() {
         return Err(ApiError::validation(
             "target_dir",
@@ -249,16 +249,6 @@ async fn restore(svc: &Service, req: &mut Request) -> ApiResult<Reply> {
              download it",
         ));
     }
-    let q_keep = q_keep
-        .map(|v| match v.as_str() {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => Err(ApiError::validation(
-                "keep_local_settings",
-                "keep_local_settings must be true or false",
-            )),
-        })
-        .transpose()?;
     let body: RestoreBody = req.json_or_default().await?;
     let opts = crate::backup::restore::Options {
         keep_local_settings: body.keep_local_settings.or(q_keep).unwrap_or(false),

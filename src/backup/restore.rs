@@ -26,7 +26,7 @@ use super::archive::{self, Limits, Manifest};
 use super::catalog::{Kind, RestoreRecord};
 use super::crypt;
 use super::{Error, Service};
-use crate::store::schema;
+use crate::store::restore as store;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -123,13 +123,13 @@ pub fn stage(
     passphrase: Option<&str>,
     limits: &Limits,
 ) -> Result<Manifest, Error> {
-    use std::io::Read;
+    use std::io::{Read, Seek};
     let mut file = std::fs::File::open(path).map_err(|e| io("cannot open the archive", e))?;
     let mut head = [0u8; 32];
     let n = file
         .read(&mut head)
+        .and_then(|n| file.rewind().map(|()| n))
         .map_err(|e| io("cannot read the archive", e))?;
-    let file = std::fs::File::open(path).map_err(|e| io("cannot open the archive", e))?;
     let input: std::fs::File = if crypt::is_encrypted(&head[..n]) {
         let Some(pass) = passphrase.filter(|p| !p.is_empty()) else {
             return Err(Error::invalid(
@@ -173,7 +173,7 @@ pub fn stage(
 }
 
 /// Checks what was staged and writes each file next to the one it replaces, the database
-/// prepared (see [`prepare_database`]). Nothing in use is touched; on a refusal the
+/// prepared (see [`crate::store::restore::prepare`]). Nothing in use is touched; on a refusal the
 /// incoming files are removed again.
 pub fn plan(
     manifest: Manifest,
@@ -216,7 +216,7 @@ fn fill(plan: &mut Plan, stage: &Path, to: &Targets, keep_local: bool) -> Result
         let s = swap_for(&to.db);
         plan.swaps.push(s.clone());
         copy(&staged(archive::DATABASE), &s.incoming)?;
-        prepare_database(&s.incoming, plan.manifest.schema_version, keep_local).map_err(refuse)?;
+        store::prepare(&s.incoming, plan.manifest.schema_version, keep_local).map_err(refuse)?;
         plan.restores.push("database");
     }
     if plan.manifest.member(archive::JWT_KEY).is_some() && !keep_local {
@@ -285,90 +285,6 @@ fn copy(from: &Path, to: &Path) -> Result<(), Error> {
         .map_err(|e| io(&format!("copying to {}", to.display()), e))
 }
 
-/// Makes the database at `path` (a staged copy) ready to be this router's: sound
-/// (`integrity_check`, foreign keys), of a schema this version knows (newer refused, older
-/// migrated forward here, on the copy), with an active admin to log in with. With
-/// `keep_local`, what names the old host is cleared. An `Err` says, in words, why the
-/// archive is refused.
-pub fn prepare_database(
-    path: &Path,
-    manifest_version: i64,
-    keep_local: bool,
-) -> Result<(), String> {
-    let damaged = |e: rusqlite::Error| format!("the database in the archive is unusable: {e}");
-    let mut c = Connection::open(path).map_err(damaged)?;
-    let check: Vec<String> = c
-        .prepare("PRAGMA integrity_check(3)")
-        .and_then(|mut s| {
-            s.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()
-        })
-        .map_err(damaged)?;
-    if check != ["ok"] {
-        return Err(format!(
-            "the database in the archive is damaged (integrity_check: {})",
-            check.join("; ")
-        ));
-    }
-    let version: i64 = c
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(damaged)?;
-    if version != manifest_version {
-        return Err(format!(
-            "manifest.json says schema version {manifest_version}, the database is {version}"
-        ));
-    }
-    if version > schema::VERSION {
-        return Err(format!(
-            "the backup was made by a newer ipv6wgm (schema version {version}; this one knows \
-             up to {}): restore it with that release or a later one",
-            schema::VERSION
-        ));
-    }
-    if version < 1 {
-        return Err("the database in the archive is empty (schema version 0)".into());
-    }
-    schema::migrate(&mut c).map_err(|e| format!("cannot bring its schema forward: {e}"))?;
-    c.pragma_update(None, "foreign_keys", true)
-        .map_err(damaged)?;
-    let dangling: Option<String> = c
-        .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })
-        .map_err(damaged)?;
-    if let Some(table) = dangling {
-        return Err(format!(
-            "the database in the archive is inconsistent: a row of {table} refers to one that \
-             does not exist"
-        ));
-    }
-    let admins: i64 = c
-        .query_row(
-            "SELECT count(*) FROM users WHERE role = 'admin' AND is_active = 1",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(damaged)?;
-    if admins == 0 {
-        return Err(
-            "the database in the archive has no active admin: nobody could log in after it".into(),
-        );
-    }
-    // The audit log lives in the log store, which a restore leaves alone (a database from
-    // before it moved there still has the table).
-    let mut edits = String::from("DROP TABLE IF EXISTS audit_log;");
-    if keep_local {
-        edits.push_str(
-            "UPDATE wg_servers SET endpoint = NULL; UPDATE bgp_sessions SET local_address = NULL;",
-        );
-    }
-    c.execute_batch(&edits).map_err(damaged)?;
-    c.close().map_err(|(_, e)| damaged(e))
-}
-
 /// Runs on the database thread with its connection: swaps the plan's files in and opens the
 /// new database in place of `conn`, then `reload` rebuilds what is kept in memory from it.
 /// The journal (`journal`) is left in place: [`commit`] removes it once the rest of the
@@ -389,17 +305,10 @@ pub fn swap_in(
         .ok_or("the database has no file")?;
     let db_swap = swaps.iter().find(|s| s.live == db);
     if let Some(s) = db_swap {
-        carry_over(conn, &s.incoming)
+        store::carry_over(conn, &s.incoming)
             .map_err(|e| format!("cannot carry revocations and last-seen peers over: {e}"))?;
     }
-    // Fold the WAL into the file and close it, so the live file is complete on its own.
-    let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
-    let placeholder = Connection::open_in_memory().map_err(|e| e.to_string())?;
-    let old = std::mem::replace(conn, placeholder);
-    if let Err((old, e)) = old.close() {
-        *conn = old;
-        return Err(format!("cannot close the database: {e}"));
-    }
+    store::close_in_place(conn)?;
     let swapped = write_journal(journal, restore_id, swaps).and_then(|()| rename_in(swaps));
     crash_point("restore:swapped");
     let opened = swapped.and_then(|()| {
@@ -423,31 +332,6 @@ pub fn swap_in(
             Err(why)
         }
     }
-}
-
-/// What the live database knows that the backup cannot, into the incoming database:
-/// logouts done since the backup stay done, and where WireGuard peers were last seen (the
-/// newer fact wins), so a restored device starts the handshake with a peer that still
-/// holds a session instead of waiting 10–15 s for the peer's timers (`wireguard::live`).
-fn carry_over(conn: &Connection, incoming: &Path) -> rusqlite::Result<()> {
-    let name = incoming.to_string_lossy();
-    conn.execute("ATTACH DATABASE ?1 AS incoming", [&*name])?;
-    let r = conn
-        .execute(
-            "INSERT OR IGNORE INTO incoming.revoked_tokens SELECT * FROM main.revoked_tokens",
-            [],
-        )
-        .and_then(|_| {
-            conn.execute(
-                "INSERT OR REPLACE INTO incoming.wg_last_seen (public_key, endpoint, handshake_at) \
-                 SELECT m.public_key, m.endpoint, m.handshake_at FROM main.wg_last_seen m \
-                 LEFT JOIN incoming.wg_last_seen i ON i.public_key = m.public_key \
-                 WHERE i.handshake_at IS NULL OR m.handshake_at >= i.handshake_at",
-                [],
-            )
-        });
-    conn.execute("DETACH DATABASE incoming", [])?;
-    r.map(|_| ())
 }
 
 fn write_journal(path: &Path, restore_id: i64, swaps: &[Swap]) -> Result<(), String> {
@@ -758,89 +642,10 @@ impl Service {
 mod tests {
     use super::*;
 
-    fn dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "ipv6wgm-restore-{tag}-{}-{}",
-            std::process::id(),
-            crate::auth::random_hex::<4>()
-        ));
-        std::fs::create_dir_all(&d).expect("dir");
-        d
-    }
-
-    /// A database file with the current schema and one admin.
-    fn database(path: &Path) {
-        let mut c = Connection::open(path).expect("open");
-        schema::migrate(&mut c).expect("migrate");
-        c.execute(
-            "INSERT INTO users (username, role, password_hash, created_at, updated_at) \
-             VALUES ('admin', 'admin', 'x', 0, 0)",
-            [],
-        )
-        .expect("admin");
-    }
-
-    #[test]
-    fn a_sound_database_is_prepared_and_local_fields_cleared() {
-        let d = dir("sound");
-        let db = d.join("a.db");
-        database(&db);
-        let c = Connection::open(&db).expect("open");
-        c.execute(
-            "INSERT INTO wg_servers (name, interface, listen_port, endpoint, private_key, \
-             public_key, created_at, updated_at) VALUES ('s','wg0',51820,'old.example',\
-             'k','p',0,0)",
-            [],
-        )
-        .ok();
-        drop(c);
-        prepare_database(&db, schema::VERSION, true).expect("prepared");
-        let c = Connection::open(&db).expect("open");
-        let endpoints: i64 = c
-            .query_row(
-                "SELECT count(*) FROM wg_servers WHERE endpoint IS NOT NULL",
-                [],
-                |r| r.get(0),
-            )
-            .expect("count");
-        assert_eq!(endpoints, 0);
-        let _ = std::fs::remove_dir_all(d);
-    }
-
-    #[test]
-    fn newer_schemas_no_admin_and_garbage_are_refused() {
-        let d = dir("refused");
-        let db = d.join("newer.db");
-        database(&db);
-        let c = Connection::open(&db).expect("open");
-        c.pragma_update(None, "user_version", schema::VERSION + 1)
-            .expect("version");
-        drop(c);
-        let e = prepare_database(&db, schema::VERSION + 1, false).expect_err("newer");
-        assert!(e.contains("newer"), "{e}");
-
-        let db = d.join("noadmin.db");
-        let mut c = Connection::open(&db).expect("open");
-        schema::migrate(&mut c).expect("migrate");
-        drop(c);
-        let e = prepare_database(&db, schema::VERSION, false).expect_err("no admin");
-        assert!(e.contains("admin"), "{e}");
-
-        let db = d.join("garbage.db");
-        std::fs::write(&db, vec![0x55u8; 8192]).expect("write");
-        let e = prepare_database(&db, schema::VERSION, false).expect_err("garbage");
-        assert!(e.contains("unusable") || e.contains("damaged"), "{e}");
-
-        let db = d.join("mismatch.db");
-        database(&db);
-        let e = prepare_database(&db, schema::VERSION - 1, false).expect_err("mismatch");
-        assert!(e.contains("manifest.json"), "{e}");
-        let _ = std::fs::remove_dir_all(d);
-    }
-
     #[test]
     fn recovery_puts_saved_files_back_and_drops_the_journal() {
-        let d = dir("recover");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let d = tmp.path();
         let live = d.join("ipv6wgm.db");
         std::fs::write(&live, b"old").expect("old");
         let s = swap_for(&live);
@@ -855,7 +660,7 @@ mod tests {
         std::fs::write(d.join("ipv6wgm.db-wal"), b"wal of the new one").expect("wal");
         assert_eq!(std::fs::read(&live).expect("live"), b"new");
 
-        assert_eq!(recover(&d).expect("recover"), Some(7));
+        assert_eq!(recover(d).expect("recover"), Some(7));
         assert_eq!(std::fs::read(&live).expect("live"), b"old");
         assert!(
             !fresh.live.exists(),
@@ -866,13 +671,13 @@ mod tests {
             "the new file's WAL is gone"
         );
         assert!(!journal.exists());
-        assert_eq!(recover(&d).expect("again"), None);
-        let _ = std::fs::remove_dir_all(d);
+        assert_eq!(recover(d).expect("again"), None);
     }
 
     #[test]
     fn commit_keeps_the_new_files() {
-        let d = dir("commit");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let d = tmp.path();
         let live = d.join("jwt.key");
         std::fs::write(&live, b"old").expect("old");
         let s = swap_for(&live);
@@ -883,7 +688,6 @@ mod tests {
         commit(&journal, std::slice::from_ref(&s)).expect("commit");
         assert_eq!(std::fs::read(&live).expect("live"), b"new");
         assert!(!s.saved.as_ref().expect("saved").exists());
-        assert_eq!(recover(&d).expect("nothing to recover"), None);
-        let _ = std::fs::remove_dir_all(d);
+        assert_eq!(recover(d).expect("nothing to recover"), None);
     }
 }

@@ -16,6 +16,7 @@ pub mod alerts;
 pub mod bgp;
 pub mod ipam;
 pub mod logs;
+pub mod restore;
 pub mod schema;
 pub mod settings;
 mod table;

@@ -552,6 +552,13 @@ fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), String> {
     result.and(restored)
 }
 
+/// `sql` with each `unixepoch()` replaced by `now`. Router builds compile SQLite without its
+/// date and time functions (cross/sqlite-flags: ~17 KB on mipsel), so a migration that stamps
+/// the rows it seeds gets the time from here.
+fn with_clock(sql: &str, now: i64) -> String {
+    sql.replace("unixepoch()", &now.to_string())
+}
+
 fn run_migrations(conn: &mut Connection, current: i64, target: i64) -> Result<(), String> {
     let pending = MIGRATIONS.iter().enumerate().take(target as usize);
     for (i, sql) in pending.skip(current as usize) {
@@ -559,7 +566,7 @@ fn run_migrations(conn: &mut Connection, current: i64, target: i64) -> Result<()
         let tx = conn
             .transaction()
             .map_err(|e| format!("migration {to}: {e}"))?;
-        tx.execute_batch(sql)
+        tx.execute_batch(&with_clock(sql, crate::time::now()))
             .map_err(|e| format!("migration to schema version {to} failed: {e}"))?;
         let broken: Option<String> = tx
             .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
@@ -581,6 +588,21 @@ fn run_migrations(conn: &mut Connection, current: i64, target: i64) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeded_rows_get_the_clock_without_sqlite_date_functions() {
+        assert_eq!(
+            with_clock("VALUES (unixepoch(), unixepoch())", 1_700_000_000),
+            "VALUES (1700000000, 1700000000)"
+        );
+        let mut conn = Connection::open_in_memory().expect("db");
+        let before = crate::time::now();
+        migrate(&mut conn).expect("migrate");
+        let stamped: i64 = conn
+            .query_row("SELECT min(created_at) FROM alert_rules", [], |r| r.get(0))
+            .expect("seeded rules");
+        assert!(stamped >= before, "{stamped} < {before}");
+    }
 
     #[test]
     fn migrates_fresh_database_and_is_idempotent() {

@@ -6,9 +6,17 @@ use super::fixtures::{id_of, wait_for};
 use super::Server;
 use serde_json::{json, Value};
 
+/// SHA-256 of `bytes` in lowercase hex, as backups state their checksums.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hmac_sha256::Hash::hash(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Waits until backup `id` is no longer running; its view.
 pub fn backup_done(s: &Server, token: &str, id: i64) -> Value {
-    wait_for(60, "the backup to finish", || {
+    wait_for(120, "the backup to finish", || {
         let b = s.read(&format!("/backup/backups/{id}"), token);
         (b["status"] != "running").then_some(b)
     })
