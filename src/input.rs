@@ -46,3 +46,12 @@ where
     use serde::Deserialize;
     Option::<T>::deserialize(d).map(Some)
 }
+
+/// `bytes` (one JSON document) → `T`, through a [`serde_json::Value`]: every typed read of
+/// small JSON (tokens, backup catalogue entries, journals, SLURM files, request bodies) then
+/// shares one JSON parser, instead of one inlined into each type's deserializer (~1–3 KB
+/// each on mipsel). Not for large files (a VRP export is streamed: `rpki::file`). Errors
+/// say what is wrong but not where (no line/column).
+pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
+    serde_json::from_slice::<serde_json::Value>(bytes).and_then(serde_json::from_value)
+}

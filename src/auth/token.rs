@@ -129,7 +129,7 @@ pub fn decode(key: &[u8], token: &str, now: Duration) -> Result<TokenClaims, Tok
     else {
         return Err(Invalid);
     };
-    let header: Header = serde_json::from_slice(&unbase64url(header)?).map_err(|_| Invalid)?;
+    let header: Header = crate::input::from_json(&unbase64url(header)?).map_err(|_| Invalid)?;
     let typ_ok = header.typ.as_deref().is_none_or(|t| {
         let t = t.to_ascii_uppercase();
         t == "JWT" || t.ends_with("+JWT")
@@ -142,7 +142,7 @@ pub fn decode(key: &[u8], token: &str, now: Duration) -> Result<TokenClaims, Tok
     if !ct_codecs::verify(&expected, &unbase64url(tag)?) {
         return Err(Invalid);
     }
-    let claims: Payload = serde_json::from_slice(&unbase64url(payload)?).map_err(|_| Invalid)?;
+    let claims: Payload = crate::input::from_json(&unbase64url(payload)?).map_err(|_| Invalid)?;
     let (Some(generation), Some(nonce)) = (claims.gen, claims.nce) else {
         return Err(Invalid);
     };

@@ -230,7 +230,7 @@ impl Catalog {
 
     pub fn get(&self, id: i64) -> Option<Entry> {
         let text = std::fs::read(self.entry_path(id)).ok()?;
-        serde_json::from_slice::<Entry>(&text)
+        crate::input::from_json::<Entry>(&text)
             .inspect_err(|e| log::warn!("backup {id}: unreadable entry: {e}"))
             .ok()
             .filter(|e| e.id == id && safe_file_name(&e.file))
@@ -309,7 +309,7 @@ impl Catalog {
     pub fn restores(&self) -> Vec<RestoreRecord> {
         let path = self.dir.join(RESTORES);
         match std::fs::read(&path) {
-            Ok(text) => serde_json::from_slice(&text)
+            Ok(text) => crate::input::from_json(&text)
                 .inspect_err(|e| log::warn!("{}: unreadable: {e}", path.display()))
                 .unwrap_or_default(),
             Err(_) => Vec::new(),

@@ -419,7 +419,7 @@ pub fn recover(data_dir: &Path) -> Result<Option<i64>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let j: Journal = serde_json::from_slice(&text).map_err(|e| {
+    let j: Journal = crate::input::from_json(&text).map_err(|e| {
         format!(
             "{} is unreadable ({e}): a restore was interrupted; check the data directory \
              (files ending in .{SAVED} are the state from before it)",

@@ -123,7 +123,9 @@ impl OnDisk {
                 }
                 "last_run" => {
                     for (n, t) in v.as_object().ok_or("last_run: not an object")? {
-                        let t = t.as_i64().ok_or_else(|| format!("last_run.{n}: not a time"))?;
+                        let t = t
+                            .as_i64()
+                            .ok_or_else(|| format!("last_run.{n}: not a time"))?;
                         disk.last_run.insert(n.clone(), t);
                     }
                 }
@@ -138,7 +140,11 @@ impl OnDisk {
 fn input_of(v: &serde_json::Value) -> std::result::Result<ScheduleInput, String> {
     let mut i = ScheduleInput::default();
     for (k, v) in v.as_object().ok_or("a schedule: not an object")? {
-        let text = || v.as_str().map(str::to_string).ok_or(format!("{k}: not a string"));
+        let text = || {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or(format!("{k}: not a string"))
+        };
         match k.as_str() {
             "name" => i.name = Some(text()?),
             "frequency" => i.frequency = Some(text()?),
@@ -390,9 +396,11 @@ impl Service {
     pub async fn create_schedule(&self, input: ScheduleInput) -> Result<ScheduleView> {
         self.check_kind(&input)?;
         let s = self.schedules.clone();
-        blocking_result(Box::new(move || s.create(input, crate::time::now()).map(Some)))
-            .await?
-            .ok_or(Error::Internal)
+        blocking_result(Box::new(move || {
+            s.create(input, crate::time::now()).map(Some)
+        }))
+        .await?
+        .ok_or(Error::Internal)
     }
 
     pub async fn update_schedule(

@@ -210,7 +210,7 @@ struct RawPrefixAssertion {
 
 /// Reads a SLURM file (version 1; all four members are required by RFC 8416 §3.2).
 pub fn parse_slurm(json: &[u8]) -> Result<Slurm, String> {
-    let raw: RawSlurm = serde_json::from_slice(json).map_err(|e| format!("SLURM file: {e}"))?;
+    let raw: RawSlurm = crate::input::from_json(json).map_err(|e| format!("SLURM file: {e}"))?;
     if raw.slurm_version != 1 {
         return Err(format!(
             "SLURM file: slurmVersion {} is not supported (only 1)",
