@@ -4,12 +4,14 @@
 //! **Writing** ([`write`]) reads each source file twice, streaming: once for its size and
 //! SHA-256 (the manifest comes first, so it must be known before any member), once into the
 //! archive, hashed again so that a file changed in between is an error, not a lying manifest.
-//! Headers are made by hand: mode 0600, uid/gid 0, no user names, mtime = `created_at`.
+//! The tar is ours ([`ustar`]): ustar headers (mode 0600, uid/gid 0, no user names, mtime =
+//! `created_at`), data padded to 512 bytes, two zero blocks at the end; GNU tar, bsdtar and
+//! Python's `tarfile` read it (`reads_with_gnu_tar_and_python` below).
 //!
 //! **Reading** ([`read`]) trusts nothing in the archive and writes only into a fresh staging
 //! directory, which it creates (0700) and removes again on any error:
 //! ```text
-//!  input ─► Watch ─► BufReader ─► gzip ─► Cap ─► tar entries, raw ─► one new 0600 file per member
+//!  input ─► Watch ─► BufReader ─► gzip ─► Cap ─► Entries (ustar) ─► one new 0600 file per member
 //!           (notes the          (bytes   (inflated                   (create_new, O_NOFOLLOW),
 //!            caller's I/O        after    bytes capped:              hashed while written
 //!            errors: Io, not     gzip:    a bomb stops
@@ -18,11 +20,14 @@
 //! - `manifest.json` first, at most 64 KiB, parsed strictly and checked against [`Limits`]
 //!   ([`Manifest::check`]): format, names from [`MEMBERS`] that the type holds, each once,
 //!   sizes and their sum, member count, SHA-256 spelling.
+//! - Every header: its checksum right, its size plain octal (no base-256), its name what an
+//!   extracting tar would use (a ustar `prefix/` joined) — see [`ustar::parse`].
 //! - Every later entry: a regular file (links, devices, fifos, directories and every GNU/PAX
-//!   extension header are refused — entries are iterated *raw*, so a long-name record can
-//!   never rename the entry after it and the tar crate never buffers one); its name, exactly
-//!   as its header says, in [`MEMBERS`] and in the manifest, once; its size equal to the
-//!   manifest's before a byte is read; its SHA-256 equal after. Every manifest member present.
+//!   extension header are refused from their header — no extension is ever interpreted, so
+//!   a long-name record can never rename the entry after it, nor is one ever buffered); its
+//!   name, exactly as its header says, in [`MEMBERS`] and in the manifest, once; its size
+//!   equal to the manifest's before a byte is read; its SHA-256 equal after. Every manifest
+//!   member present.
 //! - The end: a tar end marker, nothing but zero padding after it (at most 20 KiB), then the
 //!   end of the gzip stream (its CRC and length checked by flate2), then nothing.
 //!
@@ -42,7 +47,8 @@ use std::rc::Rc;
 use flate2::Compression;
 use hmac_sha256::Hash;
 use serde::{Deserialize, Serialize};
-use tar::{EntryType, Header};
+
+use super::ustar;
 
 /// The archive format this code writes and reads (`format` in the manifest).
 pub const FORMAT: u32 = 1;
@@ -61,7 +67,7 @@ pub const MEMBERS: [&str; 3] = [DATABASE, CONFIG, JWT_KEY];
 const MANIFEST_MAX: u64 = 64 * 1024;
 /// Zero padding allowed after the end marker: tar-rs writes 1 KiB, GNU tar pads to 10 KiB.
 const TRAILER_MAX: u64 = 20 * 1024;
-const BLOCK: u64 = 512;
+const BLOCK: u64 = ustar::BLOCK as u64;
 const MODE: u32 = 0o600;
 const COPY_BUF: usize = 64 * 1024;
 
@@ -257,29 +263,9 @@ fn allowed_name(raw: &[u8]) -> Option<&'static str> {
     MEMBERS.into_iter().find(|n| n.as_bytes() == raw)
 }
 
-/// Why an entry of type `t` is not a member, or `None` for a regular file.
-fn not_regular(t: EntryType) -> Option<&'static str> {
-    Some(match t {
-        EntryType::Regular => return None,
-        EntryType::Link => "a hard link",
-        EntryType::Symlink => "a symbolic link",
-        EntryType::Char => "a character device",
-        EntryType::Block => "a block device",
-        EntryType::Directory => "a directory",
-        EntryType::Fifo => "a named pipe (fifo)",
-        EntryType::GNULongName => "a GNU long-name record",
-        EntryType::GNULongLink => "a GNU long-link record",
-        EntryType::XHeader => "a PAX extended header",
-        EntryType::XGlobalHeader => "a PAX global header",
-        EntryType::GNUSparse => "a sparse file",
-        EntryType::Continuous => "a contiguous file",
-        _ => "an entry of an unknown kind",
-    })
-}
-
-/// The member name an entry of type `t` named `raw` may be staged as.
-fn admit(t: EntryType, raw: &[u8]) -> Result<&'static str, String> {
-    if let Some(what) = not_regular(t) {
+/// The member name an entry of type flag `t` named `raw` may be staged as.
+fn admit(t: u8, raw: &[u8]) -> Result<&'static str, String> {
+    if let Some(what) = ustar::not_regular(t) {
         return Err(format!(
             "member {}: {what}; a backup holds regular files only",
             shown(raw)
@@ -380,15 +366,16 @@ fn write_tar<W: Write>(out: W, manifest: &Manifest, members: &[Member<'_>]) -> i
     let mtime = u64::try_from(manifest.created_at).unwrap_or(0);
     // Level 1: a router's CPU is the bottleneck. miniz_oxide's level 6 took 2.9× as long on
     // the 50 MiB test member; on a SQLite database gzip -6 saves only 4% over -1.
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(out, Compression::fast()));
-    tar.append(
-        &header(MANIFEST, json.len() as u64, mtime)?,
-        json.as_slice(),
-    )?;
+    let mut gz = flate2::write::GzEncoder::new(out, Compression::fast());
+    let size = json.len() as u64;
+    append(&mut gz, MANIFEST, size, mtime, &mut json.as_slice())?;
+    pad(&mut gz, size)?;
     for (m, listed) in members.iter().zip(&manifest.members) {
-        append_member(&mut tar, m, listed, mtime)?;
+        append_member(&mut gz, m, listed, mtime)?;
     }
-    tar.into_inner()?.finish()?.flush()
+    // The end marker: two zero blocks.
+    gz.write_all(&[0; 2 * ustar::BLOCK])?;
+    gz.finish()?.flush()
 }
 
 fn check_sources(kind: Kind, members: &[Member<'_>]) -> io::Result<()> {
@@ -420,29 +407,35 @@ fn digest(mut r: impl Read) -> io::Result<(u64, [u8; 32])> {
     Ok(hashing.finish())
 }
 
-fn header(name: &str, size: u64, mtime: u64) -> io::Result<Header> {
-    let mut h = Header::new_ustar();
-    h.set_path(name)?;
-    h.set_size(size);
-    h.set_mode(MODE);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(mtime);
-    h.set_entry_type(EntryType::Regular);
-    h.set_cksum();
-    Ok(h)
+/// A header for `name` and the data `data` yields (through `dyn`: one copy of the loop in
+/// the binary); how many bytes that was. The caller pads, once it knows they are right.
+fn append(
+    out: &mut dyn Write,
+    name: &str,
+    size: u64,
+    mtime: u64,
+    data: &mut dyn Read,
+) -> io::Result<u64> {
+    let header = ustar::header(name, size, mtime)
+        .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, format!("{name}: {why}")))?;
+    out.write_all(&header)?;
+    io::copy(data, out)
 }
 
-fn append_member<W: Write>(
-    tar: &mut tar::Builder<W>,
+/// Zeros after `size` bytes of data, to the end of their block.
+fn pad(out: &mut dyn Write, size: u64) -> io::Result<()> {
+    out.write_all(&[0; ustar::BLOCK][..ustar::padding(size)])
+}
+
+fn append_member(
+    out: &mut dyn Write,
     m: &Member<'_>,
     listed: &ManifestMember,
     mtime: u64,
 ) -> io::Result<()> {
     let file = File::open(m.path).map_err(|e| at(m.path, e))?;
     let mut data = Hashing::new(file.take(listed.size));
-    tar.append(&header(m.name, listed.size, mtime)?, &mut data)
-        .map_err(|e| at(m.path, e))?;
+    append(out, m.name, listed.size, mtime, &mut data).map_err(|e| at(m.path, e))?;
     let (size, digest) = data.finish();
     if size != listed.size || hex(&digest) != listed.sha256 {
         return Err(io::Error::other(format!(
@@ -450,7 +443,7 @@ fn append_member<W: Write>(
             m.path.display()
         )));
     }
-    Ok(())
+    pad(out, size)
 }
 
 /// Counts and hashes what passes through.
@@ -506,7 +499,7 @@ pub fn verify<R: Read>(input: R, limits: &Limits) -> Result<Manifest, ArchiveErr
     read_into(input, None, limits)
 }
 
-/// What went wrong below the tar crate, which only sees an `io::Error`.
+/// What went wrong below the tar reader, which only sees an `io::Error`.
 #[derive(Default)]
 struct Trouble {
     /// The caller's input failed (not the archive's fault).
@@ -594,16 +587,18 @@ fn read_into<R: Read>(
             trouble: trouble.clone(),
         },
     );
-    let mut tar = tar::Archive::new(Cap {
-        inner: flate2::bufread::GzDecoder::new(&mut src),
-        left: cap,
-        pulled: 0,
-        trouble: trouble.clone(),
-    });
-    let (manifest, ends_at) = read_entries(&mut tar, stage, limits, &fail)?;
-    let mut inflated = tar.into_inner();
-    check_end(&mut inflated, ends_at, &fail)?;
-    drop(inflated);
+    let mut tar = Entries {
+        inflated: Cap {
+            inner: flate2::bufread::GzDecoder::new(&mut src),
+            left: cap,
+            pulled: 0,
+            trouble: trouble.clone(),
+        },
+        next: 0,
+    };
+    let manifest = read_entries(&mut tar, stage, limits, &fail)?;
+    check_end(&mut tar.inflated, tar.next, &fail)?;
+    drop(tar);
     if !src.fill_buf().map_err(&fail)?.is_empty() {
         return Err(invalid(
             "the file has data after the end of the compressed archive",
@@ -612,22 +607,82 @@ fn read_into<R: Read>(
     Ok(manifest)
 }
 
-/// The manifest and every member, staged; returns where the last entry ends in the tar
-/// stream.
+/// The tar stream, entry by entry ([`ustar`] headers).
+struct Entries<R> {
+    inflated: Cap<R>,
+    /// Where the next header is: after the last entry's data and padding.
+    next: u64,
+}
+
+impl<R: Read> Entries<R> {
+    /// The next entry's header (its data follows: [`Entries::data`]), or `None` at an end
+    /// marker or where the stream ends on a block boundary ([`check_end`] tells them apart).
+    fn next(
+        &mut self,
+        fail: &dyn Fn(io::Error) -> ArchiveError,
+    ) -> Result<Option<ustar::Header>, ArchiveError> {
+        // What the last entry's reader left: the rest of its data, its padding.
+        let behind = self.next.saturating_sub(self.inflated.pulled);
+        let skipped = io::copy(&mut (&mut self.inflated).take(behind), &mut io::sink());
+        if skipped.map_err(fail)? != behind {
+            return Err(invalid("the archive is cut short (truncated)"));
+        }
+        let mut block = [0u8; ustar::BLOCK];
+        let got = read_full(&mut self.inflated, &mut block).map_err(fail)?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < block.len() {
+            return Err(invalid(format!(
+                "the archive is damaged (its tar stream ends {got} bytes into a header)"
+            )));
+        }
+        match ustar::parse(&block) {
+            Ok(ustar::Block::End) => Ok(None),
+            Ok(ustar::Block::Entry(h)) => {
+                let padded = h.size.saturating_add(ustar::padding(h.size) as u64);
+                self.next = self.inflated.pulled.saturating_add(padded);
+                Ok(Some(h))
+            }
+            Err(bad) => Err(invalid(format!("the archive is damaged ({bad})"))),
+        }
+    }
+
+    /// The data of the entry whose header [`Entries::next`] just gave, at most `size`
+    /// bytes (fewer when the stream is cut short).
+    fn data(&mut self, size: u64) -> io::Take<&mut Cap<R>> {
+        (&mut self.inflated).take(size)
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; how many bytes that was.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// The manifest and every member, staged.
 fn read_entries<R: Read>(
-    tar: &mut tar::Archive<R>,
+    tar: &mut Entries<R>,
     stage: Option<&Path>,
     limits: &Limits,
     fail: &dyn Fn(io::Error) -> ArchiveError,
-) -> Result<(Manifest, u64), ArchiveError> {
-    let mut entries = tar.entries().map_err(fail)?.raw(true);
-    let Some(first) = entries.next() else {
+) -> Result<Manifest, ArchiveError> {
+    let Some(first) = tar.next(fail)? else {
         return Err(invalid("the archive is empty: it is not a backup"));
     };
-    let (manifest, mut ends_at) = read_manifest(first.map_err(fail)?, limits, fail)?;
+    let manifest = read_manifest(tar, first, limits, fail)?;
     let mut seen = HashSet::new();
-    for entry in entries {
-        ends_at = stage_member(entry.map_err(fail)?, &manifest, &mut seen, stage, fail)?;
+    while let Some(header) = tar.next(fail)? {
+        stage_member(tar, header, &manifest, &mut seen, stage, fail)?;
     }
     if let Some(missing) = manifest
         .members
@@ -639,60 +694,53 @@ fn read_entries<R: Read>(
             missing.name
         )));
     }
-    Ok((manifest, ends_at))
-}
-
-/// Where the data of `entry` ends, padded to a block.
-fn entry_end<R: Read>(entry: &tar::Entry<'_, R>) -> u64 {
-    let padded = entry.size().div_ceil(BLOCK).saturating_mul(BLOCK);
-    entry.raw_file_position().saturating_add(padded)
+    Ok(manifest)
 }
 
 fn read_manifest<R: Read>(
-    mut entry: tar::Entry<'_, R>,
+    tar: &mut Entries<R>,
+    header: ustar::Header,
     limits: &Limits,
     fail: &dyn Fn(io::Error) -> ArchiveError,
-) -> Result<(Manifest, u64), ArchiveError> {
-    if let Some(what) = not_regular(entry.header().entry_type()) {
+) -> Result<Manifest, ArchiveError> {
+    if let Some(what) = ustar::not_regular(header.kind) {
         return Err(invalid(format!(
             "the archive's first member, {}, is {what}: it is not a backup made by ipv6wgm",
-            shown(&entry.path_bytes())
+            shown(&header.name)
         )));
     }
-    if entry.path_bytes().as_ref() != MANIFEST.as_bytes() {
+    if header.name != MANIFEST.as_bytes() {
         return Err(invalid(format!(
             "the archive begins with {}, not {MANIFEST}: it is not a backup made by ipv6wgm",
-            shown(&entry.path_bytes())
+            shown(&header.name)
         )));
     }
-    if entry.size() > MANIFEST_MAX {
+    if header.size > MANIFEST_MAX {
         return Err(invalid(format!(
             "{MANIFEST} is larger than {} and cannot be one",
             amount(MANIFEST_MAX)
         )));
     }
     let mut json = Vec::new();
-    (&mut entry)
-        .take(MANIFEST_MAX)
-        .read_to_end(&mut json)
-        .map_err(fail)?;
-    if json.len() as u64 != entry.size() {
+    tar.data(header.size).read_to_end(&mut json).map_err(fail)?;
+    if json.len() as u64 != header.size {
         return Err(invalid("the archive is cut short (truncated)"));
     }
     let manifest: Manifest = serde_json::from_slice(&json)
         .map_err(|e| invalid(format!("{MANIFEST} is not a valid manifest: {e}")))?;
     manifest.check(limits).map_err(ArchiveError::Invalid)?;
-    Ok((manifest, entry_end(&entry)))
+    Ok(manifest)
 }
 
 fn stage_member<R: Read>(
-    mut entry: tar::Entry<'_, R>,
+    tar: &mut Entries<R>,
+    header: ustar::Header,
     manifest: &Manifest,
     seen: &mut HashSet<&'static str>,
     stage: Option<&Path>,
     fail: &dyn Fn(io::Error) -> ArchiveError,
-) -> Result<u64, ArchiveError> {
-    let name = admit(entry.header().entry_type(), &entry.path_bytes()).map_err(invalid)?;
+) -> Result<(), ArchiveError> {
+    let name = admit(header.kind, &header.name).map_err(invalid)?;
     let Some(listed) = manifest.member(name) else {
         return Err(invalid(format!(
             "member {name}: not listed in the manifest"
@@ -703,15 +751,15 @@ fn stage_member<R: Read>(
             "member {name}: appears twice in the archive"
         )));
     }
-    if entry.size() != listed.size {
+    if header.size != listed.size {
         return Err(invalid(format!(
             "member {name}: {} in the archive, but the manifest says {}",
-            amount(entry.size()),
+            amount(header.size),
             amount(listed.size)
         )));
     }
     let to = stage.map(|s| s.join(name));
-    let (size, digest) = copy_new(&mut entry, to.as_deref(), fail)?;
+    let (size, digest) = copy_new(&mut tar.data(header.size), to.as_deref(), fail)?;
     if size != listed.size {
         return Err(invalid("the archive is cut short (truncated)"));
     }
@@ -720,7 +768,7 @@ fn stage_member<R: Read>(
             "member {name}: its SHA-256 does not match the manifest (the file is damaged or was altered)"
         )));
     }
-    Ok(entry_end(&entry))
+    Ok(())
 }
 
 /// Copies `from` into the new file `path` (its directory made 0700 if missing), or
@@ -770,8 +818,8 @@ fn create_new(path: &Path) -> Result<File, ArchiveError> {
         .map_err(|e| ArchiveError::Io(at(path, e)))
 }
 
-/// After the last entry: the end marker (one zero block already read by the tar crate, or
-/// none: cut short), zero padding only, then the end of the inflated stream.
+/// After the last entry: the end marker (one zero block already read by [`Entries::next`],
+/// or none: cut short), zero padding only, then the end of the inflated stream.
 fn check_end<R: Read>(
     inflated: &mut Cap<R>,
     ends_at: u64,
@@ -810,8 +858,10 @@ fn check_end<R: Read>(
 mod tests {
     use super::*;
     use flate2::write::GzEncoder;
+    // The hostile archives are made with an independent writer, the `tar` crate.
     use std::os::unix::fs::PermissionsExt;
     use std::path::PathBuf;
+    use tar::{EntryType, Header};
 
     const T0: i64 = 1_764_720_000; // 2025-12-03T00:00:00Z
 
@@ -1599,6 +1649,86 @@ mod tests {
         let e = read(archive.as_slice(), &stage, &Limits::default()).expect_err("exists");
         assert!(matches!(e, ArchiveError::Io(ref io) if io.kind() == io::ErrorKind::AlreadyExists));
         assert_eq!(fs::read(stage.join("mine")).expect("kept"), b"keep");
+    }
+
+    /// Runs `cmd` and returns its stdout; it must succeed and say nothing on stderr (a
+    /// warning of tar's about the archive fails the test).
+    fn run(cmd: &mut std::process::Command) -> String {
+        let out = cmd.output().expect("run (GNU tar and python3 are needed)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{cmd:?}: {stderr}"
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    #[test]
+    fn reads_with_gnu_tar_and_python() {
+        let items = full_items();
+        let (archive, written) = archive_of(Kind::Full, &items);
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("backup.tar.gz");
+        fs::write(&path, &archive).expect("write");
+
+        let listing = run(std::process::Command::new("tar")
+            .args(["--numeric-owner", "--utc", "-tzvf"])
+            .arg(&path));
+        let lines: Vec<&str> = listing.lines().collect();
+        assert_eq!(lines.len(), 4, "{listing}");
+        let names = [MANIFEST, DATABASE, CONFIG, JWT_KEY];
+        let sizes = std::iter::once(serde_json::to_vec_pretty(&written).expect("json").len())
+            .chain(items.iter().map(|(_, d)| d.len()));
+        for ((line, name), size) in lines.iter().zip(names).zip(sizes) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(
+                fields,
+                [
+                    "-rw-------",
+                    "0/0",
+                    &size.to_string(),
+                    "2025-12-03",
+                    "00:00",
+                    name
+                ],
+                "{line}"
+            );
+        }
+        // Extracted by GNU tar: the same bytes.
+        let out = dir.path().join("x");
+        fs::create_dir(&out).expect("mkdir");
+        run(std::process::Command::new("tar")
+            .arg("-xzf")
+            .arg(&path)
+            .arg("-C")
+            .arg(&out));
+        for (name, data) in &items {
+            assert_eq!(
+                &fs::read(out.join(name)).expect("extracted"),
+                data,
+                "{name}"
+            );
+        }
+
+        // Python's tarfile checks every header's checksum and reads the format it is in.
+        let script = "import sys, tarfile\n\
+            t = tarfile.open(sys.argv[1], 'r:gz')\n\
+            for m in t.getmembers():\n\
+            \x20   data = t.extractfile(m).read()\n\
+            \x20   assert len(data) == m.size\n\
+            \x20   print(m.name, m.size, oct(m.mode), m.uid, m.gid, repr(m.uname), m.mtime, m.isreg())\n";
+        let listing = run(std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(&path));
+        let expected: Vec<String> = lines
+            .iter()
+            .zip(names)
+            .map(|(line, name)| {
+                let size = line.split_whitespace().nth(2).unwrap_or_default();
+                format!("{name} {size} 0o600 0 0 '' {T0} True")
+            })
+            .collect();
+        assert_eq!(listing.lines().collect::<Vec<_>>(), expected);
     }
 
     #[test]

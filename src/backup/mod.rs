@@ -21,9 +21,13 @@
 //! - [`archive`]: writing an archive, and reading one back into a staging directory with
 //!   every check (manifest first, names from the table above only — `archive::MEMBERS`,
 //!   the same allowlist as a const — regular files only, size and count caps, every
-//!   checksum, nothing after the end) — never the tar crate's `unpack`. Members are staged
-//!   under their own names (`<stage>/database/ipv6wgm.db`); a bad archive is
+//!   checksum, nothing after the end) — nothing is ever unpacked by a tar program. Members
+//!   are staged under their own names (`<stage>/database/ipv6wgm.db`); a bad archive is
 //!   `ArchiveError::Invalid` (a 422), a failing disk or input stream `ArchiveError::Io`.
+//! - [`ustar`]: the tar headers of an archive, written and parsed (pure): the ustar subset
+//!   a backup needs (regular files, short names), checksum verified, octal sizes only; every
+//!   other entry type is named for `archive` to refuse. Ours, not the `tar` crate (a
+//!   dev-dependency: the tests craft hostile archives with it), to save mipsel bytes.
 //! - [`crypt`]: the age v1 format with one scrypt (passphrase) stanza, streamed in 64 KiB
 //!   chunks; `age -d` reads what it writes and `age -p` files restore (work factor: see there).
 //! - [`schedule`]: when scheduled backups are due (pure, time as a parameter; times of day
@@ -83,6 +87,7 @@ pub mod runner;
 pub mod schedule;
 pub mod schedules;
 pub mod upload;
+pub mod ustar;
 
 pub use catalog::{Entry, Kind, RestoreRecord, Status};
 pub use error::{Error, Result};
