@@ -216,6 +216,9 @@ fn list_stats_roles_validation_and_delete() {
         None,
     );
     assert_eq!(r.status, 200, "{}", r.body);
+    // An event (process log, log store, WebSocket `logs` channel) besides the audit entry.
+    let said = format!("backup.deleted: backup {one} (");
+    assert!(s.stderr_text().contains(&said), "no {said:?} in the log");
     s.get(&format!("/backup/backups/{one}"), Some(&a))
         .assert_error(404, "RESOURCE_NOT_FOUND");
     s.get(&format!("/backup/backups/{one}/download"), Some(&a))

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::backup::{backup, restore, sha256_hex};
+use common::backup::{backup, backup_event, restore, sha256_hex};
 use common::fixtures::{id_of, run_bin};
 use common::{Opts, Server, ADMIN_PW};
 use serde_json::{json, Value};
@@ -868,21 +868,6 @@ fn a_backup_killed_before_its_archive_is_in_place_is_listed_failed() {
 
 // ---------------------------------------------------------------------------------------
 // Events
-
-/// The next `log_entry` of module `backup` on `w` whose action is `action`.
-fn backup_event(w: &mut common::fixtures::Ws, action: &str) -> Value {
-    for _ in 0..200 {
-        let m = match w.read().expect("read") {
-            tungstenite::Message::Text(t) => serde_json::from_str::<Value>(&t).expect("json"),
-            tungstenite::Message::Close(f) => panic!("closed: {f:?}"),
-            _ => continue,
-        };
-        if m["type"] == "log_entry" && m["data"]["action"] == action {
-            return m["data"].clone();
-        }
-    }
-    panic!("no {action} event");
-}
 
 #[test]
 fn every_outcome_is_an_event_on_the_logs_channel_and_in_the_log() {

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::backup::backup_event;
 use common::fixtures::{id_of, wait_for};
 use common::{Opts, Server, ADMIN_PW};
 use serde_json::{json, Value};
@@ -363,13 +364,39 @@ fn retention_by_count_and_by_age_deletes_archives_when_the_next_backup_finishes(
     assert_eq!(r.data()["backup_retention"], json!({"keep_last": 2}));
     // Applied when a backup finishes, not when the setting changes.
     assert_eq!(ids(&s, &a).len(), 3);
+    let mut w = s
+        .ws(&format!("/ws/connect?token={a}"))
+        .unwrap_or_else(|status| panic!("handshake refused: {status}"));
+    w.send(tungstenite::Message::text(
+        r#"{"type":"subscribe","channel":"logs"}"#,
+    ))
+    .expect("send");
     let b4 = backup(&s, &a, "four", "database");
     assert_eq!(ids(&s, &a), [id_of(&b4), id_of(&b3)]);
     for gone in [&b1, &b2] {
         let f = backup_dir(&s).join(gone["file_path"].as_str().expect("file"));
         assert!(!f.exists(), "{} left", f.display());
+        // Each removal is an event (log store and the WebSocket `logs` channel), oldest first.
+        let e = backup_event(&mut w, "backup.pruned");
+        assert_eq!(
+            e["target"],
+            format!("backup/backups/{}", id_of(gone)),
+            "{e}"
+        );
     }
     assert!(s.stderr_text().contains("removed by retention"));
+    let logs = s.read("/logs?module=backup&size=100", &a);
+    let pruned = logs
+        .as_object()
+        .and_then(|o| o.values().find_map(Value::as_array))
+        .or(logs.as_array())
+        .map_or(0, |items| {
+            items
+                .iter()
+                .filter(|l| l["action"] == "backup.pruned")
+                .count()
+        });
+    assert_eq!(pruned, 2, "{logs}");
 
     // By age: backup 3 was made 40 days ago (its entry says so: the directory is the
     // catalogue), so 30 days removes it once the next backup finishes.

@@ -73,6 +73,11 @@
 //!
 //! One backup or restore runs at a time. A backup or restore interrupted by a crash is marked
 //! failed at the next start ([`catalog::Catalog::recover`], [`Service::note_recovered`]).
+//!
+//! Events of module `backup` (process log, log store, WebSocket `logs` channel; requests are
+//! audited besides): `backup.completed`, `backup.failed`, `backup.deleted` (through the API),
+//! `backup.pruned` (by retention or the size cap), `restore.completed`, `restore.failed`,
+//! `restore.interrupted`.
 
 pub mod archive;
 pub mod catalog;
@@ -517,14 +522,25 @@ impl Service {
         // Retention first, in the same trip off the async workers as the record (one
         // blocking task type fewer in the binary): see `pruning::enforce`.
         let (c, done, policy) = (self.catalog.clone(), e.clone(), self.policy.current());
-        if blocking(move || {
-            pruning::enforce(&c, policy.as_ref(), &done);
-            c.put(&done)
+        let pruned = match blocking(move || {
+            let pruned = pruning::enforce(&c, policy.as_ref(), &done);
+            c.put(&done).map(|()| pruned)
         })
         .await
-        .is_err()
         {
-            log::error!("backup: cannot record the outcome");
+            Ok(pruned) => pruned,
+            Err(_) => {
+                log::error!("backup: cannot record the outcome");
+                Vec::new()
+            }
+        };
+        for id in pruned {
+            self.event(
+                "INFO",
+                "backup.pruned",
+                format!("backup {id} removed by retention (backup_retention or the size cap)"),
+                format!("backup/backups/{id}"),
+            );
         }
         let target = format!("backup/backups/{}", e.id);
         match &e.error {
@@ -589,8 +605,14 @@ impl Service {
                 "this backup is still being written; delete it when it is done".into(),
             ));
         }
-        let c = self.catalog.clone();
+        let (c, name) = (self.catalog.clone(), e.name.clone());
         blocking(move || c.remove(&e)).await?;
+        self.event(
+            "INFO",
+            "backup.deleted",
+            format!("backup {id} ({name}) deleted"),
+            format!("backup/backups/{id}"),
+        );
         latest::refresh(self.catalog.clone()).await;
         Ok(())
     }

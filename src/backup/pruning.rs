@@ -50,11 +50,14 @@ impl Service {
 /// thread, just before the job's outcome is recorded): `done` is the job's backup in its
 /// final state — pruning before the record means a client that sees the backup finished
 /// also sees what retention removed. `done` itself is never removed. No policy (the CLI):
-/// nothing is pruned.
-pub(super) fn enforce(c: &Catalog, policy: Option<&Policy>, done: &Entry) {
-    if let Some(policy) = policy {
+/// nothing is pruned. The ids removed, oldest first.
+pub(super) fn enforce(c: &Catalog, policy: Option<&Policy>, done: &Entry) -> Vec<i64> {
+    match policy {
         // Failures are logged where they happen; the backup itself is done either way.
-        let _ = prune_catalog(c, policy, crate::time::now(), Some(done));
+        Some(policy) => {
+            prune_catalog(c, policy, crate::time::now(), Some(done)).unwrap_or_default()
+        }
+        None => Vec::new(),
     }
 }
 

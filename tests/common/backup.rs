@@ -53,3 +53,18 @@ pub fn restore(s: &Server, token: &str, id: i64, body: Value) -> Value {
         (v["status"] != "running").then_some(v)
     })
 }
+
+/// The next `log_entry` of module `backup` on `w` whose action is `action`.
+pub fn backup_event(w: &mut super::fixtures::Ws, action: &str) -> Value {
+    for _ in 0..200 {
+        let m = match w.read().expect("read") {
+            tungstenite::Message::Text(t) => serde_json::from_str::<Value>(&t).expect("json"),
+            tungstenite::Message::Close(f) => panic!("closed: {f:?}"),
+            _ => continue,
+        };
+        if m["type"] == "log_entry" && m["data"]["action"] == action {
+            return m["data"].clone();
+        }
+    }
+    panic!("no {action} event");
+}
