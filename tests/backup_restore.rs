@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::backup::{backup, backup_event, restore, sha256_hex};
+use common::backup::{backup, backup_event, logs_channel, restore, sha256_hex};
 use common::fixtures::{id_of, run_bin};
 use common::{Opts, Server, ADMIN_PW};
 use serde_json::{json, Value};
@@ -872,13 +872,7 @@ fn a_backup_killed_before_its_archive_is_in_place_is_listed_failed() {
 #[test]
 fn every_outcome_is_an_event_on_the_logs_channel_and_in_the_log() {
     let (s, a) = Server::with_admin();
-    let mut w = s
-        .ws(&format!("/ws/connect?token={a}"))
-        .unwrap_or_else(|status| panic!("handshake refused: {status}"));
-    w.send(tungstenite::Message::text(
-        r#"{"type":"subscribe","channel":"logs"}"#,
-    ))
-    .expect("send");
+    let mut w = logs_channel(&s, &a);
     let b = backup(&s, &a, "watched");
     let e = backup_event(&mut w, "backup.completed");
     assert_eq!(e["module"], "backup", "{e}");

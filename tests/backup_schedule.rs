@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::backup::backup_event;
+use common::backup::{backup_event, logs_channel};
 use common::fixtures::{id_of, wait_for};
 use common::{Opts, Server, ADMIN_PW};
 use serde_json::{json, Value};
@@ -364,13 +364,7 @@ fn retention_by_count_and_by_age_deletes_archives_when_the_next_backup_finishes(
     assert_eq!(r.data()["backup_retention"], json!({"keep_last": 2}));
     // Applied when a backup finishes, not when the setting changes.
     assert_eq!(ids(&s, &a).len(), 3);
-    let mut w = s
-        .ws(&format!("/ws/connect?token={a}"))
-        .unwrap_or_else(|status| panic!("handshake refused: {status}"));
-    w.send(tungstenite::Message::text(
-        r#"{"type":"subscribe","channel":"logs"}"#,
-    ))
-    .expect("send");
+    let mut w = logs_channel(&s, &a);
     let b4 = backup(&s, &a, "four", "database");
     assert_eq!(ids(&s, &a), [id_of(&b4), id_of(&b3)]);
     for gone in [&b1, &b2] {

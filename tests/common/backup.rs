@@ -54,6 +54,18 @@ pub fn restore(s: &Server, token: &str, id: i64, body: Value) -> Value {
     })
 }
 
+/// A WebSocket of `token`'s user subscribed to the `logs` channel.
+pub fn logs_channel(s: &Server, token: &str) -> super::fixtures::Ws {
+    let mut w = s
+        .ws(&format!("/ws/connect?token={token}"))
+        .unwrap_or_else(|status| panic!("handshake refused: {status}"));
+    w.send(tungstenite::Message::text(
+        r#"{"type":"subscribe","channel":"logs"}"#,
+    ))
+    .expect("send");
+    w
+}
+
 /// The next `log_entry` of module `backup` on `w` whose action is `action`.
 pub fn backup_event(w: &mut super::fixtures::Ws, action: &str) -> Value {
     for _ in 0..200 {
