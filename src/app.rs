@@ -159,7 +159,7 @@ impl App {
         )
         .and_then(|b| b.configure(&config.backup))?
         .with_automation(
-            config.backup_schedules()?,
+            crate::backup::schedule::from_config(&config.backup)?,
             crate::backup::pruning::PolicySource::new(
                 system.runtime().subscribe(),
                 config.backup.max_size_mb,

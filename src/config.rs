@@ -49,12 +49,12 @@ pub struct BackupConfig {
     pub dir: Option<PathBuf>,
     /// The starting value of `backup_retention` (`/system/config` changes it live): a bare
     /// number is days, or `{ keep_last = N, max_age_days = D }` (`backup::schedule::retention`).
-    pub retention: crate::backup::schedule::retention::Retention,
+    pub retention: crate::input::retention::Retention,
     /// Cap on the total size of the backups, in MiB (oldest removed first, never the newest
     /// completed one); 0 = no cap.
     pub max_size_mb: u64,
     /// Scheduled backups (`[[backup.schedules]]`, `backup::schedule`); read-only through the API.
-    pub schedules: Vec<crate::backup::schedule::ScheduleInput>,
+    pub schedules: Vec<crate::input::ScheduleInput>,
     /// A file holding the passphrase that encrypts every backup made without one of its
     /// own (request, schedule, pre-restore); read once at start-up. Unset: such backups
     /// are not encrypted.
@@ -495,20 +495,15 @@ impl Config {
         Ok(())
     }
 
-    /// `[backup]`: the size cap's bound and the schedules (each checked, names unique).
+    /// `[backup]`: the size cap's bound. The schedules are checked by the backup service
+    /// when it starts (`backup::schedule::from_config`: the rules are its own).
     fn validate_backup(&self) -> Result<(), String> {
         if self.backup.max_size_mb > BACKUP_MAX_SIZE_MB {
             return Err(format!(
                 "backup.max_size_mb must be between 0 (no cap) and {BACKUP_MAX_SIZE_MB}"
             ));
         }
-        self.backup_schedules().map(|_| ())
-    }
-
-    /// The configuration's backup schedules, validated.
-    pub fn backup_schedules(&self) -> Result<Vec<crate::backup::schedule::Schedule>, String> {
-        crate::backup::schedule::validate_all(self.backup.schedules.clone())
-            .map_err(|e| format!("backup.{}: {}", e.field, e.message))
+        Ok(())
     }
 
     /// Where high-churn files go (see `log_dir`).
@@ -646,13 +641,9 @@ mod tests {
         )
         .expect("parses");
         cfg.validate().expect("valid");
-        assert_eq!(cfg.backup_schedules().expect("valid").len(), 1);
+        assert_eq!(cfg.backup.schedules.len(), 1);
         assert_eq!(cfg.backup.retention.keep_last, Some(5));
         assert_eq!(cfg.needs_restart(&Config::default()), ["backup"]);
-        let bad = Config::parse("[[backup.schedules]]\nname = \"n\"\nfrequency = \"monthly\"")
-            .expect("parses");
-        let e = bad.validate().unwrap_err();
-        assert!(e.contains("backup.schedules[0].frequency"), "{e}");
         let e =
             Config::parse("[[backup.schedules]]\nname = \"n\"\nfrequncy = \"daily\"").unwrap_err();
         assert!(e.contains("frequncy"), "{e}");

@@ -2,7 +2,9 @@
 //! "absent vs `null`" convention of PATCH-style bodies. The API layer fills them from query
 //! strings and JSON (`api::query`, `api::request`); domains only read them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+pub mod retention;
 
 /// `page` (≥ 1, default 1) and `size` (1–100, default 20) of a list request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,4 +56,18 @@ where
 /// say what is wrong but not where (no line/column).
 pub fn from_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
     serde_json::from_slice::<serde_json::Value>(bytes).and_then(serde_json::from_value)
+}
+
+/// A backup schedule as the API body or a `[[backup.schedules]]` table of the configuration
+/// gives it (`backup::schedule` reads it into a schedule). Every field is optional here so
+/// one type serves create and change.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleInput {
+    pub name: Option<String>,
+    pub frequency: Option<String>,
+    pub at: Option<String>,
+    pub weekday: Option<String>,
+    pub backup_type: Option<String>,
+    pub enabled: Option<bool>,
 }

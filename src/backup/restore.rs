@@ -244,7 +244,11 @@ fn fill(plan: &mut Plan, stage: &Path, to: &Targets, keep_local: bool) -> Result
         let text = std::fs::read(staged(archive::CONFIG)).map_err(|e| io("reading config", e))?;
         let parsed = std::str::from_utf8(&text)
             .map_err(|e| e.to_string())
-            .and_then(|t| crate::config::Config::parse(t)?.validate());
+            .and_then(|t| {
+                let c = crate::config::Config::parse(t)?;
+                c.validate()?;
+                super::schedule::from_config(&c.backup).map(|_| ())
+            });
         if let Err(why) = parsed {
             return Err(refuse(format!(
                 "{}: not a configuration this version reads: {why}",

@@ -55,7 +55,7 @@
 
 use super::catalog::Kind;
 use crate::error::Invalid;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 pub mod retention;
 
@@ -243,18 +243,7 @@ impl Serialize for Schedule {
     }
 }
 
-/// A schedule as the API body or a `[[backup.schedules]]` table gives it (see the module
-/// doc). Every field is optional here so one type serves create and change.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleInput {
-    pub name: Option<String>,
-    pub frequency: Option<String>,
-    pub at: Option<String>,
-    pub weekday: Option<String>,
-    pub backup_type: Option<String>,
-    pub enabled: Option<bool>,
-}
+pub use crate::input::ScheduleInput;
 
 impl ScheduleInput {
     /// A new schedule: `name` and `frequency` required, the rest defaulted.
@@ -305,6 +294,12 @@ impl ScheduleInput {
             enabled: self.enabled.unwrap_or(current.enabled),
         })
     }
+}
+
+/// The schedules of the configuration's `[[backup.schedules]]`, validated; an error names
+/// the key (`backup.schedules[1].at: …`).
+pub fn from_config(c: &crate::config::BackupConfig) -> Result<Vec<Schedule>, String> {
+    validate_all(c.schedules.clone()).map_err(|e| format!("backup.{}: {}", e.field, e.message))
 }
 
 /// The schedules of the configuration file: each created, names unique (ignoring case), at
@@ -876,7 +871,7 @@ mod tests {
 
     #[test]
     fn config_schedules_from_toml() {
-        #[derive(Deserialize)]
+        #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Backup {
             retention: Retention,
@@ -928,5 +923,20 @@ mod tests {
         );
         assert!(unique_name(&existing, "B", Some("a")).is_err());
         assert!(unique_name(&existing, "c", None).is_ok());
+    }
+
+    #[test]
+    fn the_configuration_s_schedules_are_checked_naming_their_key() {
+        let c = crate::config::Config::parse(
+            "[[backup.schedules]]\nname = \"n\"\nfrequency = \"daily\"\nat = \"03:30\"",
+        )
+        .expect("parses");
+        assert_eq!(from_config(&c.backup).expect("valid").len(), 1);
+        let bad = crate::config::Config::parse(
+            "[[backup.schedules]]\nname = \"n\"\nfrequency = \"monthly\"",
+        )
+        .expect("parses");
+        let e = from_config(&bad.backup).unwrap_err();
+        assert!(e.starts_with("backup.schedules[0].frequency"), "{e}");
     }
 }
